@@ -1,0 +1,105 @@
+"""How many threads pyxconv's kernels use.
+
+The kernels are OpenMP loops. By default they use ``omp_get_max_threads()``,
+which honours ``OMP_NUM_THREADS`` and limits set with threadpoolctl
+(``threadpool_limits(n, user_api="openmp")``). :func:`set_num_threads`
+overrides that for pyxconv alone, and :func:`num_threads` does so for a block.
+
+The matrix products go to the BLAS that NumPy ships, which has its own
+thread pool; pyxconv's OpenMP loops and the BLAS calls run one after the
+other, never at the same time, so the two pools do not compete for cores.
+"""
+import contextlib
+import operator
+import threading
+
+from pyxconv._kernels import _openmp_helpers
+
+_state = threading.local()
+_global_override = None
+
+
+def _check_thread_count(n):
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n_threads must be an integer, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n}")
+    return n
+
+
+def get_num_threads():
+    """Number of threads the kernels will use in this Python thread.
+
+    Returns
+    -------
+    int
+        The value of the innermost :func:`num_threads` block, else the value
+        given to :func:`set_num_threads`, else ``omp_get_max_threads()``
+        (``OMP_NUM_THREADS``, threadpoolctl limits, or the core count). Always
+        1 when pyxconv was built without OpenMP.
+
+    Examples
+    --------
+    >>> import pyxconv
+    >>> with pyxconv.num_threads(1):
+    ...     pyxconv.get_num_threads()
+    1
+    """
+    if not _openmp_helpers.openmp_enabled():
+        return 1
+    local = getattr(_state, "override", None)
+    if local is not None:
+        return local
+    if _global_override is not None:
+        return _global_override
+    return max(1, _openmp_helpers.omp_max_threads())
+
+
+def set_num_threads(n):
+    """Set the number of threads of pyxconv's kernels, for every Python thread.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of threads, >= 1. ``None`` goes back to the default
+        (``OMP_NUM_THREADS`` or the core count).
+
+    Raises
+    ------
+    ValueError
+        If ``n < 1``.
+    TypeError
+        If ``n`` is not an integer.
+    """
+    global _global_override
+    _global_override = None if n is None else _check_thread_count(n)
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """Context manager: use ``n`` threads inside the block, in this Python thread.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, >= 1.
+
+    Examples
+    --------
+    >>> import numpy as np, pyxconv
+    >>> from pyxconv.functional import conv2d
+    >>> x = np.ones((1, 1, 4, 4)); w = np.ones((1, 1, 3, 3))
+    >>> with pyxconv.num_threads(1):
+    ...     conv2d(x, w)[0, 0]
+    array([[9., 9.],
+           [9., 9.]])
+    """
+    n = _check_thread_count(n)
+    previous = getattr(_state, "override", None)
+    _state.override = n
+    try:
+        yield n
+    finally:
+        _state.override = previous
