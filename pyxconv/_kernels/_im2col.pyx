@@ -1,0 +1,169 @@
+"""im2col and col2im for 1-, 2- and 3-D convolution.
+
+Design
+------
+One 3-D kernel serves every dimensionality: a 1-D input is viewed as
+(N, C, 1, 1, W) and a 2-D input as (N, C, 1, H, W), which costs nothing.
+
+The column matrix has one row per (channel, kernel offset) pair,
+``row = c * KD*KH*KW + (a * KH + b) * KW + e``, and one column per output
+position of each sample in the chunk. Where a column lives in the flat
+buffer ``cols`` is set by two strides chosen by the caller:
+
+    cols[(n - n_start) * sample_stride + row * row_stride + r_local * OW + ow]
+
+with ``r_local`` the output row (od, oh) counted from ``row_start``. This
+lets the Python layer choose the GEMM layout by measurement:
+``(K, nb*L)`` (one large GEMM for the chunk) or ``(nb, K, L)`` (one GEMM a
+sample) without a second kernel.
+
+Chunks: a call fills samples ``[n_start, n_start + n_count)`` and output rows
+``[row_start, row_start + row_count)`` only, so large inputs are processed in
+pieces whose buffer stays under the workspace cap.
+
+Parallelism: both directions loop over independent (sample, channel) tasks.
+im2col writes disjoint rows of ``cols``; col2im adds into the disjoint input
+plane of its own (sample, channel), in a fixed order, so its result does not
+depend on the thread count, bit for bit.
+
+The callers guarantee: arrays C-contiguous, every size >= 1, strides and
+dilations >= 1, paddings >= 0, and ``cols`` large enough for the strides.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+
+cdef inline Py_ssize_t _first_valid(Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:
+    """Smallest o >= 0 with o * stride + offset >= 0."""
+    if offset >= 0:
+        return 0
+    return (-offset + stride - 1) // stride
+
+
+cdef inline Py_ssize_t _end_valid(Py_ssize_t offset, Py_ssize_t stride,
+                                  Py_ssize_t size, Py_ssize_t n_out) noexcept nogil:
+    """One past the largest o < n_out with o * stride + offset < size."""
+    cdef Py_ssize_t last = size - 1 - offset
+    if last < 0:
+        return 0
+    last = last // stride + 1
+    return last if last < n_out else n_out
+
+
+cdef inline void _copy_row(const floating* src, floating* dst, Py_ssize_t n_out,
+                           Py_ssize_t stride, Py_ssize_t offset,
+                           Py_ssize_t size) noexcept nogil:
+    """dst[o] = src[o * stride + offset], zero where that index is outside [0, size)."""
+    cdef Py_ssize_t o
+    cdef Py_ssize_t lo = _first_valid(offset, stride)
+    cdef Py_ssize_t hi = _end_valid(offset, stride, size, n_out)
+    if hi < lo:
+        hi = lo
+    for o in range(lo):
+        dst[o] = 0
+    if stride == 1:
+        for o in range(lo, hi):
+            dst[o] = src[o + offset]
+    else:
+        for o in range(lo, hi):
+            dst[o] = src[o * stride + offset]
+    for o in range(hi, n_out):
+        dst[o] = 0
+
+
+cdef inline void _add_row(const floating* src, floating* dst, Py_ssize_t n_out,
+                          Py_ssize_t stride, Py_ssize_t offset,
+                          Py_ssize_t size) noexcept nogil:
+    """dst[o * stride + offset] += src[o] wherever that index is inside [0, size)."""
+    cdef Py_ssize_t o
+    cdef Py_ssize_t lo = _first_valid(offset, stride)
+    cdef Py_ssize_t hi = _end_valid(offset, stride, size, n_out)
+    if stride == 1:
+        for o in range(lo, hi):
+            dst[o + offset] += src[o]
+    else:
+        for o in range(lo, hi):
+            dst[o * stride + offset] += src[o]
+
+
+def im2col(const floating[:, :, :, :, ::1] x, floating[::1] cols,
+           Py_ssize_t sample_stride, Py_ssize_t row_stride,
+           Py_ssize_t n_start, Py_ssize_t n_count,
+           Py_ssize_t row_start, Py_ssize_t row_count,
+           Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+           Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+           Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+           Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+           Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+           int n_threads):
+    """Unfold x of shape (N, C, D, H, W) into ``cols`` (see the module notes)."""
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
+    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
+    cdef Py_ssize_t task, n, c, a, b, e, r, od, oh, id_, ih, row
+    cdef const floating* plane
+    cdef floating* dst
+    cdef Py_ssize_t o
+    for task in prange(n_count * channels, nogil=True, schedule="static",
+                       num_threads=n_threads):
+        n = task // channels
+        c = task - n * channels
+        plane = &x[n_start + n, c, 0, 0, 0]
+        for a in range(k_d):
+            for b in range(k_h):
+                for e in range(k_w):
+                    row = c * kernel_volume + (a * k_h + b) * k_w + e
+                    for r in range(row_count):
+                        od = (row_start + r) // out_h
+                        oh = (row_start + r) - od * out_h
+                        dst = &cols[n * sample_stride + row * row_stride + r * out_w]
+                        id_ = od * stride_d - pad_d + a * dil_d
+                        ih = oh * stride_h - pad_h + b * dil_h
+                        if id_ < 0 or id_ >= in_d or ih < 0 or ih >= in_h:
+                            for o in range(out_w):
+                                dst[o] = 0
+                        else:
+                            _copy_row(plane + (id_ * in_h + ih) * in_w, dst, out_w,
+                                      stride_w, e * dil_w - pad_w, in_w)
+
+
+def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
+           Py_ssize_t sample_stride, Py_ssize_t row_stride,
+           Py_ssize_t n_start, Py_ssize_t n_count,
+           Py_ssize_t row_start, Py_ssize_t row_count,
+           Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+           Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+           Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+           Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+           Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+           int n_threads):
+    """Fold ``cols`` back, adding into grad_x of shape (N, C, D, H, W).
+
+    The adjoint of :func:`im2col` for the same arguments. grad_x is added to,
+    not overwritten, so chunks over output rows accumulate.
+    """
+    cdef Py_ssize_t channels = grad_x.shape[1]
+    cdef Py_ssize_t in_d = grad_x.shape[2], in_h = grad_x.shape[3], in_w = grad_x.shape[4]
+    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
+    cdef Py_ssize_t task, n, c, a, b, e, r, od, oh, id_, ih, row
+    cdef floating* plane
+    cdef const floating* src
+    for task in prange(n_count * channels, nogil=True, schedule="static",
+                       num_threads=n_threads):
+        n = task // channels
+        c = task - n * channels
+        plane = &grad_x[n_start + n, c, 0, 0, 0]
+        for a in range(k_d):
+            for b in range(k_h):
+                for e in range(k_w):
+                    row = c * kernel_volume + (a * k_h + b) * k_w + e
+                    for r in range(row_count):
+                        od = (row_start + r) // out_h
+                        oh = (row_start + r) - od * out_h
+                        id_ = od * stride_d - pad_d + a * dil_d
+                        ih = oh * stride_h - pad_h + b * dil_h
+                        if id_ < 0 or id_ >= in_d or ih < 0 or ih >= in_h:
+                            continue
+                        src = &cols[n * sample_stride + row * row_stride + r * out_w]
+                        _add_row(src, plane + (id_ * in_h + ih) * in_w, out_w,
+                                 stride_w, e * dil_w - pad_w, in_w)

@@ -1,0 +1,655 @@
+"""Convolution (cross-correlation) in 1, 2 and 3 dimensions: forward and backward.
+
+The algorithm is im2col + GEMM: the input is unfolded into a column matrix
+(:func:`im2col`), one row per (input channel, kernel offset), one column per
+output position, so that the convolution becomes one matrix product with the
+weights reshaped to ``(C_out, C_in * prod(kernel_size))``. The backward pass
+uses the same column matrix for the weight gradient and folds the column
+gradient back onto the input with :func:`col2im`.
+"""
+import math
+
+import numpy as np
+
+from pyxconv._kernels import _im2col
+from pyxconv._threads import get_num_threads
+from pyxconv._workspace import get_workspace_limit
+from pyxconv.functional._validation import (
+    as_int,
+    check_finite_size,
+    check_ndim,
+    conv_output_size,
+    float_arrays,
+    int_tuple,
+    padding_pairs,
+)
+
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+_WEIGHT_LAYOUTS = {1: "(C_out, C_in/groups, kL)", 2: "(C_out, C_in/groups, kH, kW)",
+                   3: "(C_out, C_in/groups, kD, kH, kW)"}
+_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+class _Geometry:
+    """Sizes of one convolution, padded out to 3 spatial dimensions.
+
+    A 1-D problem of length L is the 3-D problem (1, 1, L); a 2-D problem
+    (H, W) is (1, H, W). The kernels only ever see the 3-D form.
+    """
+
+    def __init__(self, in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out,
+                 x_name="x"):
+        nd = len(in_spatial)
+        names = _DIM_NAMES[nd]
+        self.nd = nd
+        self.n, self.c_in, self.c_out, self.groups = n, c_in, c_out, groups
+        self.in_spatial = tuple(in_spatial)
+        self.kernel, self.stride, self.pads, self.dilation = kernel, stride, pads, dilation
+        self.out_spatial = tuple(
+            conv_output_size(s, k, st, p[0], p[1], d, names[i], x_name)
+            for i, (s, k, st, p, d) in enumerate(zip(in_spatial, kernel, stride, pads, dilation))
+        )
+        fill = 3 - nd
+        self.in3 = (1,) * fill + self.in_spatial
+        self.out3 = (1,) * fill + self.out_spatial
+        self.k3 = (1,) * fill + tuple(kernel)
+        self.s3 = (1,) * fill + tuple(stride)
+        self.p3 = (0,) * fill + tuple(p[0] for p in pads)
+        self.d3 = (1,) * fill + tuple(dilation)
+        self.kernel_volume = math.prod(kernel)
+        self.rows = c_in * self.kernel_volume  # K: rows of the column matrix
+        self.positions = math.prod(self.out_spatial)  # L: output positions per sample
+        self.out_rows = self.out3[0] * self.out3[1]  # (od, oh) rows of width out_w
+        self.out_w = self.out3[2]
+
+    @property
+    def is_pointwise(self):
+        """1x1 kernel, stride 1, no padding: the column matrix is the input itself."""
+        return (all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
+                and all(p == (0, 0) for p in self.pads))
+
+    def kernel_args(self):
+        return (*self.out3, *self.k3, *self.s3, *self.p3, *self.d3)
+
+    def chunks(self, itemsize, n_buffers=1):
+        """Split the work into (n_start, n_count, row_start, row_count) pieces.
+
+        Each piece's column matrix takes at most the workspace limit divided by
+        ``n_buffers``. Whole samples are grouped while one fits; otherwise a
+        single sample is split by output rows.
+        """
+        cap = get_workspace_limit() // n_buffers
+        per_sample = self.rows * self.positions * itemsize
+        if per_sample <= cap:
+            per_chunk = max(1, min(self.n, cap // per_sample))
+            for n0 in range(0, self.n, per_chunk):
+                yield n0, min(per_chunk, self.n - n0), 0, self.out_rows
+            return
+        per_row = self.rows * self.out_w * itemsize
+        rows_per_chunk = cap // per_row
+        if rows_per_chunk < 1:
+            raise MemoryError(
+                f"one output row of the im2col matrix needs {per_row} bytes "
+                f"({self.rows} rows x {self.out_w} columns x {itemsize} bytes), more than "
+                f"the workspace limit of {cap} bytes; raise it with "
+                "pyxconv.set_workspace_limit()"
+            )
+        for n0 in range(self.n):
+            for r0 in range(0, self.out_rows, rows_per_chunk):
+                yield n0, 1, r0, min(rows_per_chunk, self.out_rows - r0)
+
+
+def _normalise_conv_args(x, weight, bias, stride, padding, dilation, groups, nd,
+                         transposed=False):
+    x, weight, bias = float_arrays(x=x, weight=weight, bias=bias)
+    check_ndim(x, nd + 2, "x", _LAYOUTS[nd])
+    check_ndim(weight, nd + 2, "weight", _WEIGHT_LAYOUTS[nd])
+    check_finite_size(x.shape, "x")
+    check_finite_size(weight.shape, "weight")
+    groups = as_int(groups, "groups", 1)
+    stride = int_tuple(stride, nd, "stride", 1)
+    dilation = int_tuple(dilation, nd, "dilation", 1)
+    kernel = tuple(weight.shape[2:])
+    pads = padding_pairs(padding, nd, kernel, stride, dilation)
+    c_in = x.shape[1]
+    c_out = weight.shape[0]
+    if c_in % groups:
+        raise ValueError(f"groups={groups} must divide the input channels C_in={c_in}")
+    if c_out % groups:
+        raise ValueError(f"groups={groups} must divide the output channels C_out={c_out}")
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(
+            f"weight has {weight.shape[1]} input channels per group (shape {weight.shape}); "
+            f"with groups={groups} that needs C_in={weight.shape[1] * groups}, but x has "
+            f"C_in={c_in} (shape {x.shape})"
+        )
+    if bias is not None:
+        if bias.shape != (c_out,):
+            raise ValueError(f"bias must have shape ({c_out},) to match C_out, got {bias.shape}")
+    geometry = _Geometry(x.shape[2:], kernel, stride, pads, dilation, groups,
+                         x.shape[0], c_in, c_out)
+    return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, geometry
+
+
+def _run_im2col(x5, cols, geometry, n0, nb, r0, rc, n_threads):
+    columns = nb * rc * geometry.out_w
+    _im2col.im2col(x5, cols, rc * geometry.out_w, columns, n0, nb, r0, rc,
+                   *geometry.kernel_args(), n_threads)
+
+
+def _run_col2im(cols, grad_x5, geometry, n0, nb, r0, rc, n_threads):
+    columns = nb * rc * geometry.out_w
+    _im2col.col2im(cols, grad_x5, rc * geometry.out_w, columns, n0, nb, r0, rc,
+                   *geometry.kernel_args(), n_threads)
+
+
+def _conv_forward(x, weight, bias, g):
+    """out of shape (N, C_out, L) as a 3-D view; x and weight contiguous."""
+    n, groups = g.n, g.groups
+    cog, cig = g.c_out // groups, g.c_in // groups
+    kg = cig * g.kernel_volume
+    w = weight.reshape(groups, cog, kg)
+    out = np.empty((n, g.c_out, g.positions), dtype=x.dtype)
+    if g.is_pointwise:
+        x3 = x.reshape(n, groups, cig, g.positions)
+        for gi in range(groups):
+            np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
+    else:
+        n_threads = get_num_threads()
+        x5 = x.reshape((n, g.c_in) + g.in3)
+        workspace = None
+        for n0, nb, r0, rc in g.chunks(x.itemsize):
+            m = rc * g.out_w
+            size = g.rows * nb * m
+            if workspace is None:
+                workspace = np.empty(size, dtype=x.dtype)
+            cols = workspace[:size]
+            _run_im2col(x5, cols, g, n0, nb, r0, rc, n_threads)
+            cols2 = cols.reshape(g.rows, nb * m)
+            target = out[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m]
+            for gi in range(groups):
+                product = w[gi] @ cols2[gi * kg:(gi + 1) * kg]
+                target[:, gi * cog:(gi + 1) * cog] = (
+                    product.reshape(cog, nb, m).transpose(1, 0, 2))
+    if bias is not None:
+        out += bias.reshape(1, -1, 1)
+    return out
+
+
+def _conv_backward(grad_out, x, weight, g, needs_input_grad):
+    n, groups = g.n, g.groups
+    cog, cig = g.c_out // groups, g.c_in // groups
+    kg = cig * g.kernel_volume
+    w = weight.reshape(groups, cog, kg)
+    go = grad_out.reshape(n, g.c_out, g.positions)
+    grad_bias = go.sum(axis=(0, 2))
+    grad_w = np.zeros((groups, cog, kg), dtype=x.dtype)
+    grad_x = np.zeros(x.shape, dtype=x.dtype) if needs_input_grad else None
+    if g.is_pointwise:
+        x3 = x.reshape(n, groups, cig, g.positions)
+        gx3 = grad_x.reshape(n, groups, cig, g.positions) if needs_input_grad else None
+        for gi in range(groups):
+            go_g = go[:, gi * cog:(gi + 1) * cog]
+            grad_w[gi] = np.tensordot(go_g, x3[:, gi], axes=([0, 2], [0, 2]))
+            if needs_input_grad:
+                np.matmul(w[gi].T, go_g, out=gx3[:, gi])
+    else:
+        n_threads = get_num_threads()
+        x5 = x.reshape((n, g.c_in) + g.in3)
+        gx5 = grad_x.reshape((n, g.c_in) + g.in3) if needs_input_grad else None
+        n_buffers = 2 if needs_input_grad else 1
+        workspace = grad_workspace = None
+        for n0, nb, r0, rc in g.chunks(x.itemsize, n_buffers):
+            m = rc * g.out_w
+            size = g.rows * nb * m
+            if workspace is None:
+                workspace = np.empty(size, dtype=x.dtype)
+                if needs_input_grad:
+                    grad_workspace = np.empty(size, dtype=x.dtype)
+            cols = workspace[:size]
+            _run_im2col(x5, cols, g, n0, nb, r0, rc, n_threads)
+            cols2 = cols.reshape(g.rows, nb * m)
+            # (nb, C_out, m) -> (C_out, nb * m), the layout of the column matrix
+            go2 = np.ascontiguousarray(
+                go[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m].transpose(1, 0, 2)
+            ).reshape(g.c_out, nb * m)
+            if needs_input_grad:
+                grad_cols2 = grad_workspace[:size].reshape(g.rows, nb * m)
+            for gi in range(groups):
+                go_g = go2[gi * cog:(gi + 1) * cog]
+                grad_w[gi] += go_g @ cols2[gi * kg:(gi + 1) * kg].T
+                if needs_input_grad:
+                    np.matmul(w[gi].T, go_g, out=grad_cols2[gi * kg:(gi + 1) * kg])
+            if needs_input_grad:
+                _run_col2im(grad_workspace[:size], gx5, g, n0, nb, r0, rc, n_threads)
+    return grad_x, grad_w.reshape(weight.shape), grad_bias
+
+
+def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
+    x, weight, bias, g = _normalise_conv_args(x, weight, bias, stride, padding, dilation,
+                                              groups, nd)
+    out = _conv_forward(x, weight, bias, g)
+    return out.reshape((g.n, g.c_out) + g.out_spatial)
+
+
+def _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
+                      needs_input_grad, nd):
+    grad_out, x, weight = float_arrays(grad_out=grad_out, x=x, weight=weight)
+    x, weight, _, g = _normalise_conv_args(x, weight, None, stride, padding, dilation,
+                                           groups, nd)
+    expected = (g.n, g.c_out) + g.out_spatial
+    if grad_out.shape != expected:
+        raise ValueError(
+            f"grad_out must have the output's shape {expected}, got {grad_out.shape}")
+    grad_out = np.ascontiguousarray(grad_out)
+    return _conv_backward(grad_out, x, weight, g, bool(needs_input_grad))
+
+
+_SHARED_NOTES = """
+    The operation is cross-correlation (no kernel flip), as in PyTorch and in
+    every worked example of the lectures. Along each spatial dimension the
+    output size is
+
+    .. math::
+
+        n_{out} = \\left\\lfloor \\frac{n_{in} + p_{before} + p_{after}
+                  - d\\,(k - 1) - 1}{s} \\right\\rfloor + 1
+
+    with kernel size :math:`k`, stride :math:`s`, dilation :math:`d` and
+    padding :math:`p`. It is the lectures' :math:`(N - F + 2P)/S + 1` with the
+    dilated kernel span :math:`d(k-1)+1` as :math:`F`, floored as PyTorch does.
+    A kernel wider than the padded input raises ``ValueError``.
+
+    Dtypes: float32 (fast path) and float64 are kept; integer and bool arrays
+    are promoted to the other operands' float dtype, else float64; mixing
+    float32 and float64 raises ``TypeError``.
+
+    Memory: the column matrix of a chunk takes
+    ``itemsize * C_in * prod(kernel_size) * samples * positions`` bytes and is
+    kept under :func:`pyxconv.get_workspace_limit` (256 MiB by default) by
+    processing samples, or rows of one sample, in chunks.
+"""
+
+_PARAMS = """
+    bias : ndarray of shape (C_out,), optional
+        Added to every output position of each channel.
+    stride : int or tuple of ints, default 1
+        Step of the window along each spatial dimension.
+    padding : int, tuple, 'valid' or 'same', default 0
+        Zeros added around the input: an int for every side, one int per
+        dimension (both sides), or one ``(before, after)`` pair per dimension.
+        ``'valid'`` means no padding; ``'same'`` keeps the input size (stride 1
+        only; an odd total puts the extra zero after, as PyTorch does).
+    dilation : int or tuple of ints, default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Split the channels into ``groups`` independent convolutions.
+"""
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv_nd(x, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv_nd(x, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv_nd(x, weight, bias, stride, padding, dilation, groups, 3)
+
+
+conv1d.__doc__ = f"""1-D convolution (cross-correlation) of a batch of sequences.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_in, L)
+        Input batch.
+    weight : ndarray of shape (C_out, C_in / groups, kL)
+        Filters.{_PARAMS}
+    Returns
+    -------
+    out : ndarray of shape (N, C_out, L_out)
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, channel or group mismatch, sizes below 1,
+        negative padding, or a kernel wider than the padded input.
+    TypeError
+        Complex, object or string arrays, mixed float32 and float64 operands,
+        non-integer sizes.
+
+    Notes
+    -----{_SHARED_NOTES}
+    Examples
+    --------
+    Lecture 001's second-layer filter (WE-06): four taps over a 2-channel
+    volume of 8 time steps, written (time, channel) as on the slide.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import conv1d
+    >>> volume = np.array([[1.2, 0.1], [1.6, -0.6], [2.3, -0.6], [2.9, -0.1],
+    ...                    [2.4, 0.6], [1.5, 0.9], [0.2, 0.7], [-0.6, 0.5]])
+    >>> taps = np.array([[1, -1], [-1, -1], [-1, -1], [1, 1]])
+    >>> conv1d(volume.T[None], taps.T[None]).round(6)
+    array([[[ 1.2,  0.7, -0.5, -1.5, -1.6]]])
+    """
+
+conv2d.__doc__ = f"""2-D convolution (cross-correlation) of a batch of images.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_in, H, W)
+        Input batch.
+    weight : ndarray of shape (C_out, C_in / groups, kH, kW)
+        Filters.{_PARAMS}
+    Returns
+    -------
+    out : ndarray of shape (N, C_out, H_out, W_out)
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, channel or group mismatch, sizes below 1,
+        negative padding, ``'same'`` with stride > 1, or a kernel larger than
+        the padded input.
+    TypeError
+        Complex, object or string arrays, mixed float32 and float64 operands,
+        non-integer sizes.
+
+    Notes
+    -----{_SHARED_NOTES}
+    Examples
+    --------
+    A 3x3 box filter over a 4x4 ramp, with and without padding:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import conv2d
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> box = np.ones((1, 1, 3, 3))
+    >>> conv2d(x, box)
+    array([[[[45., 54.],
+             [81., 90.]]]])
+    >>> conv2d(x, box, padding=1, stride=2)
+    array([[[[10., 24.],
+             [51., 90.]]]])
+    """
+
+conv3d.__doc__ = f"""3-D convolution (cross-correlation) of a batch of volumes.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_in, D, H, W)
+        Input batch.
+    weight : ndarray of shape (C_out, C_in / groups, kD, kH, kW)
+        Filters.{_PARAMS}
+    Returns
+    -------
+    out : ndarray of shape (N, C_out, D_out, H_out, W_out)
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, channel or group mismatch, sizes below 1,
+        negative padding, or a kernel larger than the padded input.
+    TypeError
+        Complex, object or string arrays, mixed float32 and float64 operands.
+
+    Notes
+    -----{_SHARED_NOTES}
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import conv3d
+    >>> x = np.ones((1, 1, 3, 3, 3))
+    >>> conv3d(x, np.ones((1, 1, 2, 2, 2))).shape
+    (1, 1, 2, 2, 2)
+    >>> conv3d(x, np.ones((1, 1, 2, 2, 2)))[0, 0, 0]
+    array([[8., 8.],
+           [8., 8.]])
+    """
+
+_BACKWARD_DOC = """Gradients of :func:`{name}` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (N, C_out, {out})
+        Gradient of the loss with respect to the output of :func:`{name}`.
+    x : ndarray of shape (N, C_in, {inp})
+        The input given to the forward call.
+    weight : ndarray of shape (C_out, C_in / groups, {ker})
+        The weight given to the forward call.
+    stride, padding, dilation, groups
+        As given to the forward call.
+    needs_input_grad : bool, default True
+        Compute ``grad_x``. The first layer of a network never needs it.
+
+    Returns
+    -------
+    grad_x : ndarray like x, or None
+        ``None`` when ``needs_input_grad`` is false. It is the transposed
+        convolution of ``grad_out`` with the same weight.
+    grad_weight : ndarray like weight
+        For each filter tap, the sum over output positions of ``grad_out``
+        times the input value that tap saw.
+    grad_bias : ndarray of shape (C_out,)
+        ``grad_out`` summed over the batch and all positions. Computed whether
+        or not the forward call had a bias.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have the forward output's shape, or for any
+        argument the forward call would reject.
+
+    Examples
+    --------
+    {example}
+    """
+
+
+def conv1d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
+                    needs_input_grad=True):
+    return _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
+                             needs_input_grad, 1)
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
+                    needs_input_grad=True):
+    return _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
+                             needs_input_grad, 2)
+
+
+def conv3d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
+                    needs_input_grad=True):
+    return _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
+                             needs_input_grad, 3)
+
+
+conv1d_backward.__doc__ = _BACKWARD_DOC.format(
+    name="conv1d", out="L_out", inp="L", ker="kL",
+    example="""Lecture 000's 1-D rules (WE-03): x = 1..7, filter (1, 2, 3), upstream
+    gradient (1, 0, -1, 2, 1).
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import conv1d_backward
+    >>> x = np.arange(1, 8).reshape(1, 1, 7)
+    >>> w = np.array([1, 2, 3]).reshape(1, 1, 3)
+    >>> g = np.array([1, 0, -1, 2, 1]).reshape(1, 1, 5)
+    >>> grad_x, grad_w, grad_b = conv1d_backward(g, x, w)
+    >>> grad_x
+    array([[[1., 2., 2., 0., 2., 8., 3.]]])
+    >>> grad_w
+    array([[[11., 14., 17.]]])
+    >>> grad_b
+    array([3.])""")
+conv2d_backward.__doc__ = _BACKWARD_DOC.format(
+    name="conv2d", out="H_out, W_out", inp="H, W", ker="kH, kW",
+    example="""The gradient of the sum of the outputs: every input pixel gets the
+    number of windows it falls in.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import conv2d_backward
+    >>> x = np.zeros((1, 1, 3, 3)); w = np.ones((1, 1, 2, 2))
+    >>> grad_x, grad_w, grad_b = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> grad_x[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> grad_b
+    array([4.])""")
+conv3d_backward.__doc__ = _BACKWARD_DOC.format(
+    name="conv3d", out="D_out, H_out, W_out", inp="D, H, W", ker="kD, kH, kW",
+    example=""">>> import numpy as np
+    >>> from pyxconv.functional import conv3d_backward
+    >>> x = np.ones((1, 1, 2, 2, 2)); w = np.ones((1, 1, 2, 2, 2))
+    >>> grad_x, grad_w, grad_b = conv3d_backward(np.ones((1, 1, 1, 1, 1)), x, w)
+    >>> grad_w.sum(), grad_b
+    (np.float64(8.0), array([1.]))""")
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold every window of a batch of images into a column (``unfold``).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    kernel_size : int or (int, int)
+    stride, padding, dilation : int or (int, int), or padding pairs
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    cols : ndarray of shape (N, C * kH * kW, L)
+        Row ``c * kH * kW + u * kW + v`` holds input channel ``c`` at kernel
+        offset ``(u, v)``; column ``l = i * W_out + j`` is output position
+        ``(i, j)``. The same layout as ``torch.nn.functional.unfold``.
+
+    Notes
+    -----
+    With the weights reshaped to ``(C_out, C * kH * kW)``, the convolution is
+    the matrix product ``weight @ cols[n]``, reshaped to
+    ``(C_out, H_out, W_out)``. That product is what makes convolution fast: it
+    runs in an optimised BLAS GEMM.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import im2col
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> im2col(x, 2)[0]
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    (x,) = float_arrays(x=x)
+    check_ndim(x, 4, "x", _LAYOUTS[2])
+    check_finite_size(x.shape, "x")
+    kernel = int_tuple(kernel_size, 2, "kernel_size", 1)
+    stride = int_tuple(stride, 2, "stride", 1)
+    dilation = int_tuple(dilation, 2, "dilation", 1)
+    pads = padding_pairs(padding, 2, kernel, stride, dilation)
+    n, c = x.shape[:2]
+    g = _Geometry(x.shape[2:], kernel, stride, pads, dilation, 1, n, c, 1)
+    cols = np.empty((n, g.rows, g.positions), dtype=x.dtype)
+    x5 = np.ascontiguousarray(x).reshape((n, c) + g.in3)
+    _im2col.im2col(x5, cols.reshape(-1), g.rows * g.positions, g.positions, 0, n, 0,
+                   g.out_rows, *g.kernel_args(), get_num_threads())
+    return cols
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Fold columns back into images, summing overlaps (``fold``); the adjoint of :func:`im2col`.
+
+    Parameters
+    ----------
+    cols : ndarray of shape (N, C * kH * kW, L)
+    output_size : (int, int)
+        ``(H, W)`` of the images to rebuild.
+    kernel_size, stride, padding, dilation
+        As given to :func:`im2col`.
+
+    Returns
+    -------
+    x : ndarray of shape (N, C, H, W)
+        Each input pixel receives the sum of every column entry that copied it.
+
+    Examples
+    --------
+    Folding the unfolded image counts how many windows saw each pixel:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import col2im, im2col
+    >>> cols = im2col(np.ones((1, 1, 3, 3)), 2)
+    >>> col2im(cols, (3, 3), 2)[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    (cols,) = float_arrays(cols=cols)
+    check_ndim(cols, 3, "cols", "(N, C * kH * kW, L)")
+    check_finite_size(cols.shape, "cols")
+    out_hw = int_tuple(output_size, 2, "output_size", 1)
+    kernel = int_tuple(kernel_size, 2, "kernel_size", 1)
+    stride = int_tuple(stride, 2, "stride", 1)
+    dilation = int_tuple(dilation, 2, "dilation", 1)
+    pads = padding_pairs(padding, 2, kernel, stride, dilation)
+    n, rows, positions = cols.shape
+    kernel_volume = kernel[0] * kernel[1]
+    if rows % kernel_volume:
+        raise ValueError(
+            f"cols has {rows} rows, not a multiple of the kernel's {kernel_volume} taps")
+    c = rows // kernel_volume
+    g = _Geometry(out_hw, kernel, stride, pads, dilation, 1, n, c, 1,
+                  x_name="output_size")
+    if positions != g.positions:
+        raise ValueError(
+            f"cols has {positions} columns but output_size={out_hw} with this kernel, "
+            f"stride, padding and dilation gives {g.out_spatial} = {g.positions} positions")
+    x = np.zeros((n, c) + out_hw, dtype=cols.dtype)
+    _im2col.col2im(np.ascontiguousarray(cols).reshape(-1), x.reshape((n, c) + g.in3),
+                   g.rows * g.positions, g.positions, 0, n, 0, g.out_rows,
+                   *g.kernel_args(), get_num_threads())
+    return x
+
+
+def same_padding(input_size, kernel_size, stride=1, dilation=1):
+    """TensorFlow-style ``'same'`` padding pairs, for any stride.
+
+    The output size is ``ceil(input_size / stride)``; the padding needed for
+    that is split with the extra zero after (bottom/right), as TensorFlow and
+    lecture 003's tutorial do.
+
+    Parameters
+    ----------
+    input_size : int or tuple of ints
+        Spatial size of the input, e.g. ``(H, W)``.
+    kernel_size, stride, dilation : int or tuple of ints
+
+    Returns
+    -------
+    tuple of (before, after) pairs
+        To pass as ``padding``.
+
+    Examples
+    --------
+    Lecture 003's 4x4 input, 3x3 kernel, stride 2 (WE-25):
+
+    >>> from pyxconv.functional import same_padding
+    >>> same_padding((4, 4), 3, stride=2)
+    ((0, 1), (0, 1))
+    """
+    sizes = (input_size,) if not isinstance(input_size, (tuple, list)) else tuple(input_size)
+    nd = len(sizes)
+    sizes = int_tuple(sizes, nd, "input_size", 1)
+    kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
+    stride = int_tuple(stride, nd, "stride", 1)
+    dilation = int_tuple(dilation, nd, "dilation", 1)
+    pairs = []
+    for n_in, k, s, d in zip(sizes, kernel, stride, dilation):
+        n_out = -(-n_in // s)
+        total = max(0, (n_out - 1) * s + d * (k - 1) + 1 - n_in)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)

@@ -1,0 +1,183 @@
+"""Argument checks shared by every operation.
+
+Every check a user can trip lives here or in the calling function, and
+raises before a kernel runs, naming the argument and the numbers.
+
+Dtype rules
+-----------
+* float32 and float64 arrays keep their dtype; float32 is the fast path.
+* Integer and bool arrays are promoted to the dtype of the floating-point
+  operands of the same call, or to float64 when there are none, so the
+  lectures' integer examples can be typed as they are.
+* float16 is promoted to float32.
+* Mixing float32 and float64 operands raises ``TypeError``.
+* Complex, object, string and other dtypes raise ``TypeError``.
+"""
+import numbers
+import operator
+
+import numpy as np
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_array(value, name):
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be array-like, got {type(value).__name__}: {exc}") from None
+
+
+def _kind_of(array, name):
+    kind = array.dtype.kind
+    if kind in "biu":
+        return "int"
+    if kind == "f":
+        if array.dtype.itemsize < 4:
+            return "half"
+        if array.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"{name} has dtype {array.dtype}; pyxconv supports float32 and float64")
+        return "float"
+    raise TypeError(
+        f"{name} has dtype {array.dtype}; expected a real floating-point, integer or "
+        "bool array (complex, object and string arrays are not supported)"
+    )
+
+
+def float_arrays(**named):
+    """Convert named array-likes to one common float dtype.
+
+    ``None`` values pass through. Returns the arrays in the order given.
+    """
+    arrays = {}
+    float_dtypes = set()
+    for name, value in named.items():
+        if value is None:
+            arrays[name] = None
+            continue
+        array = _as_array(value, name)
+        kind = _kind_of(array, name)
+        if kind == "float":
+            float_dtypes.add(array.dtype)
+        elif kind == "half":
+            float_dtypes.add(np.dtype(np.float32))
+        arrays[name] = array
+    if len(float_dtypes) > 1:
+        described = ", ".join(
+            f"{name}={a.dtype}" for name, a in arrays.items() if a is not None
+        )
+        raise TypeError(
+            f"operands must share one float dtype, got {described}; convert them "
+            "with .astype(np.float32) or .astype(np.float64)"
+        )
+    dtype = float_dtypes.pop() if float_dtypes else np.dtype(np.float64)
+    out = []
+    for name, array in arrays.items():
+        if array is not None and array.dtype != dtype:
+            array = array.astype(dtype)
+        out.append(array)
+    return out
+
+
+def check_ndim(array, ndim, name, layout):
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{name} must be {ndim}-D with layout {layout}, got shape {array.shape}"
+        )
+
+
+def check_finite_size(shape, name):
+    if any(s == 0 for s in shape):
+        raise ValueError(f"{name} has an empty dimension: shape {tuple(shape)}")
+
+
+def as_int(value, name, minimum=None):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got bool {value!r}")
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def int_tuple(value, n, name, minimum):
+    """An int or a sequence of ``n`` ints, as a tuple of ``n`` ints >= minimum."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} must be an int or {n} ints, got {tuple(value)!r}")
+        items = value
+    elif isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be an int or a tuple of ints, got an ndarray")
+    else:
+        items = (value,) * n
+    result = tuple(as_int(v, name, None) for v in items)
+    for v in result:
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
+    return result
+
+
+def padding_pairs(padding, n, kernel_size, stride, dilation, name="padding"):
+    """Resolve a padding argument to ``n`` (before, after) pairs.
+
+    Accepted forms: an int; ``n`` ints; ``n`` (before, after) pairs;
+    ``'valid'`` (no padding); ``'same'`` (stride 1 only: output size equals
+    input size; an odd total puts the extra zero after, as PyTorch does).
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * n
+        if mode == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"{name}='same' needs stride 1, got stride {stride}; for TensorFlow-style "
+                    "'same' at stride > 1 pass explicit pairs, e.g. from "
+                    "pyxconv.functional.same_padding(input_size, kernel_size, stride)"
+                )
+            pairs = []
+            for k, d in zip(kernel_size, dilation):
+                total = d * (k - 1)
+                pairs.append((total // 2, total - total // 2))
+            return tuple(pairs)
+        raise ValueError(f"{name} must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+    if isinstance(padding, (list, tuple)):
+        if len(padding) != n:
+            raise ValueError(
+                f"{name} must be an int, {n} ints or {n} (before, after) pairs, got {padding!r}"
+            )
+        pairs = []
+        for item in padding:
+            if isinstance(item, (list, tuple)):
+                if len(item) != 2:
+                    raise ValueError(f"{name} pairs must be (before, after), got {item!r}")
+                before, after = (as_int(v, name) for v in item)
+            else:
+                before = after = as_int(item, name)
+            pairs.append((before, after))
+    else:
+        p = as_int(padding, name)
+        pairs = [(p, p)] * n
+    for before, after in pairs:
+        if before < 0 or after < 0:
+            raise ValueError(f"{name} must be >= 0, got {padding!r}")
+    return tuple(pairs)
+
+
+def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation, dim_name, name="x"):
+    """floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1, checked >= 1."""
+    span = dilation * (kernel - 1) + 1
+    padded = size + pad_before + pad_after
+    if span > padded:
+        raise ValueError(
+            f"kernel does not fit: {dim_name} of {name} is {size} (padded {padded}) but the "
+            f"dilated kernel spans {span} (kernel {kernel}, dilation {dilation})"
+        )
+    return (padded - span) // stride + 1

@@ -1,0 +1,1 @@
+"""Layer classes (filled in by the layer API)."""
