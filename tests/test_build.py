@@ -1,0 +1,131 @@
+"""The compiled extension is the one built from these sources, with OpenMP, and thread settings work."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyxconv
+from pyxconv._kernels import _openmp_helpers
+
+KERNEL_DIR = Path(pyxconv.__file__).parent / "_kernels"
+
+
+def _source_hash():
+    # The same recipe as setup.py's kernel_source_hash().
+    digest = hashlib.sha256()
+    for path in sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_imported_extension_was_built_from_current_sources():
+    assert _openmp_helpers.source_hash() == _source_hash(), (
+        "the imported kernels are a stale build; rebuild with pip install -e .")
+
+
+def test_imported_extension_lives_in_the_imported_package():
+    assert Path(_openmp_helpers.__file__).parent == KERNEL_DIR
+
+
+def _compiler_has_openmp():
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "p.c"
+        src.write_text("#include <omp.h>\nint main(void){return omp_get_max_threads()<1;}\n")
+        result = subprocess.run([cc, "-fopenmp", str(src), "-o", str(Path(tmp) / "p")],
+                                capture_output=True)
+        return result.returncode == 0
+
+
+def test_openmp_is_compiled_in_where_the_compiler_supports_it():
+    if not _compiler_has_openmp():
+        pytest.skip("this compiler has no OpenMP")
+    assert _openmp_helpers.openmp_enabled()
+
+
+@pytest.mark.skipif(not _openmp_helpers.openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_num_threads_context_sets_the_parallel_region_size(n):
+    with pyxconv.num_threads(n):
+        assert pyxconv.get_num_threads() == n
+        assert _openmp_helpers.threads_in_parallel_region(pyxconv.get_num_threads()) == n
+
+
+@pytest.mark.skipif(not _openmp_helpers.openmp_enabled(), reason="built without OpenMP")
+def test_set_num_threads_takes_effect_and_resets():
+    default = pyxconv.get_num_threads()
+    try:
+        pyxconv.set_num_threads(1)
+        assert pyxconv.get_num_threads() == 1
+        pyxconv.set_num_threads(3)
+        assert pyxconv.get_num_threads() == 3
+    finally:
+        pyxconv.set_num_threads(None)
+    assert pyxconv.get_num_threads() == default
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                        ("2", TypeError)])
+def test_thread_count_is_validated(bad, error):
+    with pytest.raises(error, match="n_threads"):
+        pyxconv.set_num_threads(bad)
+    with pytest.raises(error, match="n_threads"):
+        with pyxconv.num_threads(bad):
+            pass
+
+
+@pytest.mark.skipif(not _openmp_helpers.openmp_enabled(), reason="built without OpenMP")
+def test_omp_num_threads_is_honoured():
+    code = "import pyxconv; print(pyxconv.get_num_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "1"
+
+
+@pytest.mark.skipif(not _openmp_helpers.openmp_enabled(), reason="built without OpenMP")
+def test_threadpoolctl_sees_and_limits_the_openmp_pool():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    apis = {pool["user_api"] for pool in threadpoolctl.threadpool_info()}
+    assert "openmp" in apis
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert pyxconv.get_num_threads() == 1
+        assert _openmp_helpers.threads_in_parallel_region(pyxconv.get_num_threads()) == 1
+
+
+def test_show_config_reports_build_and_threads(capsys):
+    pyxconv.show_config()
+    text = capsys.readouterr().out
+    assert pyxconv.__version__ in text
+    assert f"openmp: {_openmp_helpers.openmp_enabled()}" in text
+    assert f"numpy: {np.__version__}" in text
+    assert "blas" in text.lower()
+
+
+def test_workspace_limit_is_validated_and_restorable():
+    try:
+        pyxconv.set_workspace_limit(4096)
+        assert pyxconv.get_workspace_limit() == 4096
+        with pytest.raises(ValueError, match="1024"):
+            pyxconv.set_workspace_limit(10)
+        with pytest.raises(TypeError, match="n_bytes"):
+            pyxconv.set_workspace_limit(1e6)
+    finally:
+        pyxconv.set_workspace_limit(None)
+    assert pyxconv.get_workspace_limit() == 256 * 2**20
+
+
+def test_demo_prints_the_lecture_result(capsys):
+    from pyxconv.__main__ import main
+    assert main(["demo"]) == 0
+    text = capsys.readouterr().out
+    assert "[[ 5  0 -2]" in text and "[ 4  9  7]]" in text
