@@ -10,6 +10,10 @@ PYXCONV_DEBUG_CYTHON=1
     ``-O3``, for a debug test run (see ``.ci/debug-build``).
 PYXCONV_NO_OPENMP=1
     Build without OpenMP even where the compiler supports it.
+PYXCONV_BUILD_ONLY=_name[,_name]
+    Developers: compile only these kernel modules (``build_ext --inplace``).
+    The build-info hash is then not refreshed, so test_build reports a stale
+    build until the next full build.
 """
 import hashlib
 import os
@@ -83,7 +87,9 @@ def extensions():
             "without it and its kernels will run on one thread.",
             stacklevel=1,
         )
-    write_build_info(openmp)
+    only = [name for name in os.environ.get("PYXCONV_BUILD_ONLY", "").split(",") if name]
+    if not only:
+        write_build_info(openmp)
     compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
     link_args = []
     if openmp:
@@ -94,6 +100,8 @@ def extensions():
         link_args = []
     modules = []
     for pyx in sorted(KERNEL_DIR.glob("*.pyx")):
+        if only and pyx.stem not in only:
+            continue
         modules.append(
             Extension(
                 f"pyxconv._kernels.{pyx.stem}",
