@@ -14,6 +14,15 @@ from pyxconv.functional._conv import (
     im2col,
     same_padding,
 )
+from pyxconv.functional._conv_transpose import (
+    conv_transpose1d,
+    conv_transpose1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose3d,
+    conv_transpose3d_backward,
+    conv_transpose_output_size,
+)
 
 __all__ = [
     "col2im",
@@ -23,6 +32,13 @@ __all__ = [
     "conv2d_backward",
     "conv3d",
     "conv3d_backward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose3d",
+    "conv_transpose3d_backward",
+    "conv_transpose_output_size",
     "im2col",
     "same_padding",
 ]
