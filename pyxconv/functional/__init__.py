@@ -23,6 +23,23 @@ from pyxconv.functional._conv_transpose import (
     conv_transpose3d_backward,
     conv_transpose_output_size,
 )
+from pyxconv.functional._pool import (
+    avg_pool1d,
+    avg_pool1d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    max_pool1d,
+    max_pool1d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_unpool1d,
+    max_unpool1d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
+    pool_output_size,
+)
 
 __all__ = [
     "col2im",
@@ -41,4 +58,19 @@ __all__ = [
     "conv_transpose_output_size",
     "im2col",
     "same_padding",
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "max_pool1d",
+    "max_pool1d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "max_unpool1d",
+    "max_unpool1d_backward",
+    "max_unpool2d",
+    "max_unpool2d_backward",
+    "pool_output_size",
 ]

@@ -1,0 +1,359 @@
+"""Max pooling with switches, its backward and unpooling; average pooling and its backward.
+
+Design
+------
+Every kernel works on a stack of planes: the Python layer views an input of
+shape (N, C, H, W) as (N*C, H, W), and a 1-D input (N, C, L) as
+(N*C, 1, L), so one 2-D kernel serves both dimensionalities.
+
+Switches are int64 flat indices ``ih * W + iw`` into the input plane, as
+PyTorch's ``return_indices=True`` gives them.
+
+Max pooling follows PyTorch's CPU kernel exactly: the running maximum starts
+at -inf with the switch on the window's first valid element, and a value
+replaces it when ``v > m`` or ``v`` is NaN. Hence ties keep the first
+maximum in row-major scan order, padding (never read) acts as -inf, and a
+window holding NaN outputs NaN with its switch on the last NaN of the scan.
+
+Parallelism, and why results never depend on the thread count:
+
+* Forwards (max and average) gather: each output element reads its own
+  window. The loop runs over (plane, output row) tasks, so a large plane of
+  a small batch is still spread over the threads.
+* ``max_pool_backward`` and ``max_unpool`` scatter through user-supplied
+  switches, which may repeat (overlapping windows share a maximum). Each
+  plane is one task, handled by one thread in a fixed order: the first
+  adds its gradients in output order, the second writes in input order so
+  the last duplicate wins, as in PyTorch.
+* ``avg_pool_backward`` gathers: every input element sums the gradients of
+  the windows that contain it, so it too runs over (plane, input row)
+  tasks.
+
+The callers guarantee: arrays C-contiguous with the shapes below, sizes and
+strides >= 1, paddings >= 0, every window holds at least one input element,
+and every switch lies in ``[0, H * W)`` of its plane (checked in Python,
+since bounds checks are off here).
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+from pyxconv._kernels._omp_compat cimport omp_get_thread_num
+
+
+cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
+    """Smallest tap j >= 0 with start + j * dilation >= 0."""
+    if start >= 0:
+        return 0
+    return (-start + dilation - 1) // dilation
+
+
+cdef inline Py_ssize_t _end_tap(Py_ssize_t start, Py_ssize_t dilation, Py_ssize_t kernel,
+                                Py_ssize_t size) noexcept nogil:
+    """One past the largest tap j < kernel with start + j * dilation < size."""
+    cdef Py_ssize_t last = size - 1 - start
+    if last < 0:
+        return 0
+    last = last // dilation + 1
+    return last if last < kernel else kernel
+
+
+cdef inline void _max_window(const floating* plane, Py_ssize_t in_w,
+                             Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t dh,
+                             Py_ssize_t w0, Py_ssize_t w1, Py_ssize_t dw,
+                             floating* out, int64_t* where) noexcept nogil:
+    """Max of plane[h, w] for h in range(h0, h1, dh), w in range(w0, w1, dw), with its index."""
+    cdef floating m = -INFINITY
+    cdef int64_t best = h0 * in_w + w0
+    cdef floating v
+    cdef Py_ssize_t h, w
+    h = h0
+    while h < h1:
+        w = w0
+        while w < w1:
+            v = plane[h * in_w + w]
+            if v > m or v != v:
+                m = v
+                best = h * in_w + w
+            w = w + dw
+        h = h + dh
+    out[0] = m
+    where[0] = best
+
+
+cdef inline void _max_row_generic(const floating* plane, Py_ssize_t in_h, Py_ssize_t in_w,
+                                  floating* out, int64_t* switches, Py_ssize_t oh,
+                                  Py_ssize_t out_w, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
+                                  Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h,
+                                  Py_ssize_t s_w, Py_ssize_t p_h, Py_ssize_t p_w,
+                                  Py_ssize_t d_h, Py_ssize_t d_w, const int64_t* tap_offset,
+                                  floating* best, int* tap) noexcept nogil:
+    """One output row of a max pool with any geometry.
+
+    Columns ``[ow_lo, ow_hi)`` have every horizontal tap inside the input.
+    There the taps are the outer loop and the columns the inner one: each
+    column keeps its running maximum in ``best`` and the number ``a * k_w + b``
+    of its winning tap in ``tap`` (per-thread scratch of ``out_w`` entries),
+    a loop without branches that the compiler vectorises. The window origin
+    plus ``tap_offset[tap]`` then gives the switch. Border columns go through
+    :func:`_max_window` one by one. Both use the same rule and scan order.
+    """
+    cdef Py_ssize_t start_h = oh * s_h - p_h
+    cdef Py_ssize_t a0 = _first_tap(start_h, d_h)
+    cdef Py_ssize_t a1 = _end_tap(start_h, d_h, k_h, in_h)
+    cdef Py_ssize_t h0 = start_h + a0 * d_h
+    cdef Py_ssize_t h1 = start_h + a1 * d_h
+    cdef Py_ssize_t ow, start_w, w0, w1, a, b
+    cdef int t
+    cdef const floating* src
+    cdef floating v, cur
+    cdef bint take
+    cdef int64_t origin
+    for ow in range(ow_lo):
+        start_w = ow * s_w - p_w
+        w0 = start_w + _first_tap(start_w, d_w) * d_w
+        w1 = start_w + _end_tap(start_w, d_w, k_w, in_w) * d_w
+        _max_window(plane, in_w, h0, h1, d_h, w0, w1, d_w, out + ow, switches + ow)
+    for ow in range(ow_hi, out_w):
+        start_w = ow * s_w - p_w
+        w0 = start_w + _first_tap(start_w, d_w) * d_w
+        w1 = start_w + _end_tap(start_w, d_w, k_w, in_w) * d_w
+        _max_window(plane, in_w, h0, h1, d_h, w0, w1, d_w, out + ow, switches + ow)
+    if ow_hi <= ow_lo:
+        return
+    t = <int>(a0 * k_w)
+    for ow in range(ow_lo, ow_hi):
+        best[ow] = -INFINITY
+        tap[ow] = t
+    for a in range(a0, a1):
+        for b in range(k_w):
+            t = <int>(a * k_w + b)
+            src = plane + (start_h + a * d_h) * in_w - p_w + b * d_w
+            if s_w == 1:
+                for ow in range(ow_lo, ow_hi):
+                    v = src[ow]
+                    cur = best[ow]
+                    take = (v > cur) | (v != v)
+                    best[ow] = v if take else cur
+                    tap[ow] = t if take else tap[ow]
+            elif s_w == 2:
+                for ow in range(ow_lo, ow_hi):
+                    v = src[2 * ow]
+                    cur = best[ow]
+                    take = (v > cur) | (v != v)
+                    best[ow] = v if take else cur
+                    tap[ow] = t if take else tap[ow]
+            else:
+                for ow in range(ow_lo, ow_hi):
+                    v = src[ow * s_w]
+                    cur = best[ow]
+                    take = (v > cur) | (v != v)
+                    best[ow] = v if take else cur
+                    tap[ow] = t if take else tap[ow]
+    origin = start_h * in_w - p_w
+    for ow in range(ow_lo, ow_hi):
+        out[ow] = best[ow]
+        switches[ow] = origin + ow * s_w + tap_offset[tap[ow]]
+
+
+cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t in_w, floating* out,
+                              int64_t* switches, Py_ssize_t oh, Py_ssize_t out_w,
+                              int* tap) noexcept nogil:
+    """One output row of the common 2x2, stride 2, unpadded max pool (windows all inside).
+
+    The same rule and scan order as _max_window, written as branch-free
+    selects on a small tap code (0..3) so that the compiler vectorises it;
+    a second loop turns the codes into switches.
+    """
+    cdef const floating* r0 = plane + 2 * oh * in_w
+    cdef const floating* r1 = r0 + in_w
+    cdef int64_t base = 2 * oh * in_w
+    cdef Py_ssize_t ow
+    cdef floating m, v
+    cdef int k, mask
+    for ow in range(out_w):
+        m = r0[2 * ow]
+        k = 0
+        v = r0[2 * ow + 1]
+        mask = -((v > m) | (v != v))
+        m = v if mask else m
+        k = (k & ~mask) | (1 & mask)
+        v = r1[2 * ow]
+        mask = -((v > m) | (v != v))
+        m = v if mask else m
+        k = (k & ~mask) | (2 & mask)
+        v = r1[2 * ow + 1]
+        mask = -((v > m) | (v != v))
+        m = v if mask else m
+        k = (k & ~mask) | (3 & mask)
+        out[ow] = m
+        tap[ow] = k
+    for ow in range(out_w):
+        switches[ow] = base + 2 * ow + (tap[ow] & 1) + (tap[ow] >> 1) * in_w
+
+
+def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                     int64_t[:, :, ::1] switches,
+                     Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
+                     Py_ssize_t p_h, Py_ssize_t p_w, Py_ssize_t d_h, Py_ssize_t d_w,
+                     const int64_t[::1] tap_offset, floating[:, ::1] best_scratch,
+                     int[:, ::1] tap_scratch, int n_threads):
+    """out, switches (P, OH, OW) = max pool of x (P, H, W); see the module notes.
+
+    ``best_scratch`` and ``tap_scratch`` have ``n_threads`` rows of at least
+    ``OW`` entries: each OpenMP thread's running maxima and winning taps.
+
+    ``tap_offset[a * k_w + b] = a * d_h * W + b * d_w``: where tap (a, b)
+    lies from the window's origin in the flat plane.
+    """
+    cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
+    cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
+    cdef bint fast = (k_h == 2 and k_w == 2 and s_h == 2 and s_w == 2 and p_h == 0
+                      and p_w == 0 and 2 * out_h <= in_h and 2 * out_w <= in_w)
+    # Columns whose horizontal taps all lie inside the input.
+    cdef Py_ssize_t span_w = d_w * (k_w - 1) + 1
+    cdef Py_ssize_t ow_lo = (p_w + s_w - 1) // s_w
+    cdef Py_ssize_t ow_hi = 0
+    if in_w - span_w + p_w >= 0:
+        ow_hi = (in_w - span_w + p_w) // s_w + 1
+    ow_hi = min(ow_hi, out_w)
+    ow_lo = min(ow_lo, out_w)
+    cdef Py_ssize_t task, p, oh
+    cdef floating* best
+    cdef int* tap
+    with nogil, parallel(num_threads=n_threads):
+        best = &best_scratch[omp_get_thread_num(), 0]
+        tap = &tap_scratch[omp_get_thread_num(), 0]
+        for task in prange(planes * out_h, schedule="static"):
+            p = task // out_h
+            oh = task - p * out_h
+            if fast:
+                _max_row_2x2(&x[p, 0, 0], in_w, &out[p, oh, 0], &switches[p, oh, 0],
+                             oh, out_w, tap)
+            else:
+                _max_row_generic(&x[p, 0, 0], in_h, in_w, &out[p, oh, 0],
+                                 &switches[p, oh, 0], oh, out_w, ow_lo, ow_hi,
+                                 k_h, k_w, s_h, s_w, p_h, p_w, d_h, d_w,
+                                 &tap_offset[0], best, tap)
+
+
+def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] switches,
+                      floating[:, ::1] grad_x, int n_threads):
+    """grad_x (P, H*W) = zeros, then += grad_out (P, L) at the switches, plane by plane."""
+    cdef Py_ssize_t planes = grad_out.shape[0], n_out = grad_out.shape[1]
+    cdef Py_ssize_t n_in = grad_x.shape[1]
+    cdef Py_ssize_t p, i
+    cdef floating* dst
+    cdef const floating* src
+    cdef const int64_t* where
+    for p in prange(planes, nogil=True, schedule="static", num_threads=n_threads):
+        dst = &grad_x[p, 0]
+        src = &grad_out[p, 0]
+        where = &switches[p, 0]
+        memset(dst, 0, n_in * sizeof(floating))
+        for i in range(n_out):
+            dst[where[i]] += src[i]
+
+
+def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
+               floating[:, ::1] out, int n_threads):
+    """out (P, M) = zeros, then out[p, switches[p, i]] = x[p, i] in order of i (last wins)."""
+    cdef Py_ssize_t planes = x.shape[0], n_in = x.shape[1]
+    cdef Py_ssize_t n_out = out.shape[1]
+    cdef Py_ssize_t p, i
+    cdef floating* dst
+    cdef const floating* src
+    cdef const int64_t* where
+    for p in prange(planes, nogil=True, schedule="static", num_threads=n_threads):
+        dst = &out[p, 0]
+        src = &x[p, 0]
+        where = &switches[p, 0]
+        memset(dst, 0, n_out * sizeof(floating))
+        for i in range(n_in):
+            dst[where[i]] = src[i]
+
+
+cdef inline double _avg_divisor(const int64_t* div_h, const int64_t* div_w, Py_ssize_t oh,
+                                Py_ssize_t ow, int64_t divisor_override) noexcept nogil:
+    if divisor_override != 0:
+        return <double>divisor_override
+    return <double>(div_h[oh] * div_w[ow])
+
+
+def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                     Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
+                     Py_ssize_t p_h, Py_ssize_t p_w,
+                     const int64_t[::1] div_h, const int64_t[::1] div_w,
+                     int64_t divisor_override, int n_threads):
+    """out (P, OH, OW) = window sums of x (P, H, W) / (div_h[oh] * div_w[ow]).
+
+    ``divisor_override`` replaces the divisor when non-zero. Sums run in double.
+    """
+    cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
+    cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
+    cdef Py_ssize_t task, p, oh, ow, h, w, h0, h1, w0, w1
+    cdef const floating* plane
+    cdef double total
+    for task in prange(planes * out_h, nogil=True, schedule="static", num_threads=n_threads):
+        p = task // out_h
+        oh = task - p * out_h
+        plane = &x[p, 0, 0]
+        h0 = oh * s_h - p_h
+        h1 = h0 + k_h
+        if h0 < 0:
+            h0 = 0
+        if h1 > in_h:
+            h1 = in_h
+        for ow in range(out_w):
+            w0 = ow * s_w - p_w
+            w1 = w0 + k_w
+            if w0 < 0:
+                w0 = 0
+            if w1 > in_w:
+                w1 = in_w
+            total = 0
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    total = total + plane[h * in_w + w]
+            out[p, oh, ow] = <floating>(
+                total / _avg_divisor(&div_h[0], &div_w[0], oh, ow, divisor_override))
+
+
+def avg_pool_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
+                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
+                      Py_ssize_t p_h, Py_ssize_t p_w,
+                      const int64_t[::1] div_h, const int64_t[::1] div_w,
+                      int64_t divisor_override, int n_threads):
+    """grad_x (P, H, W): each element sums grad_out / divisor over the windows holding it.
+
+    Window (oh, ow) covers rows [oh*s_h - p_h, oh*s_h - p_h + k_h) and the
+    same for columns, so input row ih lies in windows
+    ``floor((ih + p_h - k_h) / s_h) + 1 <= oh <= floor((ih + p_h) / s_h)``.
+    """
+    cdef Py_ssize_t planes = grad_x.shape[0], in_h = grad_x.shape[1], in_w = grad_x.shape[2]
+    cdef Py_ssize_t out_h = grad_out.shape[1], out_w = grad_out.shape[2]
+    cdef Py_ssize_t task, p, ih, iw, oh, ow, oh0, oh1, ow0, ow1, num
+    cdef const floating* g
+    cdef double total
+    for task in prange(planes * in_h, nogil=True, schedule="static", num_threads=n_threads):
+        p = task // in_h
+        ih = task - p * in_h
+        g = &grad_out[p, 0, 0]
+        num = ih + p_h - k_h
+        oh0 = 0 if num < 0 else num // s_h + 1
+        oh1 = (ih + p_h) // s_h + 1
+        if oh1 > out_h:
+            oh1 = out_h
+        for iw in range(in_w):
+            num = iw + p_w - k_w
+            ow0 = 0 if num < 0 else num // s_w + 1
+            ow1 = (iw + p_w) // s_w + 1
+            if ow1 > out_w:
+                ow1 = out_w
+            total = 0
+            for oh in range(oh0, oh1):
+                for ow in range(ow0, ow1):
+                    total = total + g[oh * out_w + ow] / _avg_divisor(
+                        &div_h[0], &div_w[0], oh, ow, divisor_override)
+            grad_x[p, ih, iw] = <floating>total

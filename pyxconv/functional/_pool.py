@@ -1,0 +1,975 @@
+"""Pooling in 1 and 2 dimensions: max pooling with switches, unpooling, average pooling.
+
+Max pooling keeps the largest value of each window and records its
+*switch*: where in the input that maximum came from. The switch is all the
+backward pass needs (the gradient of a maximum flows to the element that
+won, and nowhere else), and it is what unpooling uses to put activations
+back where they came from, the deconvnet way of seeing what a feature map
+encodes (lecture 000).
+
+Names, arguments, output sizes and the index convention are PyTorch's, so
+switches can be handed to ``torch.nn.functional.max_unpool2d`` and back.
+"""
+import math
+
+import numpy as np
+
+from pyxconv._kernels import _pool
+from pyxconv._threads import get_num_threads
+from pyxconv.functional._validation import (
+    as_int,
+    check_finite_size,
+    check_ndim,
+    float_arrays,
+    int_tuple,
+)
+
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
+_DIM_NAMES = {1: ("length",), 2: ("height", "width")}
+_INT32_MAX = 2**31 - 1
+
+
+def _flag(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _resolve_stride(stride, kernel, nd):
+    # PyTorch: stride=None (or an empty list) means stride = kernel_size.
+    if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0):
+        return kernel
+    return int_tuple(stride, nd, "stride", 1)
+
+
+def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
+    """Output length of a pooling window along one dimension, PyTorch's rule.
+
+    ``floor((size + 2*padding - dilation*(kernel-1) - 1 + (stride-1 if ceil_mode else 0))
+    / stride) + 1``, minus one in ceil mode when the last window would start
+    in the right padding (or beyond it). May return a value < 1; callers check.
+    """
+    span = dilation * (kernel - 1) + 1
+    extra = stride - 1 if ceil_mode else 0
+    out = (size + 2 * padding - span + extra) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+class _PoolGeometry:
+    """Sizes of one pooling call, padded out to 2 spatial dimensions.
+
+    A 1-D problem of length L is the 2-D problem (1, L) with a kernel of
+    height 1; the kernels only see the 2-D form. Every check a user can trip
+    is made here, before a kernel runs.
+    """
+
+    def __init__(self, in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd,
+                 func, x_name="x"):
+        names = _DIM_NAMES[nd]
+        kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
+        stride = _resolve_stride(stride, kernel, nd)
+        padding = int_tuple(padding, nd, "padding", 0)
+        dilation = int_tuple(dilation, nd, "dilation", 1)
+        ceil_mode = _flag(ceil_mode, "ceil_mode")
+        for k, p in zip(kernel, padding):
+            if p > k // 2:
+                raise ValueError(
+                    f"{func}: padding must be at most half the kernel size (kernel_size // 2) "
+                    f"in every dimension, got padding={padding} for kernel_size={kernel}; "
+                    "a wider padding would give windows that hold only padding")
+        if math.prod(kernel) > _INT32_MAX:
+            raise ValueError(f"{func}: kernel_size {kernel} has more than 2**31 - 1 taps")
+        out = []
+        for size, k, s, p, d, name in zip(in_spatial, kernel, stride, padding, dilation, names):
+            o = pool_output_size(size, k, s, p, d, ceil_mode)
+            if o < 1:
+                raise ValueError(
+                    f"{func}: output {name} would be {o} < 1: {name} of {x_name} is {size}, "
+                    f"kernel_size {k}, stride {s}, padding {p}, dilation {d}; the (dilated) "
+                    f"window spans {d * (k - 1) + 1} but the padded input is only "
+                    f"{size + 2 * p}")
+            starts = np.arange(o, dtype=np.int64) * s - p
+            first = np.where(starts < 0, (-starts + d - 1) // d, 0)
+            empty = (first >= k) | (starts + first * d >= size)
+            if empty.any():
+                bad = int(np.flatnonzero(empty)[0])
+                raise ValueError(
+                    f"{func}: window {bad} along the {name} holds only padding (input "
+                    f"{name} {size}, kernel_size {k}, stride {s}, padding {p}, dilation {d}); "
+                    "reduce the padding or the dilation")
+            out.append(o)
+        self.nd = nd
+        self.in_spatial = tuple(in_spatial)
+        self.out_spatial = tuple(out)
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.ceil_mode = ceil_mode
+        fill = 2 - nd
+        self.in2 = (1,) * fill + self.in_spatial
+        self.out2 = (1,) * fill + self.out_spatial
+        self.k2 = (1,) * fill + kernel
+        self.s2 = (1,) * fill + stride
+        self.p2 = (0,) * fill + padding
+        self.d2 = (1,) * fill + dilation
+
+    def kernel_args(self, with_dilation=True):
+        args = (*self.k2, *self.s2, *self.p2)
+        return args + tuple(self.d2) if with_dilation else args
+
+    def tap_offsets(self):
+        """``offset[a * kW + b] = a * dH * W + b * dW``: tap (a, b) from the window origin."""
+        k_h, k_w = self.k2
+        d_h, d_w = self.d2
+        rows = np.arange(k_h, dtype=np.int64) * (d_h * self.in2[1])
+        cols = np.arange(k_w, dtype=np.int64) * d_w
+        return (rows[:, None] + cols[None, :]).ravel()
+
+    def avg_divisors(self, count_include_pad):
+        """Per-dimension factors whose products are PyTorch's average-pool divisors.
+
+        A window starts at ``o*s - p`` and ends at ``min(start + k, size + p)``
+        (the part beyond the right padding, possible in ceil mode, never
+        counts). With ``count_include_pad`` the divisor is that padded extent;
+        otherwise only the part inside the input.
+        """
+        factors = []
+        for size, o, k, s, p in zip(self.in2, self.out2, self.k2, self.s2, self.p2):
+            start = np.arange(o, dtype=np.int64) * s - p
+            end = np.minimum(start + k, size + p)
+            if count_include_pad:
+                factors.append(end - start)
+            else:
+                factors.append(np.minimum(end, size) - np.maximum(start, 0))
+        return factors
+
+
+def _index_array(indices, name, shape):
+    if not isinstance(indices, np.ndarray):
+        try:
+            indices = np.asarray(indices)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} must be an integer array, got {type(indices).__name__}: "
+                            f"{exc}") from None
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array (int64 switches), got dtype "
+                        f"{indices.dtype}")
+    if indices.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {indices.shape}")
+    if indices.dtype.kind == "u" and indices.size and indices.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds a value above the int64 range")
+    return np.ascontiguousarray(indices, dtype=np.int64)
+
+
+def _check_index_range(indices, plane_size, name, plane_desc):
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= plane_size:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"{name} holds {bad}, outside [0, {plane_size}): switches are flat indices into "
+            f"a {plane_desc} plane")
+
+
+def _shape_tuple(shape, nd, name):
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of {nd + 2} ints {_LAYOUTS[nd]}, got "
+                        f"{type(shape).__name__}")
+    if len(shape) != nd + 2:
+        raise ValueError(f"{name} must have {nd + 2} entries {_LAYOUTS[nd]}, got {tuple(shape)}")
+    return tuple(as_int(s, name, 1) for s in shape)
+
+
+def _float_input(x, nd, name="x"):
+    (x,) = float_arrays(**{name: x})
+    check_ndim(x, nd + 2, name, _LAYOUTS[nd])
+    check_finite_size(x.shape, name)
+    return x
+
+
+# --------------------------------------------------------------------------- max pooling
+
+
+def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd):
+    func = f"max_pool{nd}d"
+    x = _float_input(x, nd)
+    return_indices = _flag(return_indices, "return_indices")
+    g = _PoolGeometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode, nd, func)
+    n, c = x.shape[:2]
+    planes = n * c
+    x3 = np.ascontiguousarray(x).reshape((planes,) + g.in2)
+    out = np.empty((planes,) + g.out2, dtype=x.dtype)
+    switches = np.empty((planes,) + g.out2, dtype=np.int64)
+    n_threads = get_num_threads()
+    out_w = g.out2[1]
+    _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
+                           np.empty((n_threads, out_w), dtype=x.dtype),
+                           np.empty((n_threads, out_w), dtype=np.intc), n_threads)
+    shape = (n, c) + g.out_spatial
+    out = out.reshape(shape)
+    if return_indices:
+        return out, switches.reshape(shape)
+    return out
+
+
+def _max_pool_backward_nd(grad_out, indices, input_shape, nd):
+    grad_out = _float_input(grad_out, nd, "grad_out")
+    input_shape = _shape_tuple(input_shape, nd, "input_shape")
+    indices = _index_array(indices, "indices", grad_out.shape)
+    if grad_out.shape[:2] != input_shape[:2]:
+        raise ValueError(
+            f"grad_out has (N, C) = {grad_out.shape[:2]} but input_shape has "
+            f"{input_shape[:2]}; they must match")
+    plane = math.prod(input_shape[2:])
+    _check_index_range(indices, plane, "indices", "x".join(map(str, input_shape[2:])))
+    planes = input_shape[0] * input_shape[1]
+    grad_out = np.ascontiguousarray(grad_out)
+    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
+    _pool.max_pool_backward(grad_out.reshape(planes, -1), indices.reshape(planes, -1),
+                            grad_x.reshape(planes, plane), get_num_threads())
+    return grad_x
+
+
+_MAX_NOTES = """
+    Along each spatial dimension the output size is PyTorch's
+
+    .. math::
+
+        n_{out} = \\left\\lfloor \\frac{n_{in} + 2p - d\\,(k - 1) - 1 + e}{s}
+                  \\right\\rfloor + 1
+
+    with kernel size :math:`k`, stride :math:`s` (default :math:`k`), padding
+    :math:`p`, dilation :math:`d`, and :math:`e = s - 1` in ceil mode (else 0).
+    In ceil mode the last window is dropped if it would start in the right
+    padding. It is the lectures' :math:`(N - F + 2P)/S + 1`; 2x2 pooling in
+    ceil mode gives their :math:`\\lceil W/2 \\rceil` (WE-33).
+
+    Padding acts as :math:`-\\infty`: it is never picked. It may be at most
+    half the kernel (``padding <= kernel_size // 2``), as PyTorch requires, so
+    that no window holds only padding. Ties keep the first maximum in
+    row-major scan order; a window holding NaN outputs NaN, with its switch
+    on the (last) NaN, as PyTorch does.
+
+    Switches are int64 flat indices into each input plane, ``ih * W + iw``
+    (``il`` in 1-D), PyTorch's ``return_indices=True`` convention.
+
+    Dtypes: float32 (fast path) and float64 are kept; integer and bool inputs
+    become float64.
+"""
+
+_MAX_PARAMS = """kernel_size : int or tuple of ints
+        Window size along each spatial dimension.
+    stride : int or tuple of ints, optional
+        Step of the window; defaults to ``kernel_size`` (non-overlapping).
+    padding : int or tuple of ints, default 0
+        Implicit :math:`-\\infty` added on both sides; at most
+        ``kernel_size // 2``.
+    dilation : int or tuple of ints, default 1
+        Spacing between window taps.
+    ceil_mode : bool, default False
+        Round the output size up instead of down, so a partial window at the
+        end (within the padded input) still gives an output.
+    return_indices : bool, default False
+        Also return the switches."""
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode,
+                        return_indices, 1)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode,
+                        return_indices, 2)
+
+
+max_pool1d.__doc__ = f"""1-D max pooling of a batch of sequences, with optional switches.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, L)
+        Input batch.
+    {_MAX_PARAMS}
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, L_out)
+        The maximum of each window.
+    indices : ndarray of int64, shape (N, C, L_out)
+        Only with ``return_indices=True``: the position ``l`` in the input
+        sequence of each maximum.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel or stride below 1,
+        negative padding or padding above ``kernel_size // 2``, or an output
+        length below 1.
+    TypeError
+        Complex, object or string arrays, non-integer sizes.
+
+    Notes
+    -----{_MAX_NOTES}
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool1d
+    >>> x = np.array([[[1, 5, 2, 2, 7, 3]]])
+    >>> out, idx = max_pool1d(x, 2, return_indices=True)
+    >>> out
+    array([[[5., 2., 7.]]])
+    >>> idx
+    array([[[1, 2, 4]]])
+    """
+
+max_pool2d.__doc__ = f"""2-D max pooling of a batch of images, with optional switches.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        Input batch.
+    {_MAX_PARAMS}
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H_out, W_out)
+        The maximum of each window, channel by channel.
+    indices : ndarray of int64, shape (N, C, H_out, W_out)
+        Only with ``return_indices=True``: the switches, flat indices
+        ``ih * W + iw`` into each input plane.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel or stride below 1,
+        negative padding or padding above ``kernel_size // 2``, or an output
+        size below 1.
+    TypeError
+        Complex, object or string arrays, non-integer sizes.
+
+    Notes
+    -----{_MAX_NOTES}
+    Examples
+    --------
+    Lecture 003's 2x2, stride 2 max pool (WE-29). The switches sit at (0, 0),
+    (1, 3), (2, 0) and (2, 3) of the 4x4 map, flat ``[[0, 7], [8, 11]]``:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool2d
+    >>> x = np.array([[4, 1, -3, 1],
+    ...               [2, 0, -2, 3],
+    ...               [4, 2, -1, 2],
+    ...               [2, 1, -1, 0]]).reshape(1, 1, 4, 4)
+    >>> out, idx = max_pool2d(x, 2, stride=2, return_indices=True)
+    >>> out[0, 0]
+    array([[4., 3.],
+           [4., 2.]])
+    >>> idx[0, 0]
+    array([[ 0,  7],
+           [ 8, 11]])
+
+    Lecture 004's example (WE-32) gives ``[[6, 8], [3, 4]]``:
+
+    >>> x = np.array([[1, 1, 2, 4],
+    ...               [5, 6, 7, 8],
+    ...               [3, 2, 1, 0],
+    ...               [1, 2, 3, 4]]).reshape(1, 1, 4, 4)
+    >>> max_pool2d(x, 2)[0, 0]
+    array([[6., 8.],
+           [3., 4.]])
+
+    Ceil mode gives the lectures' :math:`\\lceil W/2 \\rceil` (WE-33):
+
+    >>> max_pool2d(np.zeros((1, 1, 5, 7)), 2, ceil_mode=True).shape
+    (1, 1, 3, 4)
+    """
+
+
+def max_pool1d_backward(grad_out, indices, input_shape):
+    return _max_pool_backward_nd(grad_out, indices, input_shape, 1)
+
+
+def max_pool2d_backward(grad_out, indices, input_shape):
+    return _max_pool_backward_nd(grad_out, indices, input_shape, 2)
+
+
+_MAX_BACKWARD_DOC = """Gradient of :func:`{name}` with respect to its input, routed through the switches.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (N, C, {out})
+        Gradient of the loss with respect to the pooled output.
+    indices : int ndarray of shape (N, C, {out})
+        The switches returned by ``{name}(..., return_indices=True)``.
+    input_shape : tuple of ints (N, C, {inp})
+        Shape of the forward input.
+
+    Returns
+    -------
+    grad_x : ndarray of shape (N, C, {inp})
+        Zero everywhere except at the switches, which receive the gradient of
+        every window they won (a sum where overlapping windows share one
+        maximum, as with 3x3 windows at stride 2).
+
+    Raises
+    ------
+    ValueError
+        If ``indices`` and ``grad_out`` differ in shape, ``(N, C)`` differs
+        from ``input_shape``, or a switch lies outside the input plane.
+    TypeError
+        If ``indices`` is not an integer array.
+
+    Notes
+    -----
+    The maximum :math:`y = \\max_j x_j` has :math:`\\partial y / \\partial x_j
+    = 1` at the winning :math:`j` and 0 elsewhere, so the upstream gradient
+    goes to the switch only. The sums are made plane by plane, each plane by
+    one thread in a fixed order, so the result does not depend on the number
+    of threads.
+
+    Examples
+    --------
+    {example}
+    """
+
+max_pool1d_backward.__doc__ = _MAX_BACKWARD_DOC.format(
+    name="max_pool1d", out="L_out", inp="L",
+    example=""">>> import numpy as np
+    >>> from pyxconv.functional import max_pool1d, max_pool1d_backward
+    >>> x = np.array([[[1, 5, 2, 2, 7, 3]]])
+    >>> out, idx = max_pool1d(x, 2, return_indices=True)
+    >>> max_pool1d_backward(np.array([[[10, 20, 30]]]), idx, x.shape)
+    array([[[ 0., 10., 20.,  0., 30.,  0.]]])""")
+
+max_pool2d_backward.__doc__ = _MAX_BACKWARD_DOC.format(
+    name="max_pool2d", out="H_out, W_out", inp="H, W",
+    example="""WE-29's switches route an upstream gradient ``[[1, 2], [3, 4]]`` to
+    (0, 0), (1, 3), (2, 0) and (2, 3):
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool2d, max_pool2d_backward
+    >>> x = np.array([[4, 1, -3, 1],
+    ...               [2, 0, -2, 3],
+    ...               [4, 2, -1, 2],
+    ...               [2, 1, -1, 0]]).reshape(1, 1, 4, 4)
+    >>> out, idx = max_pool2d(x, 2, return_indices=True)
+    >>> g = np.array([[1, 2], [3, 4]]).reshape(1, 1, 2, 2)
+    >>> max_pool2d_backward(g, idx, x.shape)[0, 0]
+    array([[1., 0., 0., 0.],
+           [0., 0., 0., 2.],
+           [3., 0., 0., 4.],
+           [0., 0., 0., 0.]])""")
+
+
+# ------------------------------------------------------------------------------ unpooling
+
+
+def _unpool_output_spatial(in_spatial, kernel, stride, padding, output_size, nd, func):
+    default = tuple((i - 1) * s + k - 2 * p
+                    for i, k, s, p in zip(in_spatial, kernel, stride, padding))
+    if output_size is None:
+        for d, name in zip(default, _DIM_NAMES[nd]):
+            if d < 1:
+                raise ValueError(
+                    f"{func}: the default output {name} (in - 1) * stride + kernel_size - "
+                    f"2 * padding is {d} < 1; pass output_size")
+        return default
+    if isinstance(output_size, np.ndarray) or not isinstance(output_size, (list, tuple)):
+        raise TypeError(f"output_size must be a tuple of {nd} ints (or {nd + 2} with N, C), "
+                        f"got {output_size!r}")
+    if len(output_size) == nd + 2:
+        output_size = tuple(output_size)[2:]
+    if len(output_size) != nd:
+        raise ValueError(f"output_size must have {nd} entries (or {nd + 2}), got "
+                         f"{tuple(output_size)!r}")
+    sizes = tuple(as_int(v, "output_size", 1) for v in output_size)
+    for dim, (o, d, s) in enumerate(zip(sizes, default, stride)):
+        if not d - s < o < d + s:
+            raise ValueError(
+                f"{func}: invalid output_size {sizes}: dimension {dim} must be strictly "
+                f"between {d - s} and {d + s} (the default size {d} +- stride {s})")
+    return sizes
+
+
+def _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, nd):
+    func = f"max_unpool{nd}d"
+    x = _float_input(x, nd)
+    indices = _index_array(indices, "indices", x.shape)
+    kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
+    stride = _resolve_stride(stride, kernel, nd)
+    padding = int_tuple(padding, nd, "padding", 0)
+    out_spatial = _unpool_output_spatial(x.shape[2:], kernel, stride, padding, output_size,
+                                         nd, func)
+    plane = math.prod(out_spatial)
+    _check_index_range(indices, plane, "indices", "x".join(map(str, out_spatial)) +
+                       " output")
+    n, c = x.shape[:2]
+    planes = n * c
+    out = np.empty((n, c) + out_spatial, dtype=x.dtype)
+    _pool.max_unpool(np.ascontiguousarray(x).reshape(planes, -1),
+                     indices.reshape(planes, -1), out.reshape(planes, plane),
+                     get_num_threads())
+    return out
+
+
+_UNPOOL_NOTES = """
+    Unpooling is the partial inverse of max pooling: every pooled value goes
+    back to the place it was taken from and everything else is zero, so
+    ``max_unpool(max_pool(x))`` keeps exactly the maxima of ``x``. The
+    deconvnet uses it to project a feature map back to the input space.
+
+    The default output size along each dimension is
+    ``(n_in - 1) * stride - 2 * padding + kernel_size``; ``output_size``
+    chooses another one strictly within ``stride`` of it (needed, for
+    instance, to restore an odd size pooled in floor mode), as in PyTorch.
+
+    Where switches repeat (overlapping windows that share a maximum), the
+    later one in row-major order of ``x`` wins, as in PyTorch; the writes
+    are made plane by plane in a fixed order, so the result does not depend
+    on the number of threads.
+"""
+
+
+def max_unpool1d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, 1)
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, 2)
+
+
+_UNPOOL_DOC = """Put each pooled value back at its switch: the partial inverse of :func:`{pool}`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, {small})
+        Pooled values.
+    indices : int ndarray of shape (N, C, {small})
+        Switches from ``{pool}(..., return_indices=True)``: flat indices into
+        each output plane.
+    kernel_size, stride, padding : int or tuple of ints
+        As given to :func:`{pool}` (``stride`` defaults to ``kernel_size``).
+    output_size : tuple of ints, optional
+        ``({big})``, or the full shape ``(N, C, {big})``.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, {big})
+        Zero except at the switches.
+
+    Raises
+    ------
+    ValueError
+        If ``indices`` does not have the shape of ``x``, a switch lies
+        outside the output plane, or ``output_size`` is not within ``stride``
+        of the default size.
+    TypeError
+        If ``indices`` is not an integer array, or for complex, object or
+        string inputs.
+
+    Notes
+    -----{notes}
+    Examples
+    --------
+    {example}
+    """
+
+max_unpool1d.__doc__ = _UNPOOL_DOC.format(
+    pool="max_pool1d", small="L_in", big="L_out", notes=_UNPOOL_NOTES,
+    example=""">>> import numpy as np
+    >>> from pyxconv.functional import max_pool1d, max_unpool1d
+    >>> x = np.array([[[1, 5, 2, 2, 7, 3]]])
+    >>> out, idx = max_pool1d(x, 2, return_indices=True)
+    >>> max_unpool1d(out, idx, 2)
+    array([[[0., 5., 2., 0., 7., 0.]]])""")
+
+max_unpool2d.__doc__ = _UNPOOL_DOC.format(
+    pool="max_pool2d", small="H_in, W_in", big="H_out, W_out", notes=_UNPOOL_NOTES,
+    example="""WE-32 pooled and unpooled: only the maxima 6, 8, 3 and 4 survive, each
+    where it came from.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool2d, max_unpool2d
+    >>> x = np.array([[1, 1, 2, 4],
+    ...               [5, 6, 7, 8],
+    ...               [3, 2, 1, 0],
+    ...               [1, 2, 3, 4]]).reshape(1, 1, 4, 4)
+    >>> out, idx = max_pool2d(x, 2, return_indices=True)
+    >>> idx[0, 0]
+    array([[ 5,  7],
+           [ 8, 15]])
+    >>> max_unpool2d(out, idx, 2)[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 6., 0., 8.],
+           [3., 0., 0., 0.],
+           [0., 0., 0., 4.]])""")
+
+
+def _max_unpool_backward_nd(grad_out, indices, nd):
+    grad_out = _float_input(grad_out, nd, "grad_out")
+    if not isinstance(indices, np.ndarray) or indices.ndim != nd + 2:
+        indices = np.asarray(indices)
+        check_ndim(indices, nd + 2, "indices", _LAYOUTS[nd])
+    indices = _index_array(indices, "indices", indices.shape)
+    if indices.shape[:2] != grad_out.shape[:2]:
+        raise ValueError(f"indices has (N, C) = {indices.shape[:2]} but grad_out has "
+                         f"{grad_out.shape[:2]}; they must match")
+    check_finite_size(indices.shape, "indices")
+    plane = math.prod(grad_out.shape[2:])
+    _check_index_range(indices, plane, "indices",
+                       "x".join(map(str, grad_out.shape[2:])) + " output")
+    planes = grad_out.shape[0] * grad_out.shape[1]
+    gathered = np.take_along_axis(grad_out.reshape(planes, plane),
+                                  indices.reshape(planes, -1), axis=1)
+    return gathered.reshape(indices.shape)
+
+
+def max_unpool1d_backward(grad_out, indices):
+    return _max_unpool_backward_nd(grad_out, indices, 1)
+
+
+def max_unpool2d_backward(grad_out, indices):
+    return _max_unpool_backward_nd(grad_out, indices, 2)
+
+
+_UNPOOL_BACKWARD_DOC = """Gradient of :func:`{unpool}` with respect to its input ``x``.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (N, C, {big})
+        Gradient of the loss with respect to the unpooled output.
+    indices : int ndarray of shape (N, C, {small})
+        The switches given to :func:`{unpool}`.
+
+    Returns
+    -------
+    grad_x : ndarray of shape (N, C, {small})
+        ``grad_out`` read at each switch (a gather). Where switches repeat,
+        every copy gets the gradient of that position, as in PyTorch's
+        autograd.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or a switch lies outside the output plane.
+    TypeError
+        If ``indices`` is not an integer array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import {unpool}_backward
+    >>> {example}
+    """
+
+max_unpool1d_backward.__doc__ = _UNPOOL_BACKWARD_DOC.format(
+    unpool="max_unpool1d", big="L_out", small="L_in",
+    example="""max_unpool1d_backward(np.arange(6).reshape(1, 1, 6), np.array([[[1, 2, 4]]]))
+    array([[[1., 2., 4.]]])""")
+
+max_unpool2d_backward.__doc__ = _UNPOOL_BACKWARD_DOC.format(
+    unpool="max_unpool2d", big="H_out, W_out", small="H_in, W_in",
+    example="""g = np.arange(16).reshape(1, 1, 4, 4)
+    >>> max_unpool2d_backward(g, np.array([[[[5, 7], [8, 15]]]]))[0, 0]
+    array([[ 5.,  7.],
+           [ 8., 15.]])""")
+
+
+# ------------------------------------------------------------------------ average pooling
+
+
+def _avg_geometry(in_spatial, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                  divisor_override, nd, func):
+    g = _PoolGeometry(in_spatial, kernel_size, stride, padding, 1, ceil_mode, nd, func)
+    count_include_pad = _flag(count_include_pad, "count_include_pad")
+    if divisor_override is None:
+        override = 0
+    else:
+        override = as_int(divisor_override, "divisor_override")
+        if override == 0:
+            raise ValueError("divisor_override must be a non-zero integer, got 0")
+    div_h, div_w = g.avg_divisors(count_include_pad)
+    return g, div_h, div_w, override
+
+
+def _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                 divisor_override, nd):
+    func = f"avg_pool{nd}d"
+    x = _float_input(x, nd)
+    g, div_h, div_w, override = _avg_geometry(x.shape[2:], kernel_size, stride, padding,
+                                              ceil_mode, count_include_pad, divisor_override,
+                                              nd, func)
+    n, c = x.shape[:2]
+    planes = n * c
+    out = np.empty((planes,) + g.out2, dtype=x.dtype)
+    _pool.avg_pool_forward(np.ascontiguousarray(x).reshape((planes,) + g.in2), out,
+                           *g.kernel_args(with_dilation=False), div_h, div_w, override,
+                           get_num_threads())
+    return out.reshape((n, c) + g.out_spatial)
+
+
+def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override, nd):
+    func = f"avg_pool{nd}d_backward"
+    grad_out = _float_input(grad_out, nd, "grad_out")
+    input_shape = _shape_tuple(input_shape, nd, "input_shape")
+    g, div_h, div_w, override = _avg_geometry(input_shape[2:], kernel_size, stride, padding,
+                                              ceil_mode, count_include_pad, divisor_override,
+                                              nd, func, )
+    expected = tuple(input_shape[:2]) + g.out_spatial
+    if grad_out.shape != expected:
+        raise ValueError(f"grad_out must have the forward output's shape {expected}, got "
+                         f"{grad_out.shape}")
+    n, c = input_shape[:2]
+    planes = n * c
+    grad_x = np.empty((planes,) + g.in2, dtype=grad_out.dtype)
+    _pool.avg_pool_backward(np.ascontiguousarray(grad_out).reshape((planes,) + g.out2),
+                            grad_x, *g.kernel_args(with_dilation=False), div_h, div_w,
+                            override, get_num_threads())
+    return grad_x.reshape(input_shape)
+
+
+_AVG_NOTES = """
+    Output sizes follow PyTorch's rule, as for max pooling (see
+    :func:`max_pool2d`), without dilation.
+
+    The divisor of window :math:`(i, j)` is, as in PyTorch: the window's
+    extent clipped to the *padded* input when ``count_include_pad`` (so
+    zero padding counts, but a ceil-mode overhang beyond the padding does
+    not), or the number of real input elements in it otherwise
+    (``divisor_override`` replaces both). Sums are accumulated in float64.
+"""
+
+_AVG_PARAMS = """kernel_size : int or tuple of ints
+        Window size along each spatial dimension.
+    stride : int or tuple of ints, optional
+        Step of the window; defaults to ``kernel_size``.
+    padding : int or tuple of ints, default 0
+        Implicit zeros on both sides; at most ``kernel_size // 2``.
+    ceil_mode : bool, default False
+        Round the output size up instead of down.
+    count_include_pad : bool, default True
+        Count the zero padding in the divisor."""
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    return _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    return _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override, 2)
+
+
+avg_pool1d.__doc__ = f"""1-D average pooling of a batch of sequences.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, L)
+        Input batch.
+    {_AVG_PARAMS}
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, L_out)
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel or stride below 1,
+        negative padding or padding above ``kernel_size // 2``, or an output
+        length below 1.
+    TypeError
+        Complex, object or string arrays, non-integer sizes.
+
+    Notes
+    -----{_AVG_NOTES}
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import avg_pool1d
+    >>> x = np.array([[[1, 5, 2, 2, 7, 3]]])
+    >>> avg_pool1d(x, 2)
+    array([[[3., 2., 5.]]])
+
+    With padding, the first window (padding, 1, 5) divides by 3 or, without
+    counting the padding, by 2:
+
+    >>> avg_pool1d(x, 3, stride=2, padding=1)
+    array([[[2., 3., 4.]]])
+    >>> avg_pool1d(x, 3, stride=2, padding=1, count_include_pad=False)
+    array([[[3., 3., 4.]]])
+    """
+
+avg_pool2d.__doc__ = f"""2-D average pooling of a batch of images.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        Input batch.
+    {_AVG_PARAMS}
+    divisor_override : int, optional
+        Divide every window sum by this number instead.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H_out, W_out)
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel or stride below 1,
+        negative padding or padding above ``kernel_size // 2``, an output
+        size below 1, or ``divisor_override=0``.
+    TypeError
+        Complex, object or string arrays, non-integer sizes.
+
+    Notes
+    -----{_AVG_NOTES}
+    Examples
+    --------
+    WE-32's input, averaged over 2x2 windows instead of maximised:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import avg_pool2d
+    >>> x = np.array([[1, 1, 2, 4],
+    ...               [5, 6, 7, 8],
+    ...               [3, 2, 1, 0],
+    ...               [1, 2, 3, 4]]).reshape(1, 1, 4, 4)
+    >>> avg_pool2d(x, 2)[0, 0]
+    array([[3.25, 5.25],
+           [2.  , 2.  ]])
+    """
+
+
+def avg_pool1d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True):
+    return _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding,
+                                 ceil_mode, count_include_pad, None, 1)
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+    return _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding,
+                                 ceil_mode, count_include_pad, divisor_override, 2)
+
+
+_AVG_BACKWARD_DOC = """Gradient of :func:`{name}` with respect to its input.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (N, C, {out})
+        Gradient of the loss with respect to the pooled output.
+    input_shape : tuple of ints (N, C, {inp})
+        Shape of the forward input.
+    kernel_size, stride, padding, ceil_mode, count_include_pad{extra}
+        As given to the forward call.
+
+    Returns
+    -------
+    grad_x : ndarray of shape (N, C, {inp})
+        Each input element receives ``grad_out / divisor`` of every window
+        that contains it.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have the forward output's shape, or for any
+        argument the forward call would reject.
+
+    Notes
+    -----
+    Each input element gathers the contributions of the windows holding it
+    (no scatter), so the result does not depend on the number of threads.
+
+    Examples
+    --------
+    {example}
+    """
+
+avg_pool1d_backward.__doc__ = _AVG_BACKWARD_DOC.format(
+    name="avg_pool1d", out="L_out", inp="L", extra="",
+    example=""">>> import numpy as np
+    >>> from pyxconv.functional import avg_pool1d_backward
+    >>> avg_pool1d_backward(np.array([[[2, 4, 6]]]), (1, 1, 6), 2)
+    array([[[1., 1., 2., 2., 3., 3.]]])""")
+
+avg_pool2d_backward.__doc__ = _AVG_BACKWARD_DOC.format(
+    name="avg_pool2d", out="H_out, W_out", inp="H, W", extra=", divisor_override",
+    example="""Overlapping 2x2 windows at stride 1: the centre of a 3x3 map lies in
+    all four windows.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import avg_pool2d_backward
+    >>> avg_pool2d_backward(np.ones((1, 1, 2, 2)), (1, 1, 3, 3), 2, stride=1)[0, 0]
+    array([[0.25, 0.5 , 0.25],
+           [0.5 , 1.  , 0.5 ],
+           [0.25, 0.5 , 0.25]])""")
+
+
+def global_avg_pool2d(x):
+    """Average of each channel over the whole plane: GoogLeNet's final 7x7 average pool.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, 1, 1)
+        ``x.mean(axis=(2, 3), keepdims=True)``, summed in float64; the same as
+        ``avg_pool2d(x, (H, W))`` and PyTorch's ``adaptive_avg_pool2d(x, 1)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D or is empty.
+    TypeError
+        Complex, object or string arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import global_avg_pool2d
+    >>> x = np.array([[1, 1, 2, 4],
+    ...               [5, 6, 7, 8],
+    ...               [3, 2, 1, 0],
+    ...               [1, 2, 3, 4]]).reshape(1, 1, 4, 4)
+    >>> global_avg_pool2d(x)
+    array([[[[3.125]]]])
+    """
+    x = _float_input(x, 2)
+    return _avg_pool_nd(x, x.shape[2:], None, 0, False, True, None, 2)
+
+
+def global_avg_pool2d_backward(grad_out, input_shape):
+    """Gradient of :func:`global_avg_pool2d`: ``grad_out / (H * W)`` spread over each plane.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (N, C, 1, 1)
+    input_shape : tuple of ints (N, C, H, W)
+
+    Returns
+    -------
+    grad_x : ndarray of shape (N, C, H, W)
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have shape (N, C, 1, 1) for the given input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import global_avg_pool2d_backward
+    >>> global_avg_pool2d_backward(np.full((1, 1, 1, 1), 8.0), (1, 1, 2, 4))[0, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
+    input_shape = _shape_tuple(input_shape, 2, "input_shape")
+    return _avg_pool_backward_nd(grad_out, input_shape, input_shape[2:], None, 0, False, True,
+                                 None, 2)
