@@ -23,6 +23,16 @@ from pyxconv.functional._conv_transpose import (
     conv_transpose3d_backward,
     conv_transpose_output_size,
 )
+from pyxconv.functional._loss import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    log_softmax,
+    log_softmax_backward,
+    sigmoid_binary_cross_entropy,
+    softmax,
+    softmax_backward,
+    softmax_cross_entropy,
+)
 from pyxconv.functional._pool import (
     avg_pool1d,
     avg_pool1d_backward,
@@ -73,4 +83,12 @@ __all__ = [
     "max_unpool2d",
     "max_unpool2d_backward",
     "pool_output_size",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "log_softmax",
+    "log_softmax_backward",
+    "sigmoid_binary_cross_entropy",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
 ]

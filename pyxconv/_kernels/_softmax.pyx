@@ -1,0 +1,390 @@
+"""Softmax, log-softmax and the fused softmax cross-entropy.
+
+Design
+------
+Everything works on rows: a C-contiguous ``(M, C)`` array whose last axis is
+the class axis (the Python layer moves the class axis last and flattens the
+rest). One row is one task; ``prange`` hands whole rows to the threads, and
+nothing is ever summed across rows here, so the result of every row, and so of
+every call, does not depend on the thread count, bit for bit. The mean over
+rows is taken by the caller from the per-row losses, in a fixed order.
+
+Numerical stability (log-sum-exp): with ``m = max_j z_j``,
+
+    log sum_j exp(z_j) = m + log s,   s = sum_j exp(z_j - m),
+
+every exponent is <= 0 (no overflow) and the largest term is exp(0) = 1, so
+``1 <= s <= C`` (no underflow to log 0). The loss ``log-sum-exp - z_c`` is
+formed as ``(m - z_c) + log s``: two non-negative terms, no cancellation, so
+logits of +-1e8 give the right finite loss (0.693 for two equal logits).
+
+One row of the cross-entropy makes three passes over its C values, which are
+in L1 cache after the first: the maximum, ``e_j = exp(z_j - m)`` written into
+the gradient row (or a per-thread scratch row when no gradient is wanted) and
+their sum, then the gradient ``scale * (p_j * A - a_j)`` written in place.
+
+float32 uses ``pyxconv_exp_nonpositive_f``, a branch-free Cephes-style expf
+(range reduction to ``2^k * exp(r)``, |r| <= ln2/2, degree-6 polynomial, about
+1 ulp) that the C compiler can vectorise; the libm ``expf`` call cannot be.
+The float32 maximum is taken over integer keys that order like the floats, for
+the same reason. These two loops are C in a verbatim block, compiled per
+instruction set (see there). float64 uses libm ``exp``. The sums use eight
+independent accumulators in a fixed order (a single accumulator is a serial
+dependency chain that the compiler may not reorder).
+
+The callers guarantee: arrays C-contiguous with matching shapes, C >= 1,
+class indices either ``ignore_index`` or in ``[0, C)`` (checked by
+:func:`first_bad_target` before any kernel runs), weights of length C.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport exp, log
+from libc.stdint cimport int64_t
+
+
+# ---------------------------------------------------------------- float32 row loops in C
+#
+# The two float32 loops that dominate the time (maximum, exponentials and
+# their sum) are written in C so that gcc can compile them once per
+# instruction set ("target_clones": AVX-512, AVX2, baseline SSE2) and pick the
+# best at load time; Cython code is compiled for the baseline only. Every
+# thread runs the same clone, so results still do not depend on the thread
+# count. Elsewhere (clang, MSVC, non-x86) the same C is compiled once.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
+        && defined(__GLIBC__) && !defined(PYXCONV_NO_TARGET_CLONES)
+    #  define PYXCONV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #  define PYXCONV_CLONES
+    #endif
+
+    /* exp(x) for x <= 0 (or NaN), branch-free so that loops over it vectorise.
+       exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 (ln 2 in two
+       parts so that k ln 2 is exact), exp(r) by Cephes' expf polynomial
+       (about 1 ulp). Below -87, where 2^k would leave the normal range, the
+       result is 0 (the true value is < 1.7e-38); -inf gives 0, NaN stays NaN.
+       The clamp and the zeroing are integer bit masks, not if/?:, because
+       with gcc's default -ftrapping-math a floating-point branch is never
+       turned into a vector select and the loop would stay scalar. */
+    static inline float pyxconv_exp_nonpositive_f(float x) {
+        uint32_t u, mask, bits;
+        float xc, fk, r, r2, p, scale;
+        int32_t k;
+        memcpy(&u, &x, sizeof u);
+        /* all ones where 87 < |x| <= inf (x <= 0 is assumed), else 0 */
+        mask = 0u - (uint32_t)(((u & 0x7FFFFFFFu) > 0x42AE0000u)
+                               & ((u & 0x7FFFFFFFu) <= 0x7F800000u));
+        u = (u & ~mask) | (0xC2AE0000u & mask);  /* -87.0f */
+        memcpy(&xc, &u, sizeof xc);
+        /* round to nearest: adding 1.5 * 2^23 pushes the fraction bits out */
+        fk = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+        r = xc - fk * 0.693359375f;
+        r = r - fk * -2.12194440e-4f;
+        r2 = r * r;
+        p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+              + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+        p = p * r2 + r + 1.0f;
+        k = (int32_t)fk;
+        bits = ((uint32_t)(k + 127)) << 23;
+        memcpy(&scale, &bits, sizeof scale);
+        p = p * scale;
+        memcpy(&bits, &p, sizeof bits);
+        bits &= ~mask;
+        memcpy(&p, &bits, sizeof p);
+        return p;
+    }
+
+    /* An int32 that orders like the float v (negative floats: magnitude bits flipped). */
+    static inline int32_t pyxconv_order_key(float v) {
+        int32_t b;
+        memcpy(&b, &v, sizeof b);
+        return b ^ (int32_t)((uint32_t)(b >> 31) & 0x7FFFFFFFu);
+    }
+
+    /* max_j z[j], n >= 1, over integer keys: an integer maximum vectorises, a
+       float one does not (see above). A NaN with the sign bit clear wins, one
+       with it set loses; either way exp(z - m) is NaN later. */
+    PYXCONV_CLONES
+    static float pyxconv_row_max_f(const float *z, Py_ssize_t n) {
+        int32_t key = pyxconv_order_key(z[0]), other;
+        Py_ssize_t j;
+        float m;
+        for (j = 1; j < n; j++) {
+            other = pyxconv_order_key(z[j]);
+            key = other > key ? other : key;
+        }
+        key ^= (int32_t)((uint32_t)(key >> 31) & 0x7FFFFFFFu);  /* the key map is an involution */
+        memcpy(&m, &key, sizeof m);
+        return m;
+    }
+
+    /* e[j] = exp(z[j] - m); returns sum_j e[j] (eight partial sums, fixed order). */
+    PYXCONV_CLONES
+    static float pyxconv_exp_sum_f(const float *z, float m, float *e, Py_ssize_t n) {
+        Py_ssize_t j;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        for (j = 0; j < n; j++)
+            e[j] = pyxconv_exp_nonpositive_f(z[j] - m);
+        for (j = 0; j + 8 <= n; j += 8) {
+            s0 += e[j];     s1 += e[j + 1]; s2 += e[j + 2]; s3 += e[j + 3];
+            s4 += e[j + 4]; s5 += e[j + 5]; s6 += e[j + 6]; s7 += e[j + 7];
+        }
+        for (; j < n; j++)
+            s0 += e[j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+    """
+    float pyxconv_row_max_f(const float* z, Py_ssize_t n) noexcept nogil
+    float pyxconv_exp_sum_f(const float* z, float m, float* e, Py_ssize_t n) noexcept nogil
+
+
+# ---------------------------------------------------------------- scalar helpers
+
+cdef inline double _row_max_d(const double* z, Py_ssize_t n) noexcept nogil:
+    """max_j z[j] (n >= 1), with four accumulators."""
+    cdef double m0 = z[0], m1 = z[0], m2 = z[0], m3 = z[0]
+    cdef Py_ssize_t j = 0
+    cdef Py_ssize_t n4 = n - n % 4
+    while j < n4:
+        m0 = z[j] if z[j] > m0 else m0
+        m1 = z[j + 1] if z[j + 1] > m1 else m1
+        m2 = z[j + 2] if z[j + 2] > m2 else m2
+        m3 = z[j + 3] if z[j + 3] > m3 else m3
+        j += 4
+    while j < n:
+        m0 = z[j] if z[j] > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
+cdef inline floating _row_max(const floating* z, Py_ssize_t n) noexcept nogil:
+    """max_j z[j] (n >= 1)."""
+    if floating is float:
+        return pyxconv_row_max_f(z, n)
+    else:
+        return _row_max_d(z, n)
+
+
+cdef inline floating _row_sum(const floating* e, Py_ssize_t n) noexcept nogil:
+    """sum_j e[j], with eight accumulators in a fixed order."""
+    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
+    cdef Py_ssize_t j = 0
+    cdef Py_ssize_t n8 = n - n % 8
+    while j < n8:
+        s0 = s0 + e[j]
+        s1 = s1 + e[j + 1]
+        s2 = s2 + e[j + 2]
+        s3 = s3 + e[j + 3]
+        s4 = s4 + e[j + 4]
+        s5 = s5 + e[j + 5]
+        s6 = s6 + e[j + 6]
+        s7 = s7 + e[j + 7]
+        j += 8
+    while j < n:
+        s0 = s0 + e[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+cdef inline floating _exp_shifted(const floating* z, floating m, floating* e,
+                                  Py_ssize_t n) noexcept nogil:
+    """e[j] = exp(z[j] - m); returns sum_j e[j]."""
+    cdef Py_ssize_t j
+    if floating is float:
+        return pyxconv_exp_sum_f(z, m, e, n)
+    else:
+        for j in range(n):
+            e[j] = exp(z[j] - m)
+        return _row_sum(e, n)
+
+
+# ---------------------------------------------------------------- row kernels
+
+cdef inline double _ce_index_row(const floating* z, Py_ssize_t c, const floating* w,
+                                 double w_total, double eps, Py_ssize_t n,
+                                 floating* e, bint want_grad, double scale) noexcept nogil:
+    """Loss of one row with class index c; if want_grad, e becomes the gradient.
+
+    loss = (1 - eps) w_c (lse - z_c) + (eps / C) sum_k w_k (lse - z_k)
+    grad_j = scale * (p_j A - (1 - eps) w_c [j == c] - (eps / C) w_j),
+    A = (1 - eps) w_c + (eps / C) W,  W = sum_k w_k  (w = 1 when w is NULL).
+    """
+    cdef floating m = _row_max(z, n)
+    cdef floating s = _exp_shifted(z, m, e, n)
+    cdef double log_s = log(<double>s)
+    cdef double wc = <double>w[c] if w != NULL else 1.0
+    cdef double loss = wc * ((<double>m - <double>z[c]) + log_s)
+    cdef double smooth = 0.0, a_total
+    cdef floating k, off
+    cdef Py_ssize_t j
+    if eps != 0.0:
+        if w != NULL:
+            for j in range(n):
+                smooth += <double>w[j] * (<double>m - <double>z[j])
+        else:
+            for j in range(n):
+                smooth += <double>m - <double>z[j]
+        loss = (1.0 - eps) * loss + (eps / n) * (w_total * log_s + smooth)
+    if want_grad:
+        a_total = (1.0 - eps) * wc + (eps / n) * w_total
+        k = <floating>(scale * a_total / <double>s)
+        if eps == 0.0:
+            for j in range(n):
+                e[j] = e[j] * k
+        elif w != NULL:
+            off = <floating>(scale * eps / n)
+            for j in range(n):
+                e[j] = e[j] * k - off * w[j]
+        else:
+            off = <floating>(scale * eps / n)
+            for j in range(n):
+                e[j] = e[j] * k - off
+        e[c] = e[c] - <floating>(scale * (1.0 - eps) * wc)
+    return loss
+
+
+cdef inline double _ce_prob_row(const floating* z, const floating* t, const floating* w,
+                                double eps, Py_ssize_t n, floating* e, bint want_grad,
+                                double scale) noexcept nogil:
+    """Loss of one row with target probabilities t; if want_grad, e becomes the gradient.
+
+    a_k = w_k ((1 - eps) t_k + eps / C);  loss = sum_k a_k (lse - z_k);
+    grad_j = scale * (p_j sum_k a_k - a_j).
+    """
+    cdef floating m = _row_max(z, n)
+    cdef floating s = _exp_shifted(z, m, e, n)
+    cdef double log_s = log(<double>s)
+    cdef double a, a_total = 0.0, weighted = 0.0
+    cdef double k
+    cdef Py_ssize_t j
+    for j in range(n):
+        a = (1.0 - eps) * <double>t[j] + eps / n
+        if w != NULL:
+            a = a * <double>w[j]
+        a_total += a
+        weighted += a * (<double>m - <double>z[j])
+    if want_grad:
+        k = scale * a_total / <double>s
+        for j in range(n):
+            a = (1.0 - eps) * <double>t[j] + eps / n
+            if w != NULL:
+                a = a * <double>w[j]
+            e[j] = <floating>(<double>e[j] * k - scale * a)
+    return a_total * log_s + weighted
+
+
+# ---------------------------------------------------------------- entry points
+
+def first_bad_target(const int64_t[::1] target, Py_ssize_t n_classes, int64_t ignore_index):
+    """Position of the first class index outside [0, n_classes) that is not ignore_index, or -1."""
+    cdef Py_ssize_t i, bad = -1
+    cdef int64_t t
+    with nogil:
+        for i in range(target.shape[0]):
+            t = target[i]
+            if (t < 0 or t >= n_classes) and t != ignore_index:
+                bad = i
+                break
+    return bad
+
+
+def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, bint log_output,
+                 int n_threads):
+    """out = softmax(x) (or log_softmax(x)) along the last axis of (M, C) arrays."""
+    cdef Py_ssize_t rows = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t i, j
+    cdef floating m, s, inv, shift
+    cdef const floating* z
+    cdef floating* o
+    if rows == 0 or n == 0:
+        return
+    for i in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
+        z = &x[i, 0]
+        o = &out[i, 0]
+        m = _row_max(z, n)
+        s = _exp_shifted(z, m, o, n)
+        if log_output:
+            shift = <floating>log(<double>s)
+            for j in range(n):
+                o[j] = (z[j] - m) - shift
+        else:
+            inv = 1 / s
+            for j in range(n):
+                o[j] = o[j] * inv
+
+
+def cross_entropy_index(const floating[:, ::1] logits, const int64_t[::1] target,
+                        const floating[::1] weight, double eps, int64_t ignore_index,
+                        double[::1] row_loss, floating[:, ::1] grad, floating[:, ::1] scratch,
+                        bint mean, int n_threads):
+    """Per-row losses (and the gradient) for class-index targets.
+
+    ``weight`` may be None (all ones). ``grad`` may be None (no gradient);
+    then ``scratch`` must have one row of C per thread. Returns the mean's
+    denominator: the summed weights of the rows whose target is not
+    ``ignore_index``. With ``mean`` the gradient is divided by it.
+    """
+    cdef Py_ssize_t rows = logits.shape[0], n = logits.shape[1]
+    cdef Py_ssize_t i, j
+    cdef int64_t c
+    cdef const floating* w = NULL
+    cdef double denom = 0.0, w_total = <double>n, scale = 1.0
+    cdef bint want_grad = grad is not None
+    cdef floating* e
+    if weight is not None:
+        w = &weight[0]
+        w_total = 0.0
+        for j in range(n):
+            w_total += <double>w[j]
+    # the denominator, serially and in row order
+    for i in range(rows):
+        c = target[i]
+        if c != ignore_index:
+            denom += <double>w[c] if w != NULL else 1.0
+    if mean and want_grad:
+        scale = 1.0 / denom if denom != 0.0 else float("nan")
+    if rows == 0:
+        return denom
+    for i in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
+        c = target[i]
+        if want_grad:
+            e = &grad[i, 0]
+        else:
+            e = &scratch[threadid(), 0]
+        if c == ignore_index:
+            row_loss[i] = 0.0
+            if want_grad:
+                for j in range(n):
+                    e[j] = 0
+        else:
+            row_loss[i] = _ce_index_row(&logits[i, 0], c, w, w_total, eps, n, e,
+                                        want_grad, scale)
+    return denom
+
+
+def cross_entropy_prob(const floating[:, ::1] logits, const floating[:, ::1] target,
+                       const floating[::1] weight, double eps, double[::1] row_loss,
+                       floating[:, ::1] grad, floating[:, ::1] scratch, double scale,
+                       int n_threads):
+    """Per-row losses (and the gradient times ``scale``) for class-probability targets."""
+    cdef Py_ssize_t rows = logits.shape[0], n = logits.shape[1]
+    cdef Py_ssize_t i
+    cdef const floating* w = NULL
+    cdef bint want_grad = grad is not None
+    cdef floating* e
+    if rows == 0:
+        return
+    if weight is not None:
+        w = &weight[0]
+    for i in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
+        if want_grad:
+            e = &grad[i, 0]
+        else:
+            e = &scratch[threadid(), 0]
+        row_loss[i] = _ce_prob_row(&logits[i, 0], &target[i, 0], w, eps, n, e,
+                                   want_grad, scale)
