@@ -27,9 +27,8 @@ def _term(value):
     return f"({s})" if s.startswith("-") else s
 
 
-def _grid(matrix):
+def _grid(matrix, width):
     cells = [[_fmt(v) for v in row] for row in matrix]
-    width = max(len(c) for row in cells for c in row)
     return [" ".join(c.rjust(width) for c in row) for row in cells]
 
 
@@ -74,7 +73,9 @@ class CellExplanation:
         channels = self.window.shape[0]
         sums = []
         for c in range(channels):
-            blocks = [_grid(self.window[c]), _grid(self.kernel[c]), _grid(self.products[c])]
+            mats = (self.window[c], self.kernel[c], self.products[c])
+            cell = max(len(_fmt(v)) for m in mats for v in m.ravel())
+            blocks = [_grid(m, cell) for m in mats]
             widths = [max(len(line) for line in b) for b in blocks]
             widths = [max(w, len(t)) for w, t in zip(widths, ("window", "kernel", "products"))]
             if channels > 1:
