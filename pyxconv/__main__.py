@@ -1,7 +1,9 @@
-"""Command line: ``python -m pyxconv [demo]``.
+"""Command line: ``python -m pyxconv [demo | train [options]]``.
 
 ``demo`` prints lecture 001's 5x5x3 convolution example (WE-07) computed by
-pyxconv. The training job is added by the layer API.
+pyxconv. ``train`` trains LeNet-5 on handwritten digits (scikit-learn's 8x8
+digits by default, ``--data DIR`` for MNIST-format data); ``python -m pyxconv
+train --help`` lists its options.
 """
 import argparse
 import sys
@@ -35,8 +37,18 @@ def demo():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":
+        from pyxconv import train
+
+        parser = argparse.ArgumentParser(prog="python -m pyxconv train",
+                                         description=train.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        train.add_arguments(parser)
+        train.main_from_args(parser.parse_args(argv[1:]))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m pyxconv", description=__doc__)
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"],
+    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "train"],
                         help="what to run (default: demo)")
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -1,1 +1,56 @@
-"""Layer classes (filled in by the layer API)."""
+"""Layers with a forward and a backward pass, PyTorch's names and parameter layouts.
+
+Every layer has ``forward(x)`` (also ``layer(x)``), ``backward(grad_out)``
+returning the input gradient and adding parameter gradients to
+``param.grad``, ``parameters()``, ``zero_grad()``, ``train()``/``eval()``,
+``state_dict()``/``load_state_dict()`` with PyTorch's keys, and
+``save``/``load`` to ``.npz``.
+"""
+from pyxconv.nn import init
+from pyxconv.nn._activations import ELU, LeakyReLU, PReLU, ReLU, Sigmoid, Softplus, Tanh
+from pyxconv.nn._layers import (
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    Linear,
+    manual_seed,
+)
+from pyxconv.nn._loss import BCEWithLogits, SoftmaxCrossEntropy
+from pyxconv.nn._pool import AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, MaxUnpool2d
+from pyxconv.nn._module import Concat, Module, Parameter, Residual, Sequential
+
+__all__ = [
+    "AvgPool2d",
+    "BCEWithLogits",
+    "GlobalAvgPool2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxUnpool2d",
+    "SoftmaxCrossEntropy",
+    "BatchNorm2d",
+    "Concat",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "Dropout",
+    "ELU",
+    "Flatten",
+    "LeakyReLU",
+    "Linear",
+    "Module",
+    "PReLU",
+    "Parameter",
+    "ReLU",
+    "Residual",
+    "Sequential",
+    "Sigmoid",
+    "Softplus",
+    "Tanh",
+    "init",
+    "manual_seed",
+]

@@ -1,0 +1,413 @@
+"""Module, Parameter and the containers (Sequential, Residual, Concat).
+
+A layer is an object with ``forward(x)``, which caches what the backward pass
+needs, and ``backward(grad_out)``, which returns the gradient with respect to
+``x`` and *adds* the gradients of its parameters to ``param.grad``. Training
+is then, by hand::
+
+    out = model(x)                  # forward, caching
+    loss = criterion(out, y)
+    model.backward(criterion.backward())
+    optimizer.step(); model.zero_grad()
+
+Parameter and buffer names follow PyTorch (``weight``, ``bias``,
+``running_mean``, ...), and containers name their children as PyTorch does
+(``"0"``, ``"1"``, ... in a :class:`Sequential`), so :meth:`Module.state_dict`
+keys such as ``"0.weight"`` are the keys of the PyTorch model of the same
+architecture.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+__all__ = ["Concat", "Module", "Parameter", "Residual", "Sequential"]
+
+
+class Parameter:
+    """A learnable array and its accumulated gradient.
+
+    Attributes
+    ----------
+    data : ndarray
+        The value. Optimisers update it in place.
+    grad : ndarray
+        Same shape and dtype; ``backward`` adds to it, ``zero_grad`` clears it.
+    """
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = np.zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def _to_numpy(value, key):
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"state_dict[{key!r}] is not array-like: {exc}") from None
+
+
+class Module:
+    """Base class of every layer.
+
+    Subclasses register their arrays with :meth:`_param` and :meth:`_buffer`
+    and their sub-layers with :meth:`_child`, in PyTorch's order, and define
+    ``forward`` and ``backward``.
+    """
+
+    def __init__(self):
+        self._params = OrderedDict()
+        self._buffers = OrderedDict()
+        self._modules = OrderedDict()
+        self.training = True
+
+    # -- registration -------------------------------------------------------------
+    def _param(self, name, array):
+        p = Parameter(array)
+        self._params[name] = p
+        object.__setattr__(self, name, p)
+        return p
+
+    def _buffer(self, name, array):
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
+        return array
+
+    def _child(self, name, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: {name} must be a pyxconv.nn.Module, "
+                            f"got {type(module).__name__}")
+        self._modules[name] = module
+        return module
+
+    # -- the layer protocol ---------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def output_shape(self, input_shape):
+        """Shape of ``forward``'s output for an input of ``input_shape`` (batch included).
+
+        The default keeps the shape (activations, dropout, normalisation).
+        """
+        return tuple(input_shape)
+
+    def mult_adds(self, input_shape):
+        """Multiply-adds of one forward pass on ``input_shape`` (0 unless overridden)."""
+        return 0
+
+    # -- traversal ------------------------------------------------------------------
+    def children(self):
+        return list(self._modules.values())
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self):
+        seen = set()
+        for prefix, module in self.named_modules():
+            for name, p in module._params.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{prefix}.{name}" if prefix else name), p
+
+    def parameters(self):
+        """All learnable :class:`Parameter` objects, sub-layers included, each once."""
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    def train(self, mode=True):
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Convert every parameter and floating buffer to ``dtype`` in place; returns self."""
+        dtype = np.dtype(dtype)
+        for _, module in self.named_modules():
+            for p in module._params.values():
+                p.data = p.data.astype(dtype)
+                p.grad = np.zeros_like(p.data)
+            for name, b in list(module._buffers.items()):
+                if b.dtype.kind == "f":
+                    module._buffer(name, b.astype(dtype))
+        return self
+
+    # -- state ----------------------------------------------------------------------
+    def _state_entries(self):
+        """name -> (module, attribute, is_param), in PyTorch's state_dict order."""
+        entries = OrderedDict()
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name in module._params:
+                entries[dot + name] = (module, name, True)
+            for name in module._buffers:
+                entries[dot + name] = (module, name, False)
+        return entries
+
+    def state_dict(self):
+        """Copies of every parameter and buffer, keyed as in PyTorch (e.g. ``"0.weight"``).
+
+        Returns
+        -------
+        OrderedDict of str to ndarray
+        """
+        out = OrderedDict()
+        for key, (module, name, is_param) in self._state_entries().items():
+            value = module._params[name].data if is_param else module._buffers[name]
+            out[key] = np.array(value, copy=True)
+        return out
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters and buffers from ``state_dict``; all or nothing.
+
+        Accepts NumPy arrays, anything array-like, and PyTorch tensors, so
+        ``model.load_state_dict(torch_model.state_dict())`` works when the
+        architectures match.
+
+        Raises
+        ------
+        ValueError
+            If keys are missing or unexpected, or a shape differs. The model
+            is left unchanged; the message lists every problem.
+        TypeError
+            If a value is not array-like.
+        """
+        entries = self._state_entries()
+        given = list(state_dict.keys())
+        missing = [k for k in entries if k not in state_dict]
+        unexpected = [k for k in given if k not in entries]
+        converted = {}
+        mismatched = []
+        for key, (module, name, is_param) in entries.items():
+            if key not in state_dict:
+                continue
+            value = _to_numpy(state_dict[key], key)
+            current = module._params[name].data if is_param else module._buffers[name]
+            if value.shape != current.shape:
+                mismatched.append(f"{key}: expected shape {current.shape}, got {value.shape}")
+            elif value.dtype.kind not in "biuf":
+                raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, expected numbers")
+            converted[key] = value
+        if missing or unexpected or mismatched:
+            problems = []
+            if missing:
+                problems.append(f"missing keys {missing}")
+            if unexpected:
+                problems.append(f"unexpected keys {unexpected}")
+            if mismatched:
+                problems.append("shape mismatch: " + "; ".join(mismatched))
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + ", ".join(problems)
+                             + "; nothing was loaded")
+        for key, (module, name, is_param) in entries.items():
+            if is_param:
+                module._params[name].data[...] = converted[key]
+            else:
+                module._buffers[name][...] = converted[key]
+
+    def save(self, path):
+        """Write :meth:`state_dict` to an ``.npz`` file."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path):
+        """Read an ``.npz`` written by :meth:`save` (or ``np.savez(**state_dict)``)."""
+        with np.load(path, allow_pickle=False) as data:
+            self.load_state_dict({k: data[k] for k in data.files})
+        return self
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._modules.items():
+            text = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {text}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Layers applied one after another; ``backward`` runs them in reverse.
+
+    Children are named ``"0"``, ``"1"``, ... as in ``torch.nn.Sequential``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv import nn
+    >>> model = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    >>> list(model.state_dict())
+    ['0.weight', '0.bias']
+    >>> model(np.zeros((4, 3), np.float32)).shape
+    (4, 2)
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            self._child(str(i), layer)
+        self.layers = list(layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out):
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
+
+    def mult_adds(self, input_shape):
+        total = 0
+        for layer in self.layers:
+            total += layer.mult_adds(input_shape)
+            input_shape = layer.output_shape(input_shape)
+        return total
+
+
+class Residual(Module):
+    """A residual block, :math:`H(x) = F(x) + x` (lecture 002, ResNet).
+
+    Parameters
+    ----------
+    body : Module
+        :math:`F`, e.g. conv-BN-ReLU-conv-BN. Its output must have the shape
+        of the shortcut's output.
+    shortcut : Module, optional
+        Applied to ``x`` before the addition (e.g. a strided 1x1 conv when
+        ``body`` changes the shape). Identity when omitted.
+
+    Notes
+    -----
+    State keys are ``body.*`` and ``shortcut.*``. The gradient of the sum
+    flows unchanged into both paths, which is why deep residual networks
+    train: ``dL/dx = F'(x)^T g + g``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv import nn
+    >>> block = nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()))
+    >>> block(np.zeros((1, 2, 4, 4), np.float32)).shape
+    (1, 2, 4, 4)
+    """
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = self._child("body", body)
+        self.shortcut = None if shortcut is None else self._child("shortcut", shortcut)
+
+    def forward(self, x):
+        fx = self.body.forward(x)
+        sx = x if self.shortcut is None else self.shortcut.forward(x)
+        if fx.shape != sx.shape:
+            raise ValueError(
+                f"Residual: body output shape {fx.shape} differs from shortcut output shape "
+                f"{sx.shape}; give a shortcut that matches (e.g. a 1x1 Conv2d with the stride)")
+        return fx + sx
+
+    def backward(self, grad_out):
+        gx = self.body.backward(grad_out)
+        gs = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        return gx + gs
+
+    def output_shape(self, input_shape):
+        return self.body.output_shape(input_shape)
+
+    def mult_adds(self, input_shape):
+        total = self.body.mult_adds(input_shape)
+        if self.shortcut is not None:
+            total += self.shortcut.mult_adds(input_shape)
+        return total
+
+
+class Concat(Module):
+    """Parallel branches on one input, outputs concatenated along channels (an inception module).
+
+    Children are named ``"0"``, ``"1"``, ... like a :class:`Sequential`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv import nn
+    >>> block = nn.Concat(nn.Conv2d(3, 4, 1), nn.Conv2d(3, 2, 3, padding=1))
+    >>> block(np.zeros((1, 3, 5, 5), np.float32)).shape
+    (1, 6, 5, 5)
+    """
+
+    def __init__(self, *branches, dim=1):
+        super().__init__()
+        for i, branch in enumerate(branches):
+            self._child(str(i), branch)
+        self.branches = list(branches)
+        self.dim = dim
+
+    def __getitem__(self, i):
+        return self.branches[i]
+
+    def __len__(self):
+        return len(self.branches)
+
+    def forward(self, x):
+        outs = [b.forward(x) for b in self.branches]
+        self._sizes = [o.shape[self.dim] for o in outs]
+        return np.concatenate(outs, axis=self.dim)
+
+    def backward(self, grad_out):
+        splits = np.cumsum(self._sizes)[:-1]
+        parts = np.split(grad_out, splits, axis=self.dim)
+        total = None
+        for branch, g in zip(self.branches, parts):
+            gx = branch.backward(np.ascontiguousarray(g))
+            total = gx if total is None else total + gx
+        return total
+
+    def output_shape(self, input_shape):
+        shapes = [b.output_shape(input_shape) for b in self.branches]
+        out = list(shapes[0])
+        out[self.dim] = sum(s[self.dim] for s in shapes)
+        return tuple(out)
+
+    def mult_adds(self, input_shape):
+        return sum(b.mult_adds(input_shape) for b in self.branches)

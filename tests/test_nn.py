@@ -1,0 +1,384 @@
+"""Layers: backward against central differences, PyTorch parity, state_dict, bad input."""
+import numpy as np
+import pytest
+
+from pyxconv import nn
+from pyxconv.models import lenet5, small_resnet
+from pyxconv.teach import gradcheck
+
+RNG = np.random.default_rng(0)
+
+
+def _x(*shape):
+    return RNG.normal(size=shape)
+
+
+def _away_from_kinks(x, margin=0.05):
+    """Push values away from 0 so that ReLU-like kinks do not spoil central differences."""
+    return np.where(np.abs(x) < margin, np.sign(x + 1e-12) * margin, x)
+
+
+def _distinct(shape):
+    """Values with gaps much wider than the difference step, so max-pool switches are stable."""
+    return RNG.permutation(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape) * 0.1
+
+
+LAYER_CASES = [
+    ("conv1d", lambda: nn.Conv1d(2, 3, 3, stride=2, padding=1), lambda: _x(2, 2, 7)),
+    ("conv1d_dilated", lambda: nn.Conv1d(2, 4, 2, dilation=2, groups=2), lambda: _x(2, 2, 6)),
+    ("conv2d", lambda: nn.Conv2d(2, 3, 3, padding=1), lambda: _x(2, 2, 5, 4)),
+    ("conv2d_strided_same", lambda: nn.Conv2d(3, 2, (3, 2), stride=(2, 1), padding=(1, 0)),
+     lambda: _x(1, 3, 5, 5)),
+    ("conv2d_same_no_bias", lambda: nn.Conv2d(2, 2, 3, padding="same", bias=False),
+     lambda: _x(1, 2, 4, 4)),
+    ("conv3d", lambda: nn.Conv3d(2, 2, 2), lambda: _x(1, 2, 3, 3, 3)),
+    ("conv_transpose2d", lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1,
+                                                     output_padding=1), lambda: _x(2, 2, 3, 3)),
+    ("linear", lambda: nn.Linear(5, 3), lambda: _x(4, 5)),
+    ("linear_3d_input", lambda: nn.Linear(3, 2), lambda: _x(2, 4, 3)),
+    ("flatten", lambda: nn.Flatten(), lambda: _x(2, 3, 2, 2)),
+    ("batchnorm_train", lambda: nn.BatchNorm2d(3), lambda: _x(4, 3, 2, 3)),
+    ("batchnorm_eval", lambda: _with_stats(nn.BatchNorm2d(3)).eval(), lambda: _x(2, 3, 2, 2)),
+    ("relu", lambda: nn.ReLU(), lambda: _away_from_kinks(_x(3, 4))),
+    ("leaky_relu", lambda: nn.LeakyReLU(0.2), lambda: _away_from_kinks(_x(3, 4))),
+    ("prelu_shared", lambda: nn.PReLU(), lambda: _away_from_kinks(_x(2, 3, 4))),
+    ("prelu_channels", lambda: nn.PReLU(3, init=0.1), lambda: _away_from_kinks(_x(2, 3, 2, 2))),
+    ("elu", lambda: nn.ELU(0.7), lambda: _away_from_kinks(_x(3, 4))),
+    ("sigmoid", lambda: nn.Sigmoid(), lambda: _x(3, 4) * 3),
+    ("tanh", lambda: nn.Tanh(), lambda: _x(3, 4)),
+    ("softplus", lambda: nn.Softplus(beta=2.0, threshold=3.0),
+     lambda: _away_from_kinks(_x(3, 4) * 2) + 0.0),
+    ("maxpool1d", lambda: nn.MaxPool1d(2), lambda: _distinct((2, 2, 6))),
+    ("maxpool2d", lambda: nn.MaxPool2d(2), lambda: _distinct((2, 2, 4, 4))),
+    ("maxpool2d_overlap_pad", lambda: nn.MaxPool2d(3, stride=2, padding=1),
+     lambda: _distinct((1, 2, 5, 5))),
+    ("global_avg_pool", lambda: nn.GlobalAvgPool2d(), lambda: _x(2, 3, 3, 2)),
+    ("sequential_cnn", lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(),
+                                             nn.Linear(8, 3)), lambda: _x(2, 1, 4, 4)),
+    ("residual_identity", lambda: nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1),
+                                                            nn.Tanh())), lambda: _x(2, 2, 3, 3)),
+    ("residual_projection", lambda: nn.Residual(
+        nn.Sequential(nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.Tanh()),
+        nn.Conv2d(2, 3, 1, stride=2)), lambda: _x(1, 2, 4, 4)),
+    ("concat", lambda: nn.Concat(nn.Conv2d(2, 1, 1), nn.Conv2d(2, 2, 3, padding=1)),
+     lambda: _x(1, 2, 3, 3)),
+]
+
+
+def _with_stats(bn):
+    bn.running_mean[:] = RNG.normal(size=bn.num_features)
+    bn.running_var[:] = RNG.uniform(0.5, 2, size=bn.num_features)
+    bn.weight.data[:] = RNG.normal(size=bn.num_features)
+    return bn
+
+
+@pytest.mark.parametrize("name,make,inp", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layer_backward_matches_numerical_gradient(name, make, inp):
+    layer = make()
+    report = gradcheck(layer, inp(), atol=1e-6, rtol=1e-5)
+    assert "input" in report
+    assert set(report) - {"input"} == {n for n, _ in layer.named_parameters()}
+
+
+def test_avg_pool_layers_backward_match_numerical_gradient():
+    from pyxconv import functional as F
+    if not hasattr(F, "avg_pool2d"):
+        pytest.skip("functional.avg_pool2d not available yet")
+    gradcheck(nn.AvgPool2d(2), _x(2, 2, 4, 4), atol=1e-6, rtol=1e-5)
+    gradcheck(nn.AvgPool2d(3, stride=2, padding=1), _x(1, 2, 5, 5), atol=1e-6, rtol=1e-5)
+
+
+def test_max_unpool_backward_matches_numerical_gradient():
+    pool = nn.MaxPool2d(2)
+    pool(_distinct((1, 2, 4, 4)))
+    unpool = nn.MaxUnpool2d(2)
+    indices = pool.indices
+    gradcheck(lambda v: unpool(v, indices), (_x(1, 2, 2, 2),),
+              backward=lambda g, v: unpool.backward(g), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make,target", [
+    (nn.SoftmaxCrossEntropy, lambda: np.array([0, 3, 1])),
+    (nn.BCEWithLogits, lambda: RNG.integers(0, 2, (3, 4)).astype(np.float64)),
+], ids=["softmax_ce", "bce"])
+def test_loss_backward_matches_numerical_gradient(make, target):
+    loss = make()
+    gradcheck(loss, (_x(3, 4) * 3, target()), atol=1e-7, rtol=1e-5)
+
+
+def test_softmax_cross_entropy_matches_plain_formula():
+    z = _x(5, 4)
+    y = np.array([0, 1, 2, 3, 1])
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(p[np.arange(5), y]))
+    ce = nn.SoftmaxCrossEntropy()
+    assert ce(z, y) == pytest.approx(expected, rel=1e-10)
+    onehot = np.eye(4)[y]
+    np.testing.assert_allclose(ce.backward(), (p - onehot) / 5, rtol=1e-10)
+
+
+def test_bce_with_logits_is_stable_for_large_logits():
+    bce = nn.BCEWithLogits()
+    assert bce(np.array([1000.0, -1000.0]), np.array([1.0, 0.0])) == pytest.approx(0.0)
+    assert bce(np.array([-1000.0]), np.array([1.0])) == pytest.approx(1000.0)
+
+
+def test_activations_match_their_formulas():
+    x = np.linspace(-3, 3, 13)
+    np.testing.assert_allclose(nn.ReLU()(x), np.maximum(x, 0))
+    np.testing.assert_allclose(nn.LeakyReLU(0.1)(x), np.where(x > 0, x, 0.1 * x))
+    np.testing.assert_allclose(nn.ELU(2.0)(x), np.where(x > 0, x, 2.0 * (np.exp(x) - 1)))
+    np.testing.assert_allclose(nn.Sigmoid()(x), 1 / (1 + np.exp(-x)))
+    np.testing.assert_allclose(nn.Tanh()(x), np.tanh(x))
+    np.testing.assert_allclose(nn.Softplus()(x), np.log1p(np.exp(x)))
+    np.testing.assert_allclose(nn.Softplus(threshold=1.0)(x),
+                               np.where(x > 1, x, np.log1p(np.exp(x))))
+    p = nn.PReLU(2, init=0.5)
+    x2 = np.array([[[-2.0], [-4.0]]], np.float32)
+    p.weight.data[:] = [0.5, 0.25]
+    np.testing.assert_allclose(p(x2).ravel(), [-1.0, -1.0])
+
+
+def test_relu_layer_reproduces_lecture_map_we27():
+    # WE-27: ReLU zeroes the negative entries of the feature map
+    x = np.array([[-2, 3, -1, 0], [4, -5, 6, -7], [0, 1, -2, 3], [-4, 5, 0, -6]], float)
+    np.testing.assert_array_equal(nn.ReLU()(x), np.clip(x, 0, None))
+
+
+def test_dropout_scales_kept_units_and_is_identity_in_eval():
+    d = nn.Dropout(0.25, seed=1)
+    x = np.ones((200, 50), np.float32)
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.mean() - 0.75) < 0.02
+    np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
+    np.testing.assert_array_equal(d.backward(np.ones_like(x)), y)
+    d.eval()
+    assert d(x) is x
+
+
+def test_batchnorm_running_statistics_follow_pytorch_rule():
+    bn = nn.BatchNorm2d(2, momentum=0.5, dtype=np.float64)
+    x = _x(3, 2, 2, 2)
+    bn(x)
+    mean = x.mean(axis=(0, 2, 3))
+    var = x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(bn.running_mean, 0.5 * mean)
+    np.testing.assert_allclose(bn.running_var, 0.5 + 0.5 * var)
+    assert int(bn.num_batches_tracked) == 1
+    bn.eval()
+    expected = (x - bn.running_mean[:, None, None]) / np.sqrt(bn.running_var[:, None, None]
+                                                              + 1e-5)
+    np.testing.assert_allclose(bn(x), expected)
+
+
+def test_parameters_state_dict_keys_and_shapes_follow_pytorch():
+    model = lenet5()
+    state = model.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias",
+                           "9.weight", "9.bias", "11.weight", "11.bias"]
+    assert state["0.weight"].shape == (6, 1, 5, 5)
+    assert state["7.weight"].shape == (120, 400)
+    assert sum(p.data.size for p in model.parameters()) == 61706
+    keys = list(small_resnet().state_dict())
+    assert "1.running_mean" in keys and "1.num_batches_tracked" in keys
+    assert "3.body.0.weight" in keys and "5.shortcut.0.weight" in keys
+
+
+def test_zero_grad_train_eval_propagate_to_children():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(0.5), nn.Linear(2, 1)))
+    model.eval()
+    assert not model[1][0].training
+    model.train()
+    assert model[1][0].training
+    model(np.ones((3, 2), np.float32))
+    model.backward(np.ones((3, 1), np.float32))
+    assert any(p.grad.any() for p in model.parameters())
+    model.zero_grad()
+    assert not any(p.grad.any() for p in model.parameters())
+
+
+def test_save_and_load_round_trip_through_npz(tmp_path):
+    nn.manual_seed(1)
+    a = small_resnet(width=4)
+    a(RNG.normal(size=(2, 1, 8, 8)).astype(np.float32))  # moves the running statistics
+    a.save(tmp_path / "w.npz")
+    nn.manual_seed(2)
+    b = small_resnet(width=4).load(tmp_path / "w.npz")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb
+        np.testing.assert_array_equal(va, vb)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda s: s.pop("3.bias"), "missing keys \\['3.bias'\\]"),
+    (lambda s: s.update({"12.weight": np.zeros(3)}), "unexpected keys \\['12.weight'\\]"),
+    (lambda s: s.update({"7.weight": np.zeros((120, 401))}),
+     r"7.weight: expected shape \(120, 400\), got \(120, 401\)"),
+], ids=["missing", "extra", "misshaped"])
+def test_load_state_dict_with_bad_keys_raises_and_changes_nothing(edit, match):
+    model = lenet5()
+    before = model.state_dict()
+    state = {k: v + 1 for k, v in before.items()}
+    edit(state)
+    with pytest.raises(ValueError, match=match):
+        model.load_state_dict(state)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("layer,x,match", [
+    (nn.Conv2d(3, 4, 3), np.zeros((1, 2, 5, 5), np.float32),
+     r"Conv2d expected input of layout \(N, C, H, W\) with 3 channels, got shape \(1, 2, 5, 5\)"),
+    (nn.Conv2d(3, 4, 3), np.zeros((3, 5, 5), np.float32), r"got shape \(3, 5, 5\)"),
+    (nn.Conv1d(1, 1, 3), np.zeros((1, 1, 4, 4), np.float32), "Conv1d expected"),
+    (nn.Linear(4, 2), np.zeros((3, 5), np.float32), r"Linear expected .*\(N, 4\).*\(3, 5\)"),
+    (nn.BatchNorm2d(3), np.zeros((2, 4, 2, 2), np.float32), "BatchNorm2d expected .*3 channels"),
+    (nn.MaxPool2d(2), np.zeros((2, 4), np.float32), "MaxPool2d expected"),
+    (nn.Conv2d(1, 1, 5), np.zeros((1, 1, 3, 3), np.float32), "kernel does not fit"),
+], ids=["conv2d_channels", "conv2d_ndim", "conv1d_ndim", "linear", "bn", "pool", "conv_small"])
+def test_bad_input_shape_raises_clearly(layer, x, match):
+    with pytest.raises(ValueError, match=match):
+        layer(x)
+
+
+def test_failed_forward_leaves_previous_cache_usable():
+    conv = nn.Conv2d(2, 3, 3)
+    x = _x(1, 2, 5, 5).astype(np.float32)
+    conv(x)
+    with pytest.raises(ValueError):
+        conv(np.zeros((1, 3, 5, 5), np.float32))
+    conv.backward(np.ones((1, 3, 3, 3), np.float32))  # still the cached good input
+    assert conv._x is x
+
+
+def test_residual_shape_mismatch_names_both_shapes():
+    block = nn.Residual(nn.Conv2d(2, 3, 1))
+    with pytest.raises(ValueError, match=r"body output shape \(1, 3, 2, 2\).*\(1, 2, 2, 2\)"):
+        block(np.zeros((1, 2, 2, 2), np.float32))
+
+
+def test_init_functions_have_the_documented_spread():
+    w = nn.Parameter(np.empty((200, 100, 3, 3)))
+    nn.init.kaiming_normal_(w, rng=0)
+    assert w.data.std() == pytest.approx(np.sqrt(2 / 900), rel=0.02)
+    nn.init.kaiming_uniform_(w, rng=0)
+    assert np.abs(w.data).max() <= np.sqrt(6 / 900)
+    assert w.data.std() == pytest.approx(np.sqrt(2 / 900), rel=0.02)
+    nn.init.xavier_uniform_(w, rng=0)
+    assert w.data.std() == pytest.approx(np.sqrt(2 / (900 + 1800)), rel=0.02)
+    nn.init.xavier_normal_(w, rng=0)
+    assert w.data.std() == pytest.approx(np.sqrt(2 / (900 + 1800)), rel=0.02)
+    lin = nn.Linear(400, 120)
+    assert np.abs(lin.weight.data).max() <= 1 / 20 and np.abs(lin.bias.data).max() <= 1 / 20
+
+
+# --------------------------------------------------------------------------- PyTorch parity
+
+def _torch_lenet(torch):
+    t = torch.nn
+    return t.Sequential(t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5),
+                        t.ReLU(), t.MaxPool2d(2), t.Flatten(), t.Linear(400, 120), t.ReLU(),
+                        t.Linear(120, 84), t.ReLU(), t.Linear(84, 10))
+
+
+def test_lenet_matches_pytorch_outputs_and_gradients():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tmodel = _torch_lenet(torch).double()
+    model = lenet5().astype(np.float64)
+    model.load_state_dict(tmodel.state_dict())
+    x = RNG.normal(size=(4, 1, 32, 32))
+    y = np.array([1, 0, 9, 3])
+    ce = nn.SoftmaxCrossEntropy()
+    loss = ce(model(x), y)
+    gx = model.backward(ce.backward())
+    xt = torch.tensor(x, requires_grad=True)
+    tloss = torch.nn.functional.cross_entropy(tmodel(xt), torch.tensor(y))
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), rel=1e-10)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-8, atol=1e-12)
+    tgrads = {k: p.grad.numpy() for k, p in tmodel.named_parameters()}
+    for k, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, tgrads[k], rtol=1e-8, atol=1e-12, err_msg=k)
+
+
+def test_resnet_with_batchnorm_matches_pytorch_in_train_and_eval():
+    torch = pytest.importorskip("torch")
+    t = torch.nn
+
+    class Residual(t.Module):
+        def __init__(self, body, shortcut=None):
+            super().__init__()
+            self.body = body
+            if shortcut is not None:
+                self.shortcut = shortcut
+
+        def forward(self, x):
+            s = self.shortcut(x) if hasattr(self, "shortcut") else x
+            return self.body(x) + s
+
+    def block(ci, co, stride):
+        body = t.Sequential(t.Conv2d(ci, co, 3, stride, 1, bias=False), t.BatchNorm2d(co),
+                            t.ReLU(), t.Conv2d(co, co, 3, 1, 1, bias=False), t.BatchNorm2d(co))
+        sc = None
+        if stride != 1 or ci != co:
+            sc = t.Sequential(t.Conv2d(ci, co, 1, stride, bias=False), t.BatchNorm2d(co))
+        return Residual(body, sc)
+
+    w = 4
+    tmodel = t.Sequential(t.Conv2d(1, w, 3, padding=1, bias=False), t.BatchNorm2d(w), t.ReLU(),
+                          block(w, w, 1), t.ReLU(), block(w, 2 * w, 2), t.ReLU(),
+                          block(2 * w, 4 * w, 2), t.ReLU(), t.AdaptiveAvgPool2d(1), t.Flatten(),
+                          t.Linear(4 * w, 10)).double()
+    model = small_resnet(width=w).astype(np.float64)
+    model.load_state_dict(tmodel.state_dict())
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    x = RNG.normal(size=(3, 1, 8, 8))
+    g = RNG.normal(size=(3, 10))
+    out = model(x)
+    gx = model.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    tout = tmodel(xt)
+    tout.backward(torch.tensor(g))
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-7, atol=1e-10)
+    tgrads = dict(tmodel.named_parameters())
+    for k, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, tgrads[k].grad.numpy(), rtol=1e-7, atol=1e-10,
+                                   err_msg=k)
+    tstate = tmodel.state_dict()
+    for k, v in model.state_dict().items():
+        np.testing.assert_allclose(v, tstate[k].numpy(), rtol=1e-10, err_msg=k)
+    model.eval()
+    tmodel.eval()
+    np.testing.assert_allclose(model(x), tmodel(xt).detach().numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_other_layers_match_pytorch():
+    torch = pytest.importorskip("torch")
+    t = torch.nn
+    pairs = [
+        (nn.Conv1d(3, 4, 3, stride=2, padding=1, groups=1), t.Conv1d(3, 4, 3, 2, 1), (2, 3, 9)),
+        (nn.Conv3d(2, 2, 2, padding=1), t.Conv3d(2, 2, 2, padding=1), (1, 2, 3, 3, 3)),
+        (nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1),
+         t.ConvTranspose2d(2, 3, 3, 2, 1, 1), (2, 2, 3, 3)),
+        (nn.PReLU(3), t.PReLU(3), (2, 3, 4)),
+        (nn.ELU(0.5), t.ELU(0.5), (3, 5)),
+        (nn.Softplus(2.0, 1.0), t.Softplus(2.0, 1.0), (3, 5)),
+        (nn.LeakyReLU(0.3), t.LeakyReLU(0.3), (3, 5)),
+    ]
+    for ours, theirs, shape in pairs:
+        theirs = theirs.double()
+        ours.astype(np.float64)
+        ours.load_state_dict(theirs.state_dict())
+        x = RNG.normal(size=shape)
+        xt = torch.tensor(x, requires_grad=True)
+        tout = theirs(xt)
+        g = RNG.normal(size=tout.shape)
+        tout.backward(torch.tensor(g))
+        np.testing.assert_allclose(ours(x), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+        for k, p in ours.named_parameters():
+            np.testing.assert_allclose(p.grad, dict(theirs.named_parameters())[k].grad.numpy(),
+                                       rtol=1e-10, atol=1e-12)
