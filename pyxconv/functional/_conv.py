@@ -29,6 +29,12 @@ _WEIGHT_LAYOUTS = {1: "(C_out, C_in/groups, kL)", 2: "(C_out, C_in/groups, kH, k
                    3: "(C_out, C_in/groups, kD, kH, kW)"}
 _DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
+# Whole samples are grouped into one chunk until its column matrix reaches about
+# this size: a column matrix that stays in cache between im2col and the GEMM is
+# faster than one large product over a buffer that does not (measured on the
+# benchmark layers: 4.6 ms vs 10.8 ms of im2col for 32x64x32x32, 3x3).
+_CHUNK_TARGET_BYTES = 4 * 2**20
+
 
 class _Geometry:
     """Sizes of one convolution, padded out to 3 spatial dimensions.
@@ -81,7 +87,7 @@ class _Geometry:
         cap = get_workspace_limit() // n_buffers
         per_sample = self.rows * self.positions * itemsize
         if per_sample <= cap:
-            per_chunk = max(1, min(self.n, cap // per_sample))
+            per_chunk = max(1, min(self.n, min(cap, _CHUNK_TARGET_BYTES) // per_sample))
             for n0 in range(0, self.n, per_chunk):
                 yield n0, min(per_chunk, self.n - n0), 0, self.out_rows
             return
