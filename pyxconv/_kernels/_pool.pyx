@@ -28,6 +28,8 @@ Parallelism, and why results never depend on the thread count:
 * ``avg_pool_backward`` gathers: every input element sums the gradients of
   the windows that contain it, so it too runs over (plane, input row)
   tasks.
+* Tasks are handed out in dynamic chunks; since each task owns its outputs
+  and runs in a fixed order, which thread runs it does not matter.
 
 The callers guarantee: arrays C-contiguous with the shapes below, sizes and
 strides >= 1, paddings >= 0, every window holds at least one input element,
@@ -40,6 +42,17 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 from pyxconv._kernels._omp_compat cimport omp_get_thread_num
+
+
+cdef inline Py_ssize_t _chunk(Py_ssize_t n_tasks, int n_threads) noexcept nogil:
+    """Chunk size of a dynamic schedule: about 16 chunks a thread.
+
+    Dynamic rather than static scheduling keeps the threads busy when the
+    machine is shared (a thread that loses its core does not hold up a fixed
+    share of the work). Which thread runs a task never changes its result.
+    """
+    cdef Py_ssize_t chunk = n_tasks // (16 * n_threads)
+    return chunk if chunk > 1 else 1
 
 
 cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
@@ -219,13 +232,15 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
         ow_hi = (in_w - span_w + p_w) // s_w + 1
     ow_hi = min(ow_hi, out_w)
     ow_lo = min(ow_lo, out_w)
+    cdef Py_ssize_t n_tasks = planes * out_h
+    cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, oh
     cdef floating* best
     cdef int* tap
     with nogil, parallel(num_threads=n_threads):
         best = &best_scratch[omp_get_thread_num(), 0]
         tap = &tap_scratch[omp_get_thread_num(), 0]
-        for task in prange(planes * out_h, schedule="static"):
+        for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
             p = task // out_h
             oh = task - p * out_h
             if fast:
@@ -247,7 +262,8 @@ def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] swi
     cdef floating* dst
     cdef const floating* src
     cdef const int64_t* where
-    for p in prange(planes, nogil=True, schedule="static", num_threads=n_threads):
+    for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
+                    num_threads=n_threads):
         dst = &grad_x[p, 0]
         src = &grad_out[p, 0]
         where = &switches[p, 0]
@@ -265,7 +281,8 @@ def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
     cdef floating* dst
     cdef const floating* src
     cdef const int64_t* where
-    for p in prange(planes, nogil=True, schedule="static", num_threads=n_threads):
+    for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
+                    num_threads=n_threads):
         dst = &out[p, 0]
         src = &x[p, 0]
         where = &switches[p, 0]
@@ -274,86 +291,100 @@ def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
             dst[where[i]] = src[i]
 
 
-cdef inline double _avg_divisor(const int64_t* div_h, const int64_t* div_w, Py_ssize_t oh,
-                                Py_ssize_t ow, int64_t divisor_override) noexcept nogil:
-    if divisor_override != 0:
-        return <double>divisor_override
-    return <double>(div_h[oh] * div_w[ow])
-
-
 def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
                      Py_ssize_t p_h, Py_ssize_t p_w,
                      const int64_t[::1] div_h, const int64_t[::1] div_w,
-                     int64_t divisor_override, int n_threads):
+                     int64_t divisor_override, double[:, ::1] scratch, int n_threads):
     """out (P, OH, OW) = window sums of x (P, H, W) / (div_h[oh] * div_w[ow]).
 
-    ``divisor_override`` replaces the divisor when non-zero. Sums run in double.
+    ``divisor_override`` replaces the divisor when non-zero. Per output row,
+    the window rows are first summed column by column into a float64 buffer
+    (``scratch`` has ``n_threads`` rows of at least W entries), a loop the
+    compiler vectorises; each output then adds its k_w column sums.
     """
     cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
     cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
+    cdef Py_ssize_t n_tasks = planes * out_h
+    cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, oh, ow, h, w, h0, h1, w0, w1
-    cdef const floating* plane
-    cdef double total
-    for task in prange(planes * out_h, nogil=True, schedule="static", num_threads=n_threads):
-        p = task // out_h
-        oh = task - p * out_h
-        plane = &x[p, 0, 0]
-        h0 = oh * s_h - p_h
-        h1 = h0 + k_h
-        if h0 < 0:
-            h0 = 0
-        if h1 > in_h:
-            h1 = in_h
-        for ow in range(out_w):
-            w0 = ow * s_w - p_w
-            w1 = w0 + k_w
-            if w0 < 0:
-                w0 = 0
-            if w1 > in_w:
-                w1 = in_w
-            total = 0
+    cdef const floating* row
+    cdef double* colsum
+    cdef double total, divisor
+    with nogil, parallel(num_threads=n_threads):
+        colsum = &scratch[omp_get_thread_num(), 0]
+        for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            p = task // out_h
+            oh = task - p * out_h
+            h0 = oh * s_h - p_h
+            h1 = h0 + k_h
+            if h0 < 0:
+                h0 = 0
+            if h1 > in_h:
+                h1 = in_h
+            for w in range(in_w):
+                colsum[w] = 0
             for h in range(h0, h1):
+                row = &x[p, h, 0]
+                for w in range(in_w):
+                    colsum[w] = colsum[w] + row[w]
+            for ow in range(out_w):
+                w0 = ow * s_w - p_w
+                w1 = w0 + k_w
+                if w0 < 0:
+                    w0 = 0
+                if w1 > in_w:
+                    w1 = in_w
+                total = 0
                 for w in range(w0, w1):
-                    total = total + plane[h * in_w + w]
-            out[p, oh, ow] = <floating>(
-                total / _avg_divisor(&div_h[0], &div_w[0], oh, ow, divisor_override))
+                    total = total + colsum[w]
+                if divisor_override != 0:
+                    divisor = <double>divisor_override
+                else:
+                    divisor = <double>(div_h[oh] * div_w[ow])
+                out[p, oh, ow] = <floating>(total / divisor)
 
 
-def avg_pool_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
-                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
-                      Py_ssize_t p_h, Py_ssize_t p_w,
-                      const int64_t[::1] div_h, const int64_t[::1] div_w,
-                      int64_t divisor_override, int n_threads):
-    """grad_x (P, H, W): each element sums grad_out / divisor over the windows holding it.
+def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad_x,
+                      Py_ssize_t k_h, Py_ssize_t s_h, Py_ssize_t p_h,
+                      const int64_t[::1] ow_lo, const int64_t[::1] ow_hi,
+                      double[:, ::1] scratch, int n_threads):
+    """grad_x (P, H, W): each element sums ``scaled`` (grad_out / divisor) over its windows.
 
-    Window (oh, ow) covers rows [oh*s_h - p_h, oh*s_h - p_h + k_h) and the
-    same for columns, so input row ih lies in windows
-    ``floor((ih + p_h - k_h) / s_h) + 1 <= oh <= floor((ih + p_h) / s_h)``.
+    Window row oh covers input rows [oh*s_h - p_h, oh*s_h - p_h + k_h), so
+    input row ih lies in windows ``floor((ih + p_h - k_h) / s_h) + 1 <= oh
+    <= floor((ih + p_h) / s_h)``; input column iw lies in window columns
+    ``[ow_lo[iw], ow_hi[iw])`` (computed once by the caller the same way).
+    Per input row, the window rows are summed into a float64 buffer
+    (``scratch``, ``n_threads`` rows of at least OW entries), then each
+    element adds its window columns.
     """
     cdef Py_ssize_t planes = grad_x.shape[0], in_h = grad_x.shape[1], in_w = grad_x.shape[2]
-    cdef Py_ssize_t out_h = grad_out.shape[1], out_w = grad_out.shape[2]
-    cdef Py_ssize_t task, p, ih, iw, oh, ow, oh0, oh1, ow0, ow1, num
-    cdef const floating* g
+    cdef Py_ssize_t out_h = scaled.shape[1], out_w = scaled.shape[2]
+    cdef Py_ssize_t n_tasks = planes * in_h
+    cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
+    cdef Py_ssize_t task, p, ih, iw, oh, ow, oh0, oh1, num
+    cdef const floating* row
+    cdef double* rowsum
     cdef double total
-    for task in prange(planes * in_h, nogil=True, schedule="static", num_threads=n_threads):
-        p = task // in_h
-        ih = task - p * in_h
-        g = &grad_out[p, 0, 0]
-        num = ih + p_h - k_h
-        oh0 = 0 if num < 0 else num // s_h + 1
-        oh1 = (ih + p_h) // s_h + 1
-        if oh1 > out_h:
-            oh1 = out_h
-        for iw in range(in_w):
-            num = iw + p_w - k_w
-            ow0 = 0 if num < 0 else num // s_w + 1
-            ow1 = (iw + p_w) // s_w + 1
-            if ow1 > out_w:
-                ow1 = out_w
-            total = 0
+    with nogil, parallel(num_threads=n_threads):
+        rowsum = &scratch[omp_get_thread_num(), 0]
+        for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            p = task // in_h
+            ih = task - p * in_h
+            num = ih + p_h - k_h
+            oh0 = 0 if num < 0 else num // s_h + 1
+            oh1 = (ih + p_h) // s_h + 1
+            if oh1 > out_h:
+                oh1 = out_h
+            for ow in range(out_w):
+                rowsum[ow] = 0
             for oh in range(oh0, oh1):
-                for ow in range(ow0, ow1):
-                    total = total + g[oh * out_w + ow] / _avg_divisor(
-                        &div_h[0], &div_w[0], oh, ow, divisor_override)
-            grad_x[p, ih, iw] = <floating>total
+                row = &scaled[p, oh, 0]
+                for ow in range(out_w):
+                    rowsum[ow] = rowsum[ow] + row[ow]
+            for iw in range(in_w):
+                total = 0
+                for ow in range(ow_lo[iw], ow_hi[iw]):
+                    total = total + rowsum[ow]
+                grad_x[p, ih, iw] = <floating>total

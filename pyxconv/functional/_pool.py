@@ -703,9 +703,10 @@ def _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
     n, c = x.shape[:2]
     planes = n * c
     out = np.empty((planes,) + g.out2, dtype=x.dtype)
+    n_threads = get_num_threads()
     _pool.avg_pool_forward(np.ascontiguousarray(x).reshape((planes,) + g.in2), out,
                            *g.kernel_args(with_dilation=False), div_h, div_w, override,
-                           get_num_threads())
+                           np.empty((n_threads, g.in2[1])), n_threads)
     return out.reshape((n, c) + g.out_spatial)
 
 
@@ -723,10 +724,20 @@ def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, c
                          f"{grad_out.shape}")
     n, c = input_shape[:2]
     planes = n * c
-    grad_x = np.empty((planes,) + g.in2, dtype=grad_out.dtype)
-    _pool.avg_pool_backward(np.ascontiguousarray(grad_out).reshape((planes,) + g.out2),
-                            grad_x, *g.kernel_args(with_dilation=False), div_h, div_w,
-                            override, get_num_threads())
+    dtype = grad_out.dtype
+    # grad_out / divisor, rounded in the gradient's dtype as PyTorch does
+    divisor = (np.asarray(override, dtype) if override
+               else (div_h[:, None] * div_w[None, :]).astype(dtype))
+    scaled = np.ascontiguousarray(grad_out.reshape((planes,) + g.out2) / divisor, dtype=dtype)
+    # window columns [lo, hi) that hold input column iw
+    (k_h, k_w), (s_h, s_w), (p_h, p_w) = g.k2, g.s2, g.p2
+    iw = np.arange(g.in2[1], dtype=np.int64)
+    ow_lo = np.maximum((iw + p_w - k_w) // s_w + 1, 0)
+    ow_hi = np.maximum(np.minimum((iw + p_w) // s_w + 1, g.out2[1]), ow_lo)
+    grad_x = np.empty((planes,) + g.in2, dtype=dtype)
+    n_threads = get_num_threads()
+    _pool.avg_pool_backward(scaled, grad_x, k_h, s_h, p_h, ow_lo, ow_hi,
+                            np.empty((n_threads, g.out2[1])), n_threads)
     return grad_x.reshape(input_shape)
 
 

@@ -1,0 +1,170 @@
+"""max_pool2d with switches, forward and forward+backward: pyxconv against PyTorch's CPU kernels.
+
+PyTorch is called as ``torch.nn.functional.max_pool2d(..., return_indices=True)``
+on a contiguous NCHW float32 tensor, the call that gives switches (the
+deconvnet's unpooling needs them). Both libraries run in this process at the
+same thread count, in alternating runs; each figure is the best of three
+medians. The ratio is ``torch_ms / pyxconv_ms``: above 1 pyxconv is faster.
+Throughput is in millions of input elements per second. Average pooling is
+timed too, for information.
+
+Usage::
+
+    python benchmarks/bench_pool.py [--repeats 7] [--threads 1 2] [--out benchmarks/results/pool.json]
+"""
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pyxconv
+from pyxconv.functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+
+# (N, C, H, W, kernel, stride, padding)
+CASES = [
+    (64, 6, 28, 28, 2, 2, 0),     # LeNet-5's first pooling
+    (32, 64, 32, 32, 2, 2, 0),
+    (32, 128, 16, 16, 2, 2, 0),
+    (32, 64, 56, 56, 3, 2, 1),    # ResNet's stem pooling: overlapping windows
+]
+AVG_CASES = [
+    (32, 64, 32, 32, 2, 2, 0),
+    (32, 1024, 7, 7, 7, 7, 0),    # GoogLeNet's global 7x7 average pool
+]
+
+
+def median_time(fn, repeats, min_time=0.05):
+    """Median seconds per call; short calls are batched so each sample lasts >= min_time."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    inner = max(1, int(min_time / max(once, 1e-7)))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - start) / inner)
+    return float(np.median(samples))
+
+
+def max_pool_functions(case):
+    n, c, h, w, k, s, p = case
+    x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)
+    out, idx = max_pool2d(x, k, s, p, return_indices=True)
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    tgrad = torch.from_numpy(grad)
+    t_out, t_idx = torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)
+    if not (np.array_equal(out, t_out.detach().numpy())
+            and np.array_equal(idx, t_idx.numpy())):
+        raise AssertionError(f"pyxconv and torch disagree on {case}")
+
+    def ours_forward():
+        max_pool2d(x, k, s, p, return_indices=True)
+
+    def ours_train():
+        _, switches = max_pool2d(x, k, s, p, return_indices=True)
+        max_pool2d_backward(grad, switches, x.shape)
+
+    def torch_forward():
+        with torch.no_grad():
+            torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)
+
+    def torch_train():
+        y, _ = torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)
+        tx.grad = None
+        y.backward(tgrad)
+
+    return x.size, (("forward", ours_forward, torch_forward),
+                    ("forward+backward", ours_train, torch_train))
+
+
+def avg_pool_functions(case):
+    n, c, h, w, k, s, p = case
+    x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)
+    out = avg_pool2d(x, k, s, p)
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    tgrad = torch.from_numpy(grad)
+
+    def ours_forward():
+        avg_pool2d(x, k, s, p)
+
+    def ours_train():
+        avg_pool2d(x, k, s, p)
+        avg_pool2d_backward(grad, x.shape, k, s, p)
+
+    def torch_forward():
+        with torch.no_grad():
+            torch.nn.functional.avg_pool2d(tx, k, s, p)
+
+    def torch_train():
+        y = torch.nn.functional.avg_pool2d(tx, k, s, p)
+        tx.grad = None
+        y.backward(tgrad)
+
+    return x.size, (("forward", ours_forward, torch_forward),
+                    ("forward+backward", ours_train, torch_train))
+
+
+def bench_case(op, case, threads, repeats):
+    make = max_pool_functions if op == "max_pool2d" else avg_pool_functions
+    elements, modes = make(case)
+    records = []
+    for mode, ours, theirs in modes:
+        ours_times, torch_times = [], []
+        for _ in range(3):  # alternate the two libraries
+            ours_times.append(median_time(ours, repeats))
+            torch_times.append(median_time(theirs, repeats))
+        ours_s, torch_s = min(ours_times), min(torch_times)
+        records.append({
+            "op": op, "mode": mode, "case": "x".join(map(str, case)), "layer": case,
+            "threads": threads, "pyxconv_ms": ours_s * 1e3, "torch_ms": torch_s * 1e3,
+            "ratio": torch_s / ours_s, "pyxconv_melem_s": elements / ours_s / 1e6,
+            "torch_melem_s": elements / torch_s / 1e6,
+        })
+    return records
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pool.json"))
+    args = parser.parse_args()
+    results = {"machine": platform.processor() or platform.machine(),
+               "torch": torch.__version__, "numpy": np.__version__,
+               "pyxconv": pyxconv.__version__, "records": []}
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        with pyxconv.num_threads(threads):
+            print(f"\n== {threads} thread(s)")
+            print(f"{'op':11} {'case (N,C,H,W,k,s,p)':28} {'mode':17} {'pyxconv ms':>10} "
+                  f"{'torch ms':>9} {'ratio':>6} {'Mel/s':>7} {'torch':>6}")
+            for op, cases in (("max_pool2d", CASES), ("avg_pool2d", AVG_CASES)):
+                for case in cases:
+                    for r in bench_case(op, case, threads, args.repeats):
+                        results["records"].append(r)
+                        print(f"{op:11} {str(case):28} {r['mode']:17} {r['pyxconv_ms']:10.3f} "
+                              f"{r['torch_ms']:9.3f} {r['ratio']:6.2f} "
+                              f"{r['pyxconv_melem_s']:7.0f} {r['torch_melem_s']:6.0f}")
+            for mode in ("forward", "forward+backward"):
+                ratios = [r["ratio"] for r in results["records"] if r["threads"] == threads
+                          and r["mode"] == mode and r["op"] == "max_pool2d"]
+                geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+                print(f"max_pool2d geometric mean ratio, {mode}: {geo:.2f} "
+                      f"(min {min(ratios):.2f})")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

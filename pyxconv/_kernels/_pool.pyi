@@ -1,0 +1,29 @@
+"""Type stubs for the compiled pooling kernels (see _pool.pyx for the contracts).
+
+Arrays are C-contiguous float32 or float64 (one dtype per call) and int64
+switches; every argument has been validated by pyxconv.functional._pool.
+"""
+import numpy as np
+import numpy.typing as npt
+
+_Float = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+_Index = npt.NDArray[np.int64]
+
+def max_pool_forward(
+    x: _Float, out: _Float, switches: _Index,
+    k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int, d_h: int, d_w: int,
+    tap_offset: _Index, best_scratch: _Float, tap_scratch: npt.NDArray[np.intc],
+    n_threads: int,
+) -> None: ...
+def max_pool_backward(grad_out: _Float, switches: _Index, grad_x: _Float,
+                      n_threads: int) -> None: ...
+def max_unpool(x: _Float, switches: _Index, out: _Float, n_threads: int) -> None: ...
+def avg_pool_forward(
+    x: _Float, out: _Float, k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int,
+    div_h: _Index, div_w: _Index, divisor_override: int,
+    scratch: npt.NDArray[np.float64], n_threads: int,
+) -> None: ...
+def avg_pool_backward(
+    scaled: _Float, grad_x: _Float, k_h: int, s_h: int, p_h: int,
+    ow_lo: _Index, ow_hi: _Index, scratch: npt.NDArray[np.float64], n_threads: int,
+) -> None: ...
