@@ -1,0 +1,146 @@
+"""Sphinx configuration of the pyxconv documentation.
+
+Built with ``sphinx-build -W -b html docs docs/_build/html`` (and ``-b doctest``).
+Everything the site shows is made by the build: the doctests print what
+pyxconv computes, ``.. plot::`` figures and the tutorials (sphinx-gallery)
+run at build time, and MathJax is served from the build's own static files
+(copied from the ``django-static-mathjax`` package), so no page needs the
+internet.
+"""
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS))
+
+import pyxconv  # noqa: E402
+
+project = "pyxconv"
+author = "the pyxconv developers"
+copyright = "2026, the pyxconv developers"
+version = release = pyxconv.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "matplotlib.sphinxext.plot_directive",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "generated/static", "**/sg_execution_times.rst",
+                    "textbook/_pending/*"]
+root_doc = "index"
+nitpicky = False
+
+# -- HTML -------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"pyxconv {release}"
+html_static_path = ["_static", "generated/static"]
+html_css_files = ["pyxconv.css"]
+html_js_files = ["sitecheck.js"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": [],
+}
+html_sidebars = {"**": ["sidebar-nav-bs"]}
+html_show_sourcelink = False
+
+# -- Math without a CDN ------------------------------------------------------
+# MathJax 3 (SVG output, fonts built in) comes from the django-static-mathjax
+# wheel on PyPI and is copied into the build's _static/ below.
+mathjax_path = "mathjax/tex-svg.js"
+mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]}}
+
+
+def _copy_mathjax():
+    try:
+        import mathjax
+    except ImportError as exc:  # pragma: no cover - a docs dependency is missing
+        raise RuntimeError("the docs need the 'django-static-mathjax' package "
+                           "(pip install -e '.[docs]')") from exc
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    dst = DOCS / "generated" / "static" / "mathjax"
+    if (dst / "tex-svg.js").exists():
+        return
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "tex-svg.js", dst / "tex-svg.js")
+    # extensions that the autoload of tex-svg.js may request
+    shutil.copytree(src / "input" / "tex" / "extensions",
+                    dst / "input" / "tex" / "extensions", dirs_exist_ok=True)
+
+
+_copy_mathjax()
+
+# -- API reference -----------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": False}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# -- Doctests ------------------------------------------------------------------
+import doctest  # noqa: E402
+
+doctest_default_flags = (doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+                         | doctest.IGNORE_EXCEPTION_DETAIL)
+doctest_global_setup = """
+import numpy as np
+"""
+# doctest blocks in the API pages are the docstrings' Examples; pytest runs
+# those with --doctest-modules already, but running them here too is cheap.
+
+# -- Figures from code (.. plot::) -------------------------------------------
+plot_include_source = False
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+plot_pre_code = "import numpy as np\nimport matplotlib.pyplot as plt\n"
+plot_rcparams = {"figure.autolayout": True, "font.size": 10}
+
+# -- Tutorials (sphinx-gallery) ----------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "tutorials"),
+    "gallery_dirs": "auto_tutorials",
+    "filename_pattern": r"/tut_",
+    "ignore_pattern": r"__init__\.py|_common\.py",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "show_signature": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "backreferences_dir": None,
+    "doc_module": (),
+    "image_scrapers": ("matplotlib",),
+    "matplotlib_animations": False,
+    "show_memory": False,
+    "min_reported_time": 10**9,
+    "write_computation_times": False,
+    "plot_gallery": "True",
+    "reset_modules": ("matplotlib",),
+}
+
+# -- Performance page ----------------------------------------------------------
+import perfplot  # noqa: E402  (docs/perfplot.py)
+
+
+def setup(app):
+    app.connect("builder-inited", lambda app: perfplot.generate(ROOT / "benchmarks" / "results",
+                                                               DOCS / "generated"))
