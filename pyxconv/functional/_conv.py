@@ -16,6 +16,7 @@ from pyxconv._threads import get_num_threads
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._validation import (
     as_int,
+    check_allocation,
     check_finite_size,
     check_ndim,
     conv_output_size,
@@ -134,6 +135,7 @@ def _normalise_conv_args(x, weight, bias, stride, padding, dilation, groups, nd,
             raise ValueError(f"bias must have shape ({c_out},) to match C_out, got {bias.shape}")
     geometry = _Geometry(x.shape[2:], kernel, stride, pads, dilation, groups,
                          x.shape[0], c_in, c_out)
+    check_allocation((geometry.n, c_out) + geometry.out_spatial, x.itemsize, "output")
     return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, geometry
 
 
@@ -559,6 +561,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     pads = padding_pairs(padding, 2, kernel, stride, dilation)
     n, c = x.shape[:2]
     g = _Geometry(x.shape[2:], kernel, stride, pads, dilation, 1, n, c, 1)
+    check_allocation((n, g.rows, g.positions), x.itemsize, "column matrix")
     cols = np.empty((n, g.rows, g.positions), dtype=x.dtype)
     x5 = np.ascontiguousarray(x).reshape((n, c) + g.in3)
     _im2col.im2col(x5, cols.reshape(-1), g.rows * g.positions, g.positions, 0, n, 0,
@@ -614,6 +617,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
         raise ValueError(
             f"cols has {positions} columns but output_size={out_hw} with this kernel, "
             f"stride, padding and dilation gives {g.out_spatial} = {g.positions} positions")
+    check_allocation((n, c) + out_hw, cols.itemsize, "output")
     x = np.zeros((n, c) + out_hw, dtype=cols.dtype)
     _im2col.col2im(np.ascontiguousarray(cols).reshape(-1), x.reshape((n, c) + g.in3),
                    g.rows * g.positions, g.positions, 0, n, 0, g.out_rows,

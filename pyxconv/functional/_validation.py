@@ -181,3 +181,18 @@ def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation, dim_
             f"dilated kernel spans {span} (kernel {kernel}, dilation {dilation})"
         )
     return (padded - span) // stride + 1
+
+
+# No array this large can be allocated on any machine; checking first gives a
+# clear error instead of an integer overflow inside NumPy.
+_MAX_ALLOCATION_BYTES = 2**48
+
+
+def check_allocation(shape, itemsize, what):
+    """Raise MemoryError, naming the shape, before allocating an impossible array."""
+    n_bytes = itemsize
+    for size in shape:
+        n_bytes *= int(size)
+    if n_bytes > _MAX_ALLOCATION_BYTES:
+        raise MemoryError(
+            f"the {what} of shape {tuple(int(s) for s in shape)} would need {n_bytes:.3e} bytes")

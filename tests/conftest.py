@@ -1,0 +1,30 @@
+"""Test configuration shared by the whole suite.
+
+Hypothesis profiles
+-------------------
+``ci`` (the default) keeps property tests quick; ``long`` runs many more
+examples for a local soak: ``HYPOTHESIS_PROFILE=long python -m pytest``.
+Property tests set ``deadline=None`` only and take their example counts from
+the profile.
+"""
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture
+def shared_dir():
+    """../shared beside the repository, or skip when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not beside the repository")
+    return SHARED
