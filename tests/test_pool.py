@@ -501,8 +501,13 @@ def test_global_avg_pool2d_is_the_plane_mean_and_its_backward_spreads_evenly():
     assert out.shape == (3, 4, 1, 1) and out.dtype == np.float32
     np.testing.assert_allclose(out, x.astype(np.float64).mean(axis=(2, 3), keepdims=True),
                                rtol=1e-6)
+    np.testing.assert_allclose(out, avg_pool2d(x, 7), rtol=1e-6)
+    odd = np.random.default_rng(2).standard_normal((2, 3, 5, 3))  # a plane of 15 elements
+    np.testing.assert_allclose(global_avg_pool2d(odd), odd.mean(axis=(2, 3), keepdims=True),
+                               rtol=1e-14)
     g = np.random.default_rng(1).standard_normal((3, 4, 1, 1)).astype(np.float32)
     grad = global_avg_pool2d_backward(g, x.shape)
+    assert grad.dtype == np.float32
     np.testing.assert_allclose(grad, np.broadcast_to(g / 49, x.shape), rtol=1e-6)
     numeric = numerical_gradient(lambda z: float((global_avg_pool2d(z) * g[:1, :1]).sum()),
                                  x[:1, :1].astype(np.float64))

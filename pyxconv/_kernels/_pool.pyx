@@ -388,3 +388,30 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
                 for ow in range(ow_lo[iw], ow_hi[iw]):
                     total = total + rowsum[ow]
                 grad_x[p, ih, iw] = <floating>total
+
+
+def plane_mean(const floating[:, ::1] x, floating[::1] out, int n_threads):
+    """out[p] = mean of x[p, :] (P planes of L elements): the global average pool.
+
+    Four float64 partial sums in a fixed order break the latency chain of
+    one running sum; the order never depends on the thread count.
+    """
+    cdef Py_ssize_t planes = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t p, i, n4 = n - n % 4
+    cdef const floating* src
+    cdef double t0, t1, t2, t3
+    for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
+                    num_threads=n_threads):
+        src = &x[p, 0]
+        t0 = 0
+        t1 = 0
+        t2 = 0
+        t3 = 0
+        for i in range(0, n4, 4):
+            t0 = t0 + src[i]
+            t1 = t1 + src[i + 1]
+            t2 = t2 + src[i + 2]
+            t3 = t3 + src[i + 3]
+        for i in range(n4, n):
+            t0 = t0 + src[i]
+        out[p] = <floating>(((t0 + t1) + (t2 + t3)) / <double>n)

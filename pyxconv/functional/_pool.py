@@ -932,7 +932,8 @@ def global_avg_pool2d(x):
     -------
     out : ndarray of shape (N, C, 1, 1)
         ``x.mean(axis=(2, 3), keepdims=True)``, summed in float64; the same as
-        ``avg_pool2d(x, (H, W))`` and PyTorch's ``adaptive_avg_pool2d(x, 1)``.
+        ``avg_pool2d(x, (H, W))`` (up to rounding) and PyTorch's
+        ``adaptive_avg_pool2d(x, 1)``.
 
     Raises
     ------
@@ -953,7 +954,10 @@ def global_avg_pool2d(x):
     array([[[[3.125]]]])
     """
     x = _float_input(x, 2)
-    return _avg_pool_nd(x, x.shape[2:], None, 0, False, True, None, 2)
+    n, c, h, w = x.shape
+    out = np.empty(n * c, dtype=x.dtype)
+    _pool.plane_mean(np.ascontiguousarray(x).reshape(n * c, h * w), out, get_num_threads())
+    return out.reshape(n, c, 1, 1)
 
 
 def global_avg_pool2d_backward(grad_out, input_shape):
@@ -981,6 +985,13 @@ def global_avg_pool2d_backward(grad_out, input_shape):
     array([[1., 1., 1., 1.],
            [1., 1., 1., 1.]])
     """
+    grad_out = _float_input(grad_out, 2, "grad_out")
     input_shape = _shape_tuple(input_shape, 2, "input_shape")
-    return _avg_pool_backward_nd(grad_out, input_shape, input_shape[2:], None, 0, False, True,
-                                 None, 2)
+    n, c, h, w = input_shape
+    if grad_out.shape != (n, c, 1, 1):
+        raise ValueError(f"grad_out must have the forward output's shape {(n, c, 1, 1)}, got "
+                         f"{grad_out.shape}")
+    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
+    # grad_out / (H * W) rounded in the gradient's dtype, as avg_pool2d_backward does
+    grad_x[...] = grad_out / np.asarray(h * w, dtype=grad_out.dtype)
+    return grad_x
