@@ -22,6 +22,11 @@ One row of the cross-entropy makes three passes over its C values, which are
 in L1 cache after the first: the maximum, ``e_j = exp(z_j - m)`` written into
 the gradient row (or a per-thread scratch row when no gradient is wanted) and
 their sum, then the gradient ``scale * (p_j * A - a_j)`` written in place.
+Rows of fewer than 32 classes (10 for MNIST) are taken in blocks of about
+2048 values, one block per task, so that the exponentials of a block are a
+single long vector loop; the blocks depend on the shape only. Per-thread
+scratch (row maxima and sums of a block, and the exponentials when no
+gradient is wanted) is one allocation per call, indexed by ``threadid()``.
 
 float32 uses ``pyxconv_exp_nonpositive_f``, a branch-free Cephes-style expf
 (range reduction to ``2^k * exp(r)``, |r| <= ln2/2, degree-6 polynomial, about
@@ -39,6 +44,7 @@ class indices either ``ignore_index`` or in ``[0, C)`` (checked by
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, log
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from libc.stdint cimport int64_t
 
 
@@ -121,6 +127,14 @@ cdef extern from *:
         return m;
     }
 
+    /* e[j] = exp(e[j]) for a block of already shifted values (all <= 0). */
+    PYXCONV_CLONES
+    static void pyxconv_exp_inplace_f(float *e, Py_ssize_t count) {
+        Py_ssize_t j;
+        for (j = 0; j < count; j++)
+            e[j] = pyxconv_exp_nonpositive_f(e[j]);
+    }
+
     /* e[j] = exp(z[j] - m); returns sum_j e[j] (eight partial sums, fixed order). */
     PYXCONV_CLONES
     static float pyxconv_exp_sum_f(const float *z, float m, float *e, Py_ssize_t n) {
@@ -139,6 +153,16 @@ cdef extern from *:
     """
     float pyxconv_row_max_f(const float* z, Py_ssize_t n) noexcept nogil
     float pyxconv_exp_sum_f(const float* z, float m, float* e, Py_ssize_t n) noexcept nogil
+    void pyxconv_exp_inplace_f(float* e, Py_ssize_t count) noexcept nogil
+
+
+# Rows shorter than SMALL_ROW are processed in blocks of about BLOCK_ELEMENTS
+# values: the exponentials of a whole block are one contiguous vector loop,
+# where one short row would fall into the loop's scalar remainder. The blocks
+# are fixed by the shape alone, never by the thread count.
+cdef enum:
+    SMALL_ROW = 32
+    BLOCK_ELEMENTS = 2048
 
 
 # ---------------------------------------------------------------- scalar helpers
@@ -203,6 +227,35 @@ cdef inline floating _exp_shifted(const floating* z, floating m, floating* e,
         return _row_sum(e, n)
 
 
+cdef inline void _block_exp(const floating* z, Py_ssize_t rows, Py_ssize_t n, floating* e,
+                            floating* row_max, floating* row_sum) noexcept nogil:
+    """For rows consecutive rows of length n: e = exp(z - row max), and each row's max and sum."""
+    cdef Py_ssize_t r, j
+    cdef floating m
+    for r in range(rows):
+        m = _row_max_small(z + r * n, n)
+        row_max[r] = m
+        for j in range(n):
+            e[r * n + j] = z[r * n + j] - m
+    if floating is float:
+        pyxconv_exp_inplace_f(e, rows * n)
+    else:
+        for j in range(rows * n):
+            e[j] = exp(e[j])
+    for r in range(rows):
+        row_sum[r] = _row_sum(e + r * n, n)
+
+
+cdef inline floating _row_max_small(const floating* z, Py_ssize_t n) noexcept nogil:
+    """max_j z[j] (n >= 1) of a short row, plainly."""
+    cdef floating m = z[0]
+    cdef Py_ssize_t j
+    for j in range(1, n):
+        if z[j] > m:
+            m = z[j]
+    return m
+
+
 # ---------------------------------------------------------------- row kernels
 
 cdef inline double _ce_index_row(const floating* z, Py_ssize_t c, const floating* w,
@@ -216,6 +269,14 @@ cdef inline double _ce_index_row(const floating* z, Py_ssize_t c, const floating
     """
     cdef floating m = _row_max(z, n)
     cdef floating s = _exp_shifted(z, m, e, n)
+    return _ce_index_finish(z, c, w, w_total, eps, n, e, m, s, want_grad, scale)
+
+
+cdef inline double _ce_index_finish(const floating* z, Py_ssize_t c, const floating* w,
+                                    double w_total, double eps, Py_ssize_t n, floating* e,
+                                    floating m, floating s, bint want_grad,
+                                    double scale) noexcept nogil:
+    """_ce_index_row once e = exp(z - m) and s = sum(e) are known."""
     cdef double log_s = log(<double>s)
     cdef double wc = <double>w[c] if w != NULL else 1.0
     cdef double loss = wc * ((<double>m - <double>z[c]) + log_s)
@@ -258,6 +319,13 @@ cdef inline double _ce_prob_row(const floating* z, const floating* t, const floa
     """
     cdef floating m = _row_max(z, n)
     cdef floating s = _exp_shifted(z, m, e, n)
+    return _ce_prob_finish(z, t, w, eps, n, e, m, s, want_grad, scale)
+
+
+cdef inline double _ce_prob_finish(const floating* z, const floating* t, const floating* w,
+                                   double eps, Py_ssize_t n, floating* e, floating m,
+                                   floating s, bint want_grad, double scale) noexcept nogil:
+    """_ce_prob_row once e = exp(z - m) and s = sum(e) are known."""
     cdef double log_s = log(<double>s)
     cdef double a, a_total = 0.0, weighted = 0.0
     cdef double k
@@ -293,49 +361,97 @@ def first_bad_target(const int64_t[::1] target, Py_ssize_t n_classes, int64_t ig
     return bad
 
 
+cdef inline void _softmax_finish(const floating* z, floating* o, Py_ssize_t n, floating m,
+                                 floating s, bint log_output) noexcept nogil:
+    """o holds exp(z - m) with sum s; turn it into softmax or log-softmax."""
+    cdef floating inv, shift
+    cdef Py_ssize_t j
+    if log_output:
+        shift = <floating>log(<double>s)
+        for j in range(n):
+            o[j] = (z[j] - m) - shift
+    else:
+        inv = 1 / s
+        for j in range(n):
+            o[j] = o[j] * inv
+
+
+cdef class _Scratch:
+    """Per-thread scratch: n_threads regions of ``per_thread`` values, freed with the object."""
+    cdef void* data
+    cdef Py_ssize_t per_thread
+
+    def __cinit__(self, Py_ssize_t n_threads, Py_ssize_t per_thread, Py_ssize_t itemsize):
+        self.per_thread = per_thread
+        self.data = PyMem_RawMalloc(max(1, n_threads * per_thread) * itemsize)
+        if self.data == NULL:
+            raise MemoryError(f"no memory for {n_threads} x {per_thread} scratch values")
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.data)
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t n) noexcept nogil:
+    """Rows per task: 1 for long rows, about BLOCK_ELEMENTS values' worth for short ones."""
+    if n >= SMALL_ROW:
+        return 1
+    return BLOCK_ELEMENTS // n
+
+
 def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, bint log_output,
                  int n_threads):
     """out = softmax(x) (or log_softmax(x)) along the last axis of (M, C) arrays."""
     cdef Py_ssize_t rows = x.shape[0], n = x.shape[1]
-    cdef Py_ssize_t i, j
-    cdef floating m, s, inv, shift
-    cdef const floating* z
-    cdef floating* o
+    cdef Py_ssize_t block = _block_rows(n)
+    cdef Py_ssize_t n_blocks = (rows + block - 1) // block
+    cdef Py_ssize_t b, r, r0, nr
+    cdef floating m, s
+    cdef floating* row_max
+    cdef floating* row_sum
+    cdef _Scratch scratch
     if rows == 0 or n == 0:
         return
-    for i in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
-        z = &x[i, 0]
-        o = &out[i, 0]
-        m = _row_max(z, n)
-        s = _exp_shifted(z, m, o, n)
-        if log_output:
-            shift = <floating>log(<double>s)
-            for j in range(n):
-                o[j] = (z[j] - m) - shift
-        else:
-            inv = 1 / s
-            for j in range(n):
-                o[j] = o[j] * inv
+    if block == 1:
+        for r in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
+            m = _row_max(&x[r, 0], n)
+            s = _exp_shifted(&x[r, 0], m, &out[r, 0], n)
+            _softmax_finish(&x[r, 0], &out[r, 0], n, m, s, log_output)
+        return
+    scratch = _Scratch(n_threads, 2 * block, sizeof(floating))
+    for b in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        r0 = b * block
+        nr = min(block, rows - r0)
+        row_max = <floating*>scratch.data + threadid() * scratch.per_thread
+        row_sum = row_max + block
+        _block_exp(&x[r0, 0], nr, n, &out[r0, 0], row_max, row_sum)
+        for r in range(nr):
+            _softmax_finish(&x[r0 + r, 0], &out[r0 + r, 0], n, row_max[r], row_sum[r],
+                            log_output)
 
 
 def cross_entropy_index(const floating[:, ::1] logits, const int64_t[::1] target,
                         const floating[::1] weight, double eps, int64_t ignore_index,
-                        double[::1] row_loss, floating[:, ::1] grad, floating[:, ::1] scratch,
-                        bint mean, int n_threads):
+                        double[::1] row_loss, floating[:, ::1] grad, bint mean,
+                        int n_threads):
     """Per-row losses (and the gradient) for class-index targets.
 
-    ``weight`` may be None (all ones). ``grad`` may be None (no gradient);
-    then ``scratch`` must have one row of C per thread. Returns the mean's
-    denominator: the summed weights of the rows whose target is not
-    ``ignore_index``. With ``mean`` the gradient is divided by it.
+    ``weight`` may be None (all ones); ``grad`` may be None (no gradient).
+    Returns the mean's denominator: the summed weights of the rows whose
+    target is not ``ignore_index``. With ``mean`` the gradient is divided by it.
     """
     cdef Py_ssize_t rows = logits.shape[0], n = logits.shape[1]
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t block = _block_rows(n)
+    cdef Py_ssize_t n_blocks = (rows + block - 1) // block
+    cdef Py_ssize_t b, r, r0, nr, i, j
     cdef int64_t c
     cdef const floating* w = NULL
     cdef double denom = 0.0, w_total = <double>n, scale = 1.0
     cdef bint want_grad = grad is not None
     cdef floating* e
+    cdef floating* row_max
+    cdef floating* row_sum
+    cdef floating* region
+    cdef _Scratch scratch
     if weight is not None:
         w = &weight[0]
         w_total = 0.0
@@ -350,41 +466,69 @@ def cross_entropy_index(const floating[:, ::1] logits, const int64_t[::1] target
         scale = 1.0 / denom if denom != 0.0 else float("nan")
     if rows == 0:
         return denom
-    for i in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
-        c = target[i]
-        if want_grad:
-            e = &grad[i, 0]
+    # per thread: row maxima and sums of a block, then exp values unless grad holds them
+    scratch = _Scratch(n_threads, 2 * block + (0 if want_grad else block * n),
+                       sizeof(floating))
+    for b in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        r0 = b * block
+        nr = min(block, rows - r0)
+        region = <floating*>scratch.data + threadid() * scratch.per_thread
+        row_max = region
+        row_sum = region + block
+        e = &grad[r0, 0] if want_grad else region + 2 * block
+        if block == 1:
+            row_max[0] = _row_max(&logits[r0, 0], n)
+            row_sum[0] = _exp_shifted(&logits[r0, 0], row_max[0], e, n)
         else:
-            e = &scratch[threadid(), 0]
-        if c == ignore_index:
-            row_loss[i] = 0.0
-            if want_grad:
-                for j in range(n):
-                    e[j] = 0
-        else:
-            row_loss[i] = _ce_index_row(&logits[i, 0], c, w, w_total, eps, n, e,
-                                        want_grad, scale)
+            _block_exp(&logits[r0, 0], nr, n, e, row_max, row_sum)
+        for r in range(nr):
+            c = target[r0 + r]
+            if c == ignore_index:
+                row_loss[r0 + r] = 0.0
+                if want_grad:
+                    for j in range(n):
+                        e[r * n + j] = 0
+            else:
+                row_loss[r0 + r] = _ce_index_finish(
+                    &logits[r0 + r, 0], c, w, w_total, eps, n, e + r * n, row_max[r],
+                    row_sum[r], want_grad, scale)
     return denom
 
 
 def cross_entropy_prob(const floating[:, ::1] logits, const floating[:, ::1] target,
                        const floating[::1] weight, double eps, double[::1] row_loss,
-                       floating[:, ::1] grad, floating[:, ::1] scratch, double scale,
-                       int n_threads):
+                       floating[:, ::1] grad, double scale, int n_threads):
     """Per-row losses (and the gradient times ``scale``) for class-probability targets."""
     cdef Py_ssize_t rows = logits.shape[0], n = logits.shape[1]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t block = _block_rows(n)
+    cdef Py_ssize_t n_blocks = (rows + block - 1) // block
+    cdef Py_ssize_t b, r, r0, nr
     cdef const floating* w = NULL
     cdef bint want_grad = grad is not None
     cdef floating* e
+    cdef floating* row_max
+    cdef floating* row_sum
+    cdef floating* region
+    cdef _Scratch scratch
     if rows == 0:
         return
     if weight is not None:
         w = &weight[0]
-    for i in prange(rows, nogil=True, schedule="static", num_threads=n_threads):
-        if want_grad:
-            e = &grad[i, 0]
+    scratch = _Scratch(n_threads, 2 * block + (0 if want_grad else block * n),
+                       sizeof(floating))
+    for b in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        r0 = b * block
+        nr = min(block, rows - r0)
+        region = <floating*>scratch.data + threadid() * scratch.per_thread
+        row_max = region
+        row_sum = region + block
+        e = &grad[r0, 0] if want_grad else region + 2 * block
+        if block == 1:
+            row_max[0] = _row_max(&logits[r0, 0], n)
+            row_sum[0] = _exp_shifted(&logits[r0, 0], row_max[0], e, n)
         else:
-            e = &scratch[threadid(), 0]
-        row_loss[i] = _ce_prob_row(&logits[i, 0], &target[i, 0], w, eps, n, e,
-                                   want_grad, scale)
+            _block_exp(&logits[r0, 0], nr, n, e, row_max, row_sum)
+        for r in range(nr):
+            row_loss[r0 + r] = _ce_prob_finish(
+                &logits[r0 + r, 0], &target[r0 + r, 0], w, eps, n, e + r * n, row_max[r],
+                row_sum[r], want_grad, scale)

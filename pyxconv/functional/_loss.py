@@ -39,6 +39,8 @@ def _float_array(x, name):
 
 
 def _threads_for(elements):
+    if elements < 2 * _ELEMENTS_PER_THREAD:
+        return 1
     return max(1, min(get_num_threads(), elements // _ELEMENTS_PER_THREAD))
 
 
@@ -331,7 +333,6 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
     n_threads = _threads_for(z.size)
     row_loss = np.empty(rows, dtype=np.float64)
     grad = np.empty(z.shape, dtype=z.dtype) if want_grad else None
-    scratch = None if want_grad else np.empty((n_threads, n_classes), dtype=z.dtype)
     mean = reduction == "mean"
     if probabilities:
         if target.shape != logits.shape:
@@ -341,7 +342,7 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
         t = np.moveaxis(target, 1, -1) if ndim > 2 else target
         t = np.ascontiguousarray(t).reshape(-1, n_classes)
         scale = 1.0 / rows if mean and rows else 1.0
-        _softmax.cross_entropy_prob(z, t, weight, eps, row_loss, grad, scratch, scale, n_threads)
+        _softmax.cross_entropy_prob(z, t, weight, eps, row_loss, grad, scale, n_threads)
         denom = float(rows)
         loss_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
     else:
@@ -351,19 +352,21 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
                 f"class-index target must have shape {loss_shape} (logits {logits.shape} "
                 f"without the class axis), or logits' shape {logits.shape} for class "
                 f"probabilities; got {target.shape}")
-        ignore_index = as_int(ignore_index, "ignore_index")
+        if type(ignore_index) is not int:
+            ignore_index = as_int(ignore_index, "ignore_index")
         if not _INT64.min <= ignore_index <= _INT64.max:
             raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
         t = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
         bad = _softmax.first_bad_target(t, n_classes, ignore_index)
         if bad >= 0:
             where = np.unravel_index(bad, loss_shape) if loss_shape else ()
+            where = ", ".join(str(int(i)) for i in where)
             raise ValueError(
-                f"target{list(where)} = {t[bad]} is not a class index: with {n_classes} "
+                f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
                 f"classes it must be in [0, {n_classes - 1}] or equal "
                 f"ignore_index={ignore_index}")
         denom = _softmax.cross_entropy_index(z, t, weight, eps, ignore_index, row_loss, grad,
-                                             scratch, mean, n_threads)
+                                             mean, n_threads)
     dtype = z.dtype.type
     if reduction == "none":
         loss = row_loss.astype(z.dtype).reshape(loss_shape)
