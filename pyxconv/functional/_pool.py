@@ -43,11 +43,39 @@ def _resolve_stride(stride, kernel, nd):
 
 
 def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
-    """Output length of a pooling window along one dimension, PyTorch's rule.
+    """Output length of a pooling window along one dimension, by PyTorch's rule.
 
-    ``floor((size + 2*padding - dilation*(kernel-1) - 1 + (stride-1 if ceil_mode else 0))
-    / stride) + 1``, minus one in ceil mode when the last window would start
-    in the right padding (or beyond it). May return a value < 1; callers check.
+    Parameters
+    ----------
+    size : int
+        Input length along the dimension.
+    kernel, stride, padding, dilation : int
+        Window geometry along the dimension.
+    ceil_mode : bool, default False
+        Round up instead of down.
+
+    Returns
+    -------
+    int
+        ``floor((size + 2*padding - dilation*(kernel-1) - 1 + e) / stride) + 1``
+        with ``e = stride - 1`` in ceil mode (else 0); in ceil mode, one less
+        when the last window would start in the right padding or beyond. May
+        be < 1 (the pooling functions then raise ``ValueError``).
+
+    Examples
+    --------
+    The lectures' 2x2 pooling summary, ``ceil(W / 2)`` (WE-33), needs ceil mode:
+
+    >>> from pyxconv.functional import pool_output_size
+    >>> [pool_output_size(w, 2, 2, 0, ceil_mode=True) for w in (4, 5, 7, 32, 224)]
+    [2, 3, 4, 16, 112]
+    >>> [pool_output_size(w, 2, 2, 0) for w in (5, 7)]
+    [2, 3]
+
+    A window that would start in the right padding is dropped:
+
+    >>> pool_output_size(5, 2, 2, 1, ceil_mode=True)
+    3
     """
     span = dilation * (kernel - 1) + 1
     extra = stride - 1 if ceil_mode else 0
