@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from pyxconv._threads import get_num_threads
+from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
 from pyxconv.functional._validation import (
     as_int,
@@ -190,6 +191,38 @@ def _normalise(x, weight, bias, stride, padding, output_padding, groups, dilatio
     return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, g
 
 
+# A chunk's column matrix is written by the GEMM and read straight back by
+# col2im (forward) or written by im2col and read by two GEMMs (backward); it
+# should stay in the per-core L2 cache between the two. Measured on the
+# benchmark layer 32x64x16x16 -> 32, k 4, stride 2 (2 MiB L2 per core): with
+# 1 MiB chunks the forward takes 8.3 ms of CPU time, with 4 MiB chunks 11.7 ms.
+_CHUNK_BYTES = 2**20
+
+
+def _chunks(g, itemsize, n_buffers=1):
+    """(n_start, n_count, row_start, row_count) pieces of about _CHUNK_BYTES each.
+
+    Stays under the workspace limit: when even one output row of a sample is
+    over the cache-sized target, the geometry's own chunking (which raises a
+    clear MemoryError when one row is over the limit) decides.
+    """
+    cap = get_workspace_limit() // n_buffers
+    target = min(cap, _CHUNK_BYTES)
+    per_sample = g.rows * g.positions * itemsize
+    per_row = g.rows * g.out_w * itemsize
+    if per_sample <= target:
+        per_chunk = max(1, target // per_sample)
+        for n0 in range(0, g.n, per_chunk):
+            yield n0, min(per_chunk, g.n - n0), 0, g.out_rows
+    elif per_row <= target:
+        rows_per_chunk = target // per_row
+        for n0 in range(g.n):
+            for r0 in range(0, g.out_rows, rows_per_chunk):
+                yield n0, 1, r0, min(rows_per_chunk, g.out_rows - r0)
+    else:
+        yield from g.chunks(itemsize, n_buffers)
+
+
 def _column_block(a, n0, nb, start, m):
     """a[n0:n0+nb, :, start:start+m] of shape (nb, C, m) as (C, nb * m), contiguous."""
     block = a[n0:n0 + nb, :, start:start + m]
@@ -216,7 +249,7 @@ def _transpose_forward(x, weight, bias, g):
         out5 = out.reshape((n, g.c_in) + g.in3)
         n_threads = get_num_threads()
         workspace = None
-        for n0, nb, r0, rc in g.chunks(x.itemsize):
+        for n0, nb, r0, rc in _chunks(g, x.itemsize):
             m = rc * g.out_w
             size = g.rows * nb * m
             if workspace is None:
@@ -261,9 +294,9 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
     xs = x.reshape(n, g.c_out, g.positions)
     go = grad_out.reshape(n, g.c_in, -1)
     grad_bias = go.sum(axis=(0, 2))
-    grad_w = np.zeros((groups, cxg, kg), dtype=x.dtype)
     grad_x = np.empty((n, g.c_out, g.positions), dtype=x.dtype) if needs_input_grad else None
     if g.is_pointwise:
+        grad_w = np.zeros((groups, cxg, kg), dtype=x.dtype)
         for gi in range(groups):
             go_g = go[:, gi * cyg:(gi + 1) * cyg]
             x_g = xs[:, gi * cxg:(gi + 1) * cxg]
@@ -275,7 +308,8 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
         g, grad_out = _safe_unfold_geometry(g, grad_out)
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         workspace = None
-        for n0, nb, r0, rc in g.chunks(x.itemsize):
+        grad_w_t = np.zeros((groups, kg, cxg), dtype=x.dtype)
+        for n0, nb, r0, rc in _chunks(g, x.itemsize):
             m = rc * g.out_w
             start = r0 * g.out_w
             size = g.rows * nb * m
@@ -284,17 +318,22 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
             cols = workspace[:size]
             _run_im2col(go5, cols, g, n0, nb, r0, rc, n_threads)
             cols2 = cols.reshape(g.rows, nb * m)
-            xc = _column_block(xs, n0, nb, start, m)
+            # x of the chunk as (nb * m, C_in): the weight gradient is computed
+            # transposed, cols @ x.T, which runs faster in BLAS than x @ cols.T
+            # (both operands contiguous; 3.6 vs 5.0 ms on the benchmark layer)
+            x_t = np.ascontiguousarray(
+                xs[n0:n0 + nb, :, start:start + m].transpose(0, 2, 1)).reshape(nb * m, g.c_out)
             for gi in range(groups):
                 c = cols2[gi * kg:(gi + 1) * kg]
-                grad_w[gi] += xc[gi * cxg:(gi + 1) * cxg] @ c.T
+                grad_w_t[gi] += c @ x_t[:, gi * cxg:(gi + 1) * cxg]
                 if needs_input_grad:
                     product = w[gi] @ c
                     grad_x[n0:n0 + nb, gi * cxg:(gi + 1) * cxg, start:start + m] = (
                         product.reshape(cxg, nb, m).transpose(1, 0, 2))
+        grad_w = grad_w_t.transpose(0, 2, 1)
     if needs_input_grad:
         grad_x = grad_x.reshape(x.shape)
-    return grad_x, grad_w.reshape(weight.shape), grad_bias
+    return grad_x, np.ascontiguousarray(grad_w).reshape(weight.shape), grad_bias
 
 
 def _conv_transpose_nd(x, weight, bias, stride, padding, output_padding, groups, dilation,
