@@ -141,6 +141,30 @@ sphinx_gallery_conf = {
 import perfplot  # noqa: E402  (docs/perfplot.py)
 
 
+def _escape_star_args(app, what, name, obj, options, lines):
+    """Escape a lone ``*name`` (as in ``(N, C, *spatial)``) outside inline literals.
+
+    Shape notation like ``ndarray of shape (N, C, *spatial)`` in a numpydoc type
+    line is read by docutils as the start of an emphasis that never ends, a
+    warning (an error under -W). Inside ``literals`` it is fine and is left alone.
+    """
+    import re
+
+    for i, line in enumerate(lines):
+        if "*" not in line:
+            continue
+        parts = line.split("``")
+        for j in range(0, len(parts), 2):  # outside double-backtick literals
+            seg = parts[j]
+            if "shape (" in seg:  # a shape: every * in it is a literal star
+                parts[j] = re.sub(r"(?<![\\*])\*(?!\*)", r"\\*", seg)
+            elif seg.count("*") == 1:
+                parts[j] = re.sub(r"(?<![\\*])\*(?=[A-Za-z_])", r"\\*", seg)
+        lines[i] = "``".join(parts)
+
+
 def setup(app):
     app.connect("builder-inited", lambda app: perfplot.generate(ROOT / "benchmarks" / "results",
                                                                DOCS / "generated"))
+    # before numpydoc (priority 500) reformats the docstring
+    app.connect("autodoc-process-docstring", _escape_star_args, priority=400)

@@ -123,3 +123,21 @@ def test_performance_page_generation_with_and_without_results(tmp_path):
     text = rst.read_text()
     assert "conv2d" in text and "perf_conv2d.png" in text
     assert (tmp_path / "out2" / "perf_conv2d.png").stat().st_size > 1000
+
+
+def test_every_public_name_is_in_the_api_reference():
+    import importlib
+
+    api = (DOCS / "api.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^   (\w+)$", api, flags=re.M))
+    missing = []
+    for module in ("pyxconv", "pyxconv.functional", "pyxconv.teach", "pyxconv.nn",
+                   "pyxconv.optim", "pyxconv.data"):
+        mod = importlib.import_module(module)
+        for name in getattr(mod, "__all__", []):
+            obj = getattr(mod, name)
+            if name.startswith("_") or not callable(obj) or isinstance(obj, type(importlib)):
+                continue  # constants, submodules (functional, nn.init)
+            if name not in listed:
+                missing.append(f"{module}.{name}")
+    assert not missing, f"public names missing from docs/api.rst: {missing}"
