@@ -405,6 +405,28 @@ def test_unpool_matches_plain_loops_and_last_duplicate_wins():
     np.testing.assert_array_equal(back[0, 0], [2, 0, 3, 0, 0, 0])
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4),
+       k=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_unpool_with_arbitrary_switches_matches_plain_loops(n, c, h, w, k, seed):
+    # switches need not come from a pooling: any in-range values, duplicates included
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    out_spatial = (h * k, w * k)
+    idx = rng.integers(0, min(3, h * w * k * k), size=x.shape)  # many duplicates
+    expected = ref_unpool(x, idx, out_spatial)
+    for threads in (1, 2):
+        with pyxconv.num_threads(threads):
+            np.testing.assert_array_equal(max_unpool2d(x, idx, k), expected)
+            g = rng.standard_normal((n, c, *out_spatial))
+            np.testing.assert_array_equal(max_unpool2d_backward(g, idx),
+                                          np.take_along_axis(g.reshape(n, c, -1),
+                                                             idx.reshape(n, c, -1), 2
+                                                             ).reshape(x.shape))
+            np.testing.assert_array_equal(max_pool2d_backward(x, idx, (n, c) + out_spatial),
+                                          ref_scatter_add(x, idx, (n, c) + out_spatial))
+
+
 def test_unpool_default_and_explicit_output_size():
     x = np.ones((1, 1, 2, 3))
     idx = np.zeros((1, 1, 2, 3), np.int64)
