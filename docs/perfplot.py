@@ -29,8 +29,23 @@ def load_records(results_dir):
         if good:
             files.append(path.name)
             for r in good:
-                records.append(dict(r, source=path.name))
+                records.append(dict(r, source=path.name, case=case_label(r)))
     return records, files
+
+
+def case_label(record):
+    """The record's ``case``, or else a label made of its other descriptive fields."""
+    if record.get("case") not in (None, ""):
+        return str(record["case"])
+    skip = set(FIELDS) | {"source"}
+    parts = []
+    for key, value in record.items():
+        if key in skip or isinstance(value, float):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = "x".join(str(v) for v in value)
+        parts.append(f"{key} {value}")
+    return ", ".join(parts) or "default"
 
 
 def _fmt(value, digits=3):
@@ -105,7 +120,7 @@ def generate(results_dir, out_dir):
                   f"   Time per call of ``{op}`` (log scale, lower is better).", "",
                   ".. list-table::", "   :header-rows: 1", "",
                   "   * - case", "     - threads", "     - pyxconv (ms)", "     - PyTorch (ms)",
-                  "     - ratio"]
+                  "     - ratio (recorded)"]
         for r in rows:
             lines += [f"   * - {_fmt(r.get('case'))}", f"     - {_fmt(r.get('threads'))}",
                       f"     - {_fmt(r.get('pyxconv_ms'))}", f"     - {_fmt(r.get('torch_ms'))}",
