@@ -468,6 +468,8 @@ def test_bad_arrays_raise():
         cross_entropy(np.zeros((2, 0)), np.array([0, 0]))
     with pytest.raises(ValueError, match="class-probability target must have the shape"):
         cross_entropy(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="class indices must be integers"):
+        cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0]))
     with pytest.raises(TypeError, match="share one float dtype"):
         cross_entropy(np.zeros((2, 3), np.float32), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="axis=2 is out of range"):

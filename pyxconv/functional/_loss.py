@@ -336,9 +336,11 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
     mean = reduction == "mean"
     if probabilities:
         if target.shape != logits.shape:
+            hint = " (class indices must be integers)" if target.shape == (
+                logits.shape[:class_axis] + logits.shape[class_axis + 1:]) else ""
             raise ValueError(
                 f"class-probability target must have the shape of logits {logits.shape}, "
-                f"got {target.shape}")
+                f"got {target.shape}{hint}")
         t = np.moveaxis(target, 1, -1) if ndim > 2 else target
         t = np.ascontiguousarray(t).reshape(-1, n_classes)
         scale = 1.0 / rows if mean and rows else 1.0
