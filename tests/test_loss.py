@@ -377,13 +377,13 @@ def test_kernel_gives_the_same_bits_with_one_two_and_three_threads_on_small_inpu
     for n_threads in (1, 2, 3):
         row_loss = np.empty(shape[0])
         grad = np.empty_like(z)
-        denom = kernel.cross_entropy_index(z, target, w, 0.1, -1, row_loss, grad, True,
-                                           n_threads)
+        totals = kernel.cross_entropy_index(z, target, w, 0.1, -1, row_loss, grad, True,
+                                            n_threads)
         no_grad_loss = np.empty(shape[0])
         kernel.cross_entropy_index(z, target, w, 0.1, -1, no_grad_loss, None, True, n_threads)
         out = np.empty_like(z)
         kernel.softmax_rows(z, out, False, n_threads)
-        results.append((denom, row_loss, grad, no_grad_loss, out))
+        results.append((totals, row_loss, grad, no_grad_loss, out))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)

@@ -22,7 +22,7 @@ def cross_entropy_index(
     grad: Optional[_Float],
     mean: bool,
     n_threads: int,
-) -> float: ...
+) -> tuple[float, float]: ...
 def cross_entropy_prob(
     logits: _Float,
     target: _Float,
@@ -32,4 +32,4 @@ def cross_entropy_prob(
     grad: Optional[_Float],
     scale: float,
     n_threads: int,
-) -> None: ...
+) -> float: ...

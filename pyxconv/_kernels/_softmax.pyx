@@ -436,8 +436,9 @@ def cross_entropy_index(const floating[:, ::1] logits, const int64_t[::1] target
     """Per-row losses (and the gradient) for class-index targets.
 
     ``weight`` may be None (all ones); ``grad`` may be None (no gradient).
-    Returns the mean's denominator: the summed weights of the rows whose
-    target is not ``ignore_index``. With ``mean`` the gradient is divided by it.
+    Returns ``(total, denominator)``: the sum of the row losses, taken
+    serially in row order, and the summed weights of the rows whose target is
+    not ``ignore_index``. With ``mean`` the gradient is divided by the latter.
     """
     cdef Py_ssize_t rows = logits.shape[0], n = logits.shape[1]
     cdef Py_ssize_t block = _block_rows(n)
@@ -465,7 +466,7 @@ def cross_entropy_index(const floating[:, ::1] logits, const int64_t[::1] target
     if mean and want_grad:
         scale = 1.0 / denom if denom != 0.0 else float("nan")
     if rows == 0:
-        return denom
+        return 0.0, denom
     # per thread: row maxima and sums of a block, then exp values unless grad holds them
     scratch = _Scratch(n_threads, 2 * block + (0 if want_grad else block * n),
                        sizeof(floating))
@@ -492,13 +493,25 @@ def cross_entropy_index(const floating[:, ::1] logits, const int64_t[::1] target
                 row_loss[r0 + r] = _ce_index_finish(
                     &logits[r0 + r, 0], c, w, w_total, eps, n, e + r * n, row_max[r],
                     row_sum[r], want_grad, scale)
-    return denom
+    return _serial_sum(row_loss), denom
+
+
+cdef double _serial_sum(const double[::1] values) noexcept:
+    """sum of values, one by one in index order: the same bits for any thread count."""
+    cdef double total = 0.0
+    cdef Py_ssize_t i
+    for i in range(values.shape[0]):
+        total += values[i]
+    return total
 
 
 def cross_entropy_prob(const floating[:, ::1] logits, const floating[:, ::1] target,
                        const floating[::1] weight, double eps, double[::1] row_loss,
                        floating[:, ::1] grad, double scale, int n_threads):
-    """Per-row losses (and the gradient times ``scale``) for class-probability targets."""
+    """Per-row losses (and the gradient times ``scale``) for class-probability targets.
+
+    Returns the sum of the row losses, taken serially in row order.
+    """
     cdef Py_ssize_t rows = logits.shape[0], n = logits.shape[1]
     cdef Py_ssize_t block = _block_rows(n)
     cdef Py_ssize_t n_blocks = (rows + block - 1) // block
@@ -511,7 +524,7 @@ def cross_entropy_prob(const floating[:, ::1] logits, const floating[:, ::1] tar
     cdef floating* region
     cdef _Scratch scratch
     if rows == 0:
-        return
+        return 0.0
     if weight is not None:
         w = &weight[0]
     scratch = _Scratch(n_threads, 2 * block + (0 if want_grad else block * n),
@@ -532,3 +545,4 @@ def cross_entropy_prob(const floating[:, ::1] logits, const floating[:, ::1] tar
             row_loss[r0 + r] = _ce_prob_finish(
                 &logits[r0 + r, 0], &target[r0 + r, 0], w, eps, n, e + r * n, row_max[r],
                 row_sum[r], want_grad, scale)
+    return _serial_sum(row_loss)

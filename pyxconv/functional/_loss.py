@@ -344,7 +344,8 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
         t = np.moveaxis(target, 1, -1) if ndim > 2 else target
         t = np.ascontiguousarray(t).reshape(-1, n_classes)
         scale = 1.0 / rows if mean and rows else 1.0
-        _softmax.cross_entropy_prob(z, t, weight, eps, row_loss, grad, scale, n_threads)
+        total = _softmax.cross_entropy_prob(z, t, weight, eps, row_loss, grad, scale,
+                                            n_threads)
         denom = float(rows)
         loss_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
     else:
@@ -367,13 +368,12 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
                 f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
                 f"classes it must be in [0, {n_classes - 1}] or equal "
                 f"ignore_index={ignore_index}")
-        denom = _softmax.cross_entropy_index(z, t, weight, eps, ignore_index, row_loss, grad,
-                                             mean, n_threads)
+        total, denom = _softmax.cross_entropy_index(z, t, weight, eps, ignore_index, row_loss,
+                                                    grad, mean, n_threads)
     dtype = z.dtype.type
     if reduction == "none":
         loss = row_loss.astype(z.dtype).reshape(loss_shape)
-    else:
-        total = float(row_loss.sum())
+    else:  # total: the row losses summed in row order by the kernel
         if reduction == "sum":
             loss = dtype(total)
         elif denom != 0.0:
