@@ -77,6 +77,11 @@ def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
     >>> pool_output_size(5, 2, 2, 1, ceil_mode=True)
     3
     """
+    size = as_int(size, "size", 1)
+    kernel = as_int(kernel, "kernel", 1)
+    stride = as_int(stride, "stride", 1)
+    padding = as_int(padding, "padding", 0)
+    dilation = as_int(dilation, "dilation", 1)
     span = dilation * (kernel - 1) + 1
     extra = stride - 1 if ceil_mode else 0
     out = (size + 2 * padding - span + extra) // stride + 1
