@@ -321,35 +321,15 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
         raise ValueError(f"logits has no classes: shape {logits.shape}")
     if weight is not None:
         weight = _check_class_weights(weight, n_classes)
-    # (rows, C) view of the logits, class axis last
-    if ndim <= 2:
-        z = np.ascontiguousarray(logits).reshape(-1, n_classes)
-        moved_shape = None
-    else:
-        moved = np.moveaxis(logits, 1, -1)
-        moved_shape = moved.shape
-        z = np.ascontiguousarray(moved).reshape(-1, n_classes)
-    rows = z.shape[0]
-    n_threads = _threads_for(z.size)
-    row_loss = np.empty(rows, dtype=np.float64)
-    grad = np.empty(z.shape, dtype=z.dtype) if want_grad else None
-    mean = reduction == "mean"
+    loss_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
+    # validate the target before anything is copied or computed
     if probabilities:
         if target.shape != logits.shape:
-            hint = " (class indices must be integers)" if target.shape == (
-                logits.shape[:class_axis] + logits.shape[class_axis + 1:]) else ""
+            hint = " (class indices must be integers)" if target.shape == loss_shape else ""
             raise ValueError(
                 f"class-probability target must have the shape of logits {logits.shape}, "
                 f"got {target.shape}{hint}")
-        t = np.moveaxis(target, 1, -1) if ndim > 2 else target
-        t = np.ascontiguousarray(t).reshape(-1, n_classes)
-        scale = 1.0 / rows if mean and rows else 1.0
-        total = _softmax.cross_entropy_prob(z, t, weight, eps, row_loss, grad, scale,
-                                            n_threads)
-        denom = float(rows)
-        loss_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
     else:
-        loss_shape = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
         if target.shape != loss_shape:
             raise ValueError(
                 f"class-index target must have shape {loss_shape} (logits {logits.shape} "
@@ -368,6 +348,27 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
                 f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
                 f"classes it must be in [0, {n_classes - 1}] or equal "
                 f"ignore_index={ignore_index}")
+    # (rows, C) C-contiguous logits, class axis last
+    if ndim <= 2:
+        z = np.ascontiguousarray(logits).reshape(-1, n_classes)
+        moved_shape = None
+    else:
+        moved = np.moveaxis(logits, 1, -1)
+        moved_shape = moved.shape
+        z = np.ascontiguousarray(moved).reshape(-1, n_classes)
+    rows = z.shape[0]
+    n_threads = _threads_for(z.size)
+    row_loss = np.empty(rows, dtype=np.float64)
+    grad = np.empty(z.shape, dtype=z.dtype) if want_grad else None
+    mean = reduction == "mean"
+    if probabilities:
+        t = np.moveaxis(target, 1, -1) if ndim > 2 else target
+        t = np.ascontiguousarray(t).reshape(-1, n_classes)
+        scale = 1.0 / rows if mean and rows else 1.0
+        total = _softmax.cross_entropy_prob(z, t, weight, eps, row_loss, grad, scale,
+                                            n_threads)
+        denom = float(rows)
+    else:
         total, denom = _softmax.cross_entropy_index(z, t, weight, eps, ignore_index, row_loss,
                                                     grad, mean, n_threads)
     dtype = z.dtype.type
@@ -395,7 +396,7 @@ _CE_PARAMS = """
     logits : ndarray of shape (N, C), (N, C, d1, d2, ...) or (C,)
         Unnormalised class scores. float32 or float64 (integers become
         float64). The class axis is axis 1 (axis 0 for a single sample).
-    target : ndarray of int, shape (N,), (N, d1, d2, ...) or (); or ndarray of float, shape of logits
+    target : ndarray of int of shape (N,), (N, d1, ...) or (), or float of logits' shape
         Integer class indices in ``[0, C)`` (or ``ignore_index``), or class
         probabilities of the same shape and dtype as ``logits`` (soft
         labels; they are not checked to sum to 1, as in PyTorch).
@@ -517,7 +518,7 @@ softmax_cross_entropy.__doc__ = f"""Softmax cross-entropy and its gradient, in o
     2.5257
     """
 
-cross_entropy.__doc__ = f"""Cross-entropy loss between logits and targets, as ``torch.nn.functional.cross_entropy``.
+cross_entropy.__doc__ = f"""Cross-entropy loss of logits against targets, as PyTorch's ``cross_entropy``.
 
     Applies the softmax to the logits and takes the negative log-probability
     of the target class, ``-log p_c`` (lecture 003), averaged over the batch.
@@ -646,7 +647,7 @@ def sigmoid_binary_cross_entropy(logits, target, weight=None, reduction="mean",
     return _bce(logits, target, weight, reduction, pos_weight, True)
 
 
-binary_cross_entropy_with_logits.__doc__ = f"""Binary cross-entropy of sigmoid(logits), as PyTorch's function of that name.
+binary_cross_entropy_with_logits.__doc__ = f"""Binary cross-entropy of sigmoid(logits), as PyTorch's.
 
     The loss of logistic regression: lecture 004's "is this digit a 5?"
     classifier. Use :func:`sigmoid_binary_cross_entropy` for the gradient too.
@@ -675,7 +676,7 @@ binary_cross_entropy_with_logits.__doc__ = f"""Binary cross-entropy of sigmoid(l
     array([6.931e-01, 6.931e-01, 0.000e+00, 1.000e+08])
     """
 
-sigmoid_binary_cross_entropy.__doc__ = f"""Binary cross-entropy of sigmoid(logits) and its gradient, in one call.
+sigmoid_binary_cross_entropy.__doc__ = f"""Binary cross-entropy of sigmoid(logits) and its gradient.
 
     :func:`binary_cross_entropy_with_logits` together with
     ``d loss / d logits``.
