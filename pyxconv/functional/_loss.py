@@ -518,7 +518,7 @@ softmax_cross_entropy.__doc__ = f"""Softmax cross-entropy and its gradient, in o
     2.5257
     """
 
-cross_entropy.__doc__ = f"""Cross-entropy loss of logits against targets, as PyTorch's ``cross_entropy``.
+cross_entropy.__doc__ = f"""Cross-entropy of logits against targets, as PyTorch's ``cross_entropy``.
 
     Applies the softmax to the logits and takes the negative log-probability
     of the target class, ``-log p_c`` (lecture 003), averaged over the batch.
@@ -647,10 +647,11 @@ def sigmoid_binary_cross_entropy(logits, target, weight=None, reduction="mean",
     return _bce(logits, target, weight, reduction, pos_weight, True)
 
 
-binary_cross_entropy_with_logits.__doc__ = f"""Binary cross-entropy of sigmoid(logits), as PyTorch's.
+binary_cross_entropy_with_logits.__doc__ = f"""Binary cross-entropy of sigmoid(logits).
 
     The loss of logistic regression: lecture 004's "is this digit a 5?"
-    classifier. Use :func:`sigmoid_binary_cross_entropy` for the gradient too.
+    classifier, with the semantics of PyTorch's function of the same name.
+    Use :func:`sigmoid_binary_cross_entropy` for the gradient too.
 {_BCE_PARAMS}
     Returns
     -------
