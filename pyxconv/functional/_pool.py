@@ -712,6 +712,21 @@ max_unpool2d_backward.__doc__ = _UNPOOL_BACKWARD_DOC.format(
 # ------------------------------------------------------------------------ average pooling
 
 
+def _plane_mean(x):
+    """(N, C, 1, 1) (or (N, C, 1)) means of each plane of a validated input."""
+    n, c = x.shape[:2]
+    out = np.empty(n * c, dtype=x.dtype)
+    _pool.plane_mean(np.ascontiguousarray(x).reshape(n * c, -1), out, get_num_threads())
+    return out.reshape((n, c) + (1,) * (x.ndim - 2))
+
+
+def _spread_evenly(grad_out, input_shape):
+    """Gradient of the plane mean: grad_out / plane size, rounded in grad_out's dtype."""
+    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
+    grad_x[...] = grad_out / np.asarray(math.prod(input_shape[2:]), dtype=grad_out.dtype)
+    return grad_x
+
+
 def _avg_geometry(in_spatial, kernel_size, stride, padding, ceil_mode, count_include_pad,
                   divisor_override, nd, func):
     g = _PoolGeometry(in_spatial, kernel_size, stride, padding, 1, ceil_mode, nd, func)
@@ -734,6 +749,9 @@ def _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                               ceil_mode, count_include_pad, divisor_override,
                                               nd, func)
     n, c = x.shape[:2]
+    if g.k2 == g.in2 and g.p2 == (0, 0) and not override:
+        # one window covering each plane: the global average pool
+        return _plane_mean(x).reshape((n, c) + g.out_spatial)
     planes = n * c
     out = np.empty((planes,) + g.out2, dtype=x.dtype)
     n_threads = get_num_threads()
@@ -756,6 +774,8 @@ def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, c
         raise ValueError(f"grad_out must have the forward output's shape {expected}, got "
                          f"{grad_out.shape}")
     n, c = input_shape[:2]
+    if g.k2 == g.in2 and g.p2 == (0, 0) and not override:
+        return _spread_evenly(grad_out, input_shape)
     planes = n * c
     dtype = grad_out.dtype
     # grad_out / divisor, rounded in the gradient's dtype as PyTorch does
@@ -987,10 +1007,7 @@ def global_avg_pool2d(x):
     array([[[[3.125]]]])
     """
     x = _float_input(x, 2)
-    n, c, h, w = x.shape
-    out = np.empty(n * c, dtype=x.dtype)
-    _pool.plane_mean(np.ascontiguousarray(x).reshape(n * c, h * w), out, get_num_threads())
-    return out.reshape(n, c, 1, 1)
+    return _plane_mean(x)
 
 
 def global_avg_pool2d_backward(grad_out, input_shape):
@@ -1024,7 +1041,4 @@ def global_avg_pool2d_backward(grad_out, input_shape):
     if grad_out.shape != (n, c, 1, 1):
         raise ValueError(f"grad_out must have the forward output's shape {(n, c, 1, 1)}, got "
                          f"{grad_out.shape}")
-    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
-    # grad_out / (H * W) rounded in the gradient's dtype, as avg_pool2d_backward does
-    grad_x[...] = grad_out / np.asarray(h * w, dtype=grad_out.dtype)
-    return grad_x
+    return _spread_evenly(grad_out, input_shape)
