@@ -277,8 +277,10 @@ _MAX_NOTES = """
     ceil mode gives their :math:`\\lceil W/2 \\rceil` (WE-33).
 
     Padding acts as :math:`-\\infty`: it is never picked. It may be at most
-    half the kernel (``padding <= kernel_size // 2``), as PyTorch requires, so
-    that no window holds only padding. Ties keep the first maximum in
+    half the kernel (``padding <= kernel_size // 2``), as PyTorch requires.
+    With dilation a window can still fall entirely on padding (its taps
+    straddle the input); that raises ``ValueError``, where PyTorch would
+    return -inf with a switch outside the input. Ties keep the first maximum in
     row-major scan order; a window holding NaN outputs NaN, with its switch
     on the (last) NaN, as PyTorch does.
 
@@ -337,8 +339,8 @@ max_pool1d.__doc__ = f"""1-D max pooling of a batch of sequences, with optional 
     ------
     ValueError
         Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding or padding above ``kernel_size // 2``, or an output
-        length below 1.
+        negative padding or padding above ``kernel_size // 2``, an output
+        length below 1, or a (dilated) window holding only padding.
     TypeError
         Complex, object or string arrays, non-integer sizes.
 
@@ -376,8 +378,8 @@ max_pool2d.__doc__ = f"""2-D max pooling of a batch of images, with optional swi
     ------
     ValueError
         Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding or padding above ``kernel_size // 2``, or an output
-        size below 1.
+        negative padding or padding above ``kernel_size // 2``, an output
+        size below 1, or a (dilated) window holding only padding.
     TypeError
         Complex, object or string arrays, non-integer sizes.
 
