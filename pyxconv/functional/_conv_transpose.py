@@ -371,8 +371,9 @@ _NOTES = """
        flipped kernel whose C_in and C_out axes are swapped. See
        :func:`pyxconv.teach.dilate_and_flip_transpose`.
     3. **Backpropagation.** It is the gradient of that convolution with
-       respect to its input: ``conv{nd}d_backward(g, y, w)[0] ==
-       conv_transpose{nd}d(g, w)``.
+       respect to its input: ``conv{nd}d_backward(g, y, w, s, p)[0] ==
+       conv_transpose{nd}d(g, w, None, s, p, output_padding)``, with the
+       ``output_padding`` that gives back the size of ``y``.
 
     Output size, along each spatial dimension:
 
