@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyxconv
+import pyxconv._threads
 from pyxconv.functional import (
     col2im,
     conv1d,
@@ -353,8 +354,14 @@ def _run_all(x, w, g, **kwargs):
     return (conv2d(x, w, **kwargs),) + conv2d_backward(g, x, w, **kwargs)
 
 
+@pytest.fixture
+def threads_even_for_small_work(monkeypatch):
+    """Let tiny test problems use every thread, so the parallel paths really run."""
+    monkeypatch.setattr(pyxconv._threads, "ELEMENTS_PER_THREAD", 1)
+
+
 @pytest.mark.parametrize("threads", [2, 3, 5])
-def test_results_are_bitwise_identical_across_thread_counts(threads):
+def test_results_are_bitwise_identical_across_thread_counts(threads, threads_even_for_small_work):
     rng = np.random.default_rng(13)
     x = rng.standard_normal((5, 6, 13, 11)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -503,7 +510,18 @@ def test_huge_stride_and_padding_that_give_a_small_output_work():
     np.testing.assert_allclose(out[:, :, 1, 0], conv2d(x, w)[:, :, 0, 0])
 
 
-def test_conv_from_several_python_threads_at_once_gives_the_serial_results():
+def test_small_work_runs_on_one_thread_and_large_work_on_all():
+    from pyxconv._threads import ELEMENTS_PER_THREAD, threads_for
+    with pyxconv.num_threads(2):
+        assert threads_for(100) == 1
+        assert threads_for(2 * ELEMENTS_PER_THREAD - 1) == 1
+        assert threads_for(10 * ELEMENTS_PER_THREAD) == 2
+    with pyxconv.num_threads(1):
+        assert threads_for(10 * ELEMENTS_PER_THREAD) == 1
+
+
+def test_conv_from_several_python_threads_at_once_gives_the_serial_results(
+        threads_even_for_small_work):
     from concurrent.futures import ThreadPoolExecutor
     rng = np.random.default_rng(17)
     jobs = [(rng.standard_normal((3, 4, 9, 9)).astype(np.float32),

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from pyxconv._kernels import _im2col
-from pyxconv._threads import get_num_threads
+from pyxconv._threads import threads_for
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._validation import (
     as_int,
@@ -174,7 +174,6 @@ def _conv_forward(x, weight, bias, g):
         for gi in range(groups):
             np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
     else:
-        n_threads = get_num_threads()
         x5 = x.reshape((n, g.c_in) + g.in3)
         workspace = None
         for n0, nb, r0, rc in g.chunks(x.itemsize):
@@ -183,7 +182,7 @@ def _conv_forward(x, weight, bias, g):
             if workspace is None:
                 workspace = np.empty(size, dtype=x.dtype)
             cols = workspace[:size]
-            _run_im2col(x5, cols, g, n0, nb, r0, rc, n_threads, per_sample=True)
+            _run_im2col(x5, cols, g, n0, nb, r0, rc, threads_for(size), per_sample=True)
             cols3 = cols.reshape(nb, g.rows, m)
             target = out[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m]
             for gi in range(groups):
@@ -212,7 +211,6 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
             if needs_input_grad:
                 np.matmul(w[gi].T, go_g, out=gx3[:, gi])
     else:
-        n_threads = get_num_threads()
         x5 = x.reshape((n, g.c_in) + g.in3)
         gx5 = grad_x.reshape((n, g.c_in) + g.in3) if needs_input_grad else None
         n_buffers = 2 if needs_input_grad else 1
@@ -225,6 +223,7 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
                 if needs_input_grad:
                     grad_workspace = np.empty(size, dtype=x.dtype)
             cols = workspace[:size]
+            n_threads = threads_for(size)
             _run_im2col(x5, cols, g, n0, nb, r0, rc, n_threads)
             cols2 = cols.reshape(g.rows, nb * m)
             # (nb, C_out, m) -> (C_out, nb * m), the layout of the column matrix
@@ -575,7 +574,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     cols = np.empty((n, g.rows, g.positions), dtype=x.dtype)
     x5 = np.ascontiguousarray(x).reshape((n, c) + g.in3)
     _im2col.im2col(x5, cols.reshape(-1), g.rows * g.positions, g.positions, 0, n, 0,
-                   g.out_rows, *g.kernel_args(), get_num_threads())
+                   g.out_rows, *g.kernel_args(), threads_for(cols.size))
     return cols
 
 
@@ -631,7 +630,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     x = np.zeros((n, c) + out_hw, dtype=cols.dtype)
     _im2col.col2im(np.ascontiguousarray(cols).reshape(-1), x.reshape((n, c) + g.in3),
                    g.rows * g.positions, g.positions, 0, n, 0, g.out_rows,
-                   *g.kernel_args(), get_num_threads())
+                   *g.kernel_args(), threads_for(cols.size))
     return x
 
 
