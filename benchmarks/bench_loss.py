@@ -11,7 +11,9 @@ runs; each figure is the median of the per-round medians. The ratio is
 (``cross_entropy``, torch under ``no_grad``) is timed too, for information.
 
 Timings are noisy on a machine that others use at the same time; the JSON
-keeps every figure so runs can be compared.
+keeps every figure, with the load average at the time, so runs can be
+compared. At 2 threads a loaded machine mostly measures how long OpenMP's
+team waits for a descheduled thread, for both libraries.
 
 Usage::
 
@@ -20,6 +22,7 @@ Usage::
 """
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -47,6 +50,14 @@ def median_time(fn, min_time=0.05):
             fn()
         samples.append((time.perf_counter() - start) / inner)
     return float(np.median(samples))
+
+
+def _load():
+    """The 1-minute load average (None where the OS has none): how busy the machine was."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def functions(shape):
@@ -107,7 +118,7 @@ def main():
                     records.append(dict(op=op, shape=list(shape), threads=threads,
                                         pyxconv_ms=round(ours_ms, 5),
                                         torch_ms=round(theirs_ms, 5), ratio=round(ratio, 3),
-                                        dtype="float32"))
+                                        dtype="float32", load_average=_load()))
                     print(f"{op:32s} {str(shape):>12s} {threads:3d} {ours_ms:11.4f} "
                           f"{theirs_ms:9.4f} {ratio:6.2f}", flush=True)
     out = Path(args.out)
