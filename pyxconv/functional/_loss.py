@@ -445,12 +445,18 @@ _CE_NOTES = """
     ``sum_k w_k ((1 - eps) t_k + eps / C) (lse - z_k)``. Without smoothing and
     weights this is ``-log p_c``, lecture 003's ``-log p(c_i | x_i)``.
 
-    *Log-sum-exp.* ``lse`` is computed as ``m + log sum_k exp(z_k - m)`` with
-    ``m = max_k z_k``; the exponentials are at most 1 and their sum is at
-    least 1, so nothing overflows and the logarithm is finite. ``lse - z_c``
-    is formed as ``(m - z_c) + log s``, two non-negative terms, so logits of
-    +-1e8 give the exact loss (two equal logits of 1e8 give log 2 = 0.693,
-    where a naive ``log(softmax)`` gives nan or 0).
+    *Log-sum-exp.* Factoring ``exp(m)`` out of the sum, with ``m = max_k z_k``,
+
+    .. math::
+
+        \\mathrm{lse} = \\log \\Big(e^m \\sum_k e^{z_k - m}\\Big)
+                     = m + \\log s, \\qquad s = \\sum_k e^{z_k - m}.
+
+    The exponentials are at most 1 and ``s`` is at least 1 (the term
+    ``k = argmax``), so nothing overflows and the logarithm is finite.
+    ``lse - z_c`` is formed as ``(m - z_c) + log s``, two non-negative terms,
+    so logits of +-1e8 give the exact loss (two equal logits of 1e8 give
+    log 2 = 0.693, where a naive ``log(softmax)`` gives nan or 0).
 
     *Gradient.* Writing the loss as ``sum_k a_k (lse - z_k)`` (for a class
     index, ``a_k = (1 - eps) w_c [k == c] + eps w_k / C``) and using
