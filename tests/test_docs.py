@@ -88,6 +88,7 @@ def test_tutorial_runs(tutorial, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PYXCONV_TUTORIAL_QUICK", "1")  # tutorials that train run shortened
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +133,7 @@ def test_every_public_name_is_in_the_api_reference():
     listed = set(re.findall(r"^   (\w+)$", api, flags=re.M))
     missing = []
     for module in ("pyxconv", "pyxconv.functional", "pyxconv.teach", "pyxconv.nn",
-                   "pyxconv.optim", "pyxconv.data"):
+                   "pyxconv.optim", "pyxconv.data", "pyxconv.models", "pyxconv.train"):
         mod = importlib.import_module(module)
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)
