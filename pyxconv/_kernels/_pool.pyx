@@ -15,6 +15,13 @@ replaces it when ``v > m`` or ``v`` is NaN. Hence ties keep the first
 maximum in row-major scan order, padding (never read) acts as -inf, and a
 window holding NaN outputs NaN with its switch on the last NaN of the scan.
 
+Speed: the inner loops run across output columns with branch-free selects
+(``best = v if take else best``), so that the compiler vectorises them even
+for the baseline x86-64 target; the running maxima and winning tap numbers
+of a row live in per-thread scratch rows passed in by the caller (one row
+per OpenMP thread, picked with ``omp_get_thread_num()``). The 2x2, stride
+2, unpadded case has its own loop. Average pooling sums in float64.
+
 Parallelism, and why results never depend on the thread count:
 
 * Forwards (max and average) gather: each output element reads its own
