@@ -416,3 +416,14 @@ def test_cases_cover_every_code_path():
     assert any(c[-1] > 1 for c in CASES)  # groups
     assert any(c[5] == (1, 1) and c[6] == 1 and c[8] == 0 for c in CASES)  # pointwise
     assert any(c[5] == (1, 1) and c[8] != 0 for c in CASES)  # 1x1 kernel, bigger output
+
+
+def test_workspace_too_small_for_one_row_raises_memory_error():
+    x = np.ones((1, 8, 4, 50), np.float32)
+    w = np.ones((8, 8, 3, 3), np.float32)
+    try:
+        pyxconv.set_workspace_limit(1024)  # one row of the column matrix needs 72 x 50 x 4
+        with pytest.raises(MemoryError, match="workspace limit"):
+            conv_transpose2d(x, w)
+    finally:
+        pyxconv.set_workspace_limit(None)
