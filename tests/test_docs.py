@@ -142,3 +142,17 @@ def test_every_public_name_is_in_the_api_reference():
             if name not in listed:
                 missing.append(f"{module}.{name}")
     assert not missing, f"public names missing from docs/api.rst: {missing}"
+
+
+@pytest.mark.parametrize("module", ["pyxconv.functional", "pyxconv.teach"])
+def test_every_public_function_has_a_doctest_example(module):
+    """numpydoc docstrings with an Examples section that runs (pytest --doctest-modules)."""
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module)
+    missing = [name for name in mod.__all__
+               if inspect.isfunction(getattr(mod, name))
+               and ("Examples" not in (getattr(mod, name).__doc__ or "")
+                    or ">>>" not in (getattr(mod, name).__doc__ or ""))]
+    assert not missing, f"{module}: no Examples doctest in {missing}"

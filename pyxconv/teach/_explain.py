@@ -55,6 +55,23 @@ class CellExplanation:
 
     Its ``str`` (and ``repr``) is the lecture's table: one block per input
     channel with window, kernel and products side by side, then the sum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.teach import explain_output_cell
+    >>> cell = explain_output_cell(np.arange(9).reshape(3, 3), np.eye(2), (1, 1))
+    >>> cell.window[0].astype(int)
+    array([[4, 5],
+           [7, 8]])
+    >>> cell.value
+    12.0
+    >>> print(cell)
+    output cell (1, 1): rows 1..2, columns 1..2 of the padded input
+    window   kernel   products
+       4 5      1 0        4 0
+       7 8      0 1        0 8
+    sum: 4 + 0 + 0 + 8 = 12
     """
 
     index: tuple
