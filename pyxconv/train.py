@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["evaluate", "load_dataset", "train"]
+__all__ = ["evaluate", "load_dataset", "random_shift", "train"]
 
 
 def load_dataset(data=None, seed=0):
@@ -42,20 +42,67 @@ def load_dataset(data=None, seed=0):
 
     if data is None:
         x_tr, y_tr, x_te, y_te = pdata.load_digits(seed=seed, size=32)
+        x_tr, x_te = x_tr[:, None], x_te[:, None]
         name = "scikit-learn digits (8x8 scaled to 32x32)"
     else:
-        x_tr, y_tr = pdata.load_mnist(data, "train")
-        x_te, y_te = pdata.load_mnist(data, "test")
-        pad = [(0, 0), (2, 2), (2, 2)] if x_tr.shape[1:] == (28, 28) else [(0, 0)] * 3
-        x_tr = np.pad(x_tr, pad).astype(np.float32) / 255
-        x_te = np.pad(x_te, pad).astype(np.float32) / 255
+        raw_tr, y_tr = pdata.load_mnist(data, "train")
+        raw_te, y_te = pdata.load_mnist(data, "test")
+        x_tr, x_te = (_to_32x32(raw) for raw in (raw_tr, raw_te))
+        del raw_tr, raw_te
         name = f"{Path(data).name} ({len(x_tr)} train, {len(x_te)} test, padded to 32x32)"
-    if x_tr.shape[1:] != (32, 32):
-        raise ValueError(f"LeNet-5 needs 32x32 (or 28x28) images, got {x_tr.shape[1:]}")
-    mean, std = float(x_tr.mean()), float(x_tr.std())
-    x_tr = ((x_tr - mean) / std).astype(np.float32)[:, None]
-    x_te = ((x_te - mean) / std).astype(np.float32)[:, None]
+    # one float32 array per split, normalised in place with the training statistics
+    mean, std = _mean_std(x_tr)
+    for x in (x_tr, x_te):
+        x -= np.float32(mean)
+        x *= np.float32(1 / std)
     return x_tr, y_tr, x_te, y_te, name
+
+
+def _mean_std(x, chunk=4096):
+    """Mean and standard deviation of all of ``x``, in float64, without a float64 copy."""
+    total = sq = 0.0
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].astype(np.float64)
+        total += part.sum()
+        sq += np.square(part).sum()
+    n = x.size
+    mean = total / n
+    return mean, max(sq / n - mean * mean, 1e-12) ** 0.5
+
+
+def _to_32x32(raw):
+    """uint8 images (N, H, W) -> float32 (N, 1, 32, 32) in [0, 1], zero-padded and centred."""
+    n, h, w = raw.shape
+    if h > 32 or w > 32:
+        raise ValueError(f"LeNet-5 needs images of at most 32x32, got {h}x{w}")
+    out = np.zeros((n, 1, 32, 32), dtype=np.float32)
+    top, left = (32 - h) // 2, (32 - w) // 2
+    np.multiply(raw, np.float32(1 / 255), out=out[:, 0, top:top + h, left:left + w],
+                casting="unsafe")
+    return out
+
+
+def random_shift(x, max_shift, rng):
+    """Translate each image of ``x`` (N, C, H, W) by up to ``max_shift`` pixels, zero-filled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.train import random_shift
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> y = random_shift(x, 1, np.random.default_rng(0))
+    >>> y.shape, sorted(set(y.ravel()) - set(x.ravel()) - {0.0})
+    ((1, 1, 3, 3), [])
+    """
+    n, _, h, w = x.shape
+    m = max_shift
+    padded = np.zeros(x.shape[:2] + (h + 2 * m, w + 2 * m), dtype=x.dtype)
+    padded[:, :, m:m + h, m:m + w] = x
+    dy, dx = rng.integers(0, 2 * m + 1, size=(2, n))
+    out = np.empty_like(x)
+    for i in range(n):
+        out[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
 
 
 def evaluate(model, x, y, batch_size=1000):
@@ -116,7 +163,7 @@ def _save_pictures(model, image, out):
 
 def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
           threads=None, out="pyxconv-train-output", progress=True, limit=None, save=True,
-          log=print):
+          augment=None, weight_decay=0.0, log=print):
     """Train LeNet-5 with SGD + momentum and report test accuracy.
 
     Parameters
@@ -130,14 +177,22 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
         SGD hyper-parameters; the learning rate follows a cosine schedule to 0.
     seed : int
         Seeds initialisation, split and shuffling.
-    threads : int, optional
-        pyxconv's kernel threads (default: all cores).
+    threads : int, default 1
+        Threads of pyxconv's kernels and of NumPy's BLAS during training.
+        LeNet-5's layers are small (6 and 16 channels), so a second thread
+        gains little, and on a busy machine thread teams that wait for each
+        other can make a step many times slower; pass 2 to use both cores.
     out : path
         Output directory (created).
     progress : bool
         Show the tqdm progress bar.
     limit : int, optional
         Use only the first ``limit`` training images (for quick runs).
+    augment : int, optional
+        Shift each training image by up to this many pixels (random, per
+        image and epoch). Default 2 on the digits (1,437 images are few),
+        0 on MNIST.
+    weight_decay : float, default 0
     save : bool
         Write weights, pictures and metrics to ``out``.
 
@@ -147,18 +202,32 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
         ``test_accuracy``, ``test_loss``, ``train_seconds``, ``images_per_second``,
         ``epochs``, ``losses`` (per batch) and the ``model``.
     """
+    from threadpoolctl import threadpool_limits
+
+    import pyxconv
+
+    threads = 1 if threads is None else threads
+    with pyxconv.num_threads(threads), threadpool_limits(threads, user_api="blas"):
+        return _train(data, epochs, batch_size, lr, momentum, seed, out, progress, limit,
+                      save, augment, weight_decay, log)
+
+
+def _train(data, epochs, batch_size, lr, momentum, seed, out, progress, limit, save, augment,
+           weight_decay, log):
     import pyxconv
     from pyxconv import nn, optim
     from pyxconv.data import Batches
     from pyxconv.models import lenet5
 
-    if threads is not None:
-        pyxconv.set_num_threads(threads)
     x_tr, y_tr, x_te, y_te, name = load_dataset(data, seed=seed)
     if limit is not None:
         x_tr, y_tr = x_tr[:limit], y_tr[:limit]
+    small = len(x_tr) < 10000
     if epochs is None:
-        epochs = 15 if len(x_tr) < 10000 else 1
+        epochs = 15 if small else 1
+    if augment is None:
+        augment = 2 if data is None else 0
+    aug_rng = np.random.default_rng(seed + 1)
     log(f"data: {name}; {len(x_tr)} training images, {len(x_te)} test images; "
         f"{pyxconv.get_num_threads()} thread(s)")
 
@@ -166,7 +235,8 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
     model = lenet5()
     model[0].requires_input_grad = False  # nothing upstream of the first conv
     criterion = nn.SoftmaxCrossEntropy()
-    optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay)
     batches = Batches(x_tr, y_tr, batch_size=batch_size, shuffle=True, seed=seed)
     schedule = optim.CosineAnnealingLR(optimizer, T_max=epochs * len(batches))
 
@@ -180,6 +250,8 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
                    leave=epoch == epochs - 1 or epochs <= 3, unit="batch", dynamic_ncols=True)
         run_loss = run_correct = run_n = 0
         for i, (xb, yb) in enumerate(bar):
+            if augment:
+                xb = random_shift(xb, augment, aug_rng)
             logits = model(xb)
             loss = criterion(logits, yb)
             model.backward(criterion.backward())
@@ -212,6 +284,7 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
         _save_pictures(model, x_te[0], out)
         metrics = {k: v for k, v in result.items() if k not in ("model", "losses")}
         metrics.update(batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
+                       augment=augment, weight_decay=weight_decay,
                        threads=pyxconv.get_num_threads(), final_train_loss=losses[-1])
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         log(f"wrote {out / 'lenet5.npz'}, {out / 'filters.png'}, {out / 'feature_maps.png'}, "
@@ -229,7 +302,11 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="kernel and BLAS threads (default 1: LeNet's layers are small)")
+    parser.add_argument("--augment", type=int, default=None, metavar="PIXELS",
+                        help="random shifts of up to PIXELS (default: 2 on the digits, 0 on "
+                             "MNIST)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N training images")
     parser.add_argument("--out", default="pyxconv-train-output", metavar="DIR",
@@ -240,4 +317,15 @@ def add_arguments(parser):
 def main_from_args(args):
     train(data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
           momentum=args.momentum, seed=args.seed, threads=args.threads, out=args.out,
-          progress=not args.no_progress, limit=args.limit)
+          progress=not args.no_progress, limit=args.limit, augment=args.augment)
+
+
+def cli(argv=None):
+    """Entry point of the ``pyxconv-train`` console script (same options as ``train``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="pyxconv-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    main_from_args(parser.parse_args(argv))
+    return 0

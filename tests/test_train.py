@@ -13,7 +13,8 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def test_lenet_on_a_digits_subset_reduces_the_loss_and_beats_chance():
-    result = train(epochs=3, limit=600, progress=False, save=False, log=lambda *a: None)
+    result = train(epochs=4, limit=600, augment=0, progress=False, save=False,
+                   log=lambda *a: None)
     losses = result["losses"]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     assert result["test_accuracy"] > 0.6  # chance is 0.1
@@ -62,3 +63,22 @@ def test_command_line_writes_weights_pictures_and_metrics(tmp_path, capsys):
 def test_command_line_reports_a_missing_data_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         main(["train", "--data", str(tmp_path / "nowhere"), "--no-progress"])
+
+
+def test_random_shift_translates_each_image_with_zero_fill():
+    from pyxconv.train import random_shift
+
+    x = np.zeros((50, 1, 5, 5))
+    x[:, 0, 2, 2] = 1.0
+    y = random_shift(x, 1, np.random.default_rng(0))
+    assert (y.sum(axis=(1, 2, 3)) == 1).all()  # the dot stays inside, nothing else appears
+    rows, cols = np.nonzero(y[:, 0])[1:]
+    assert set(rows) == {1, 2, 3} and set(cols) == {1, 2, 3}
+
+
+def test_console_script_entry_point_parses_train_options(tmp_path):
+    from pyxconv.train import cli
+
+    assert cli(["--epochs", "1", "--limit", "64", "--no-progress", "--out",
+                str(tmp_path)]) == 0
+    assert (tmp_path / "metrics.json").is_file()
