@@ -32,8 +32,9 @@ float32 uses ``pyxconv_exp_nonpositive_f``, a branch-free Cephes-style expf
 (range reduction to ``2^k * exp(r)``, |r| <= ln2/2, degree-6 polynomial, about
 1 ulp) that the C compiler can vectorise; the libm ``expf`` call cannot be.
 The float32 maximum is taken over integer keys that order like the floats, for
-the same reason. These two loops are C in a verbatim block, compiled per
-instruction set (see there). float64 uses libm ``exp``. The sums use eight
+the same reason. float64 has its own branch-free exp (degree-13 polynomial, a
+few ulp). These loops are C in a verbatim block, compiled per instruction set
+(see there). The sums use eight
 independent accumulators in a fixed order (a single accumulator is a serial
 dependency chain that the compiler may not reorder).
 
@@ -43,7 +44,7 @@ class indices either ``ignore_index`` or in ``[0, C)`` (checked by
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, log
+from libc.math cimport log
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from libc.stdint cimport int64_t
 
@@ -150,10 +151,78 @@ cdef extern from *:
             s0 += e[j];
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
+
+    /* The float64 exp(x) for x <= 0 (or NaN), branch-free as the float32 one.
+       k = round(x / ln 2) by the 1.5 * 2^52 trick, whose sum t also holds k in
+       its low bits, so 2^k is built with integer operations only (no
+       double-to-int64 conversion, which does not vectorise before AVX-512).
+       r = x - k ln 2 with fdlibm's two-part ln 2, |r| <= 0.347, and exp(r) by
+       its Taylor polynomial to degree 13 (truncation < 5e-18, so the result is
+       within a few ulp). Below -708 the result is 0 (true value < 3.3e-308);
+       -inf gives 0, NaN stays NaN. */
+    static inline double pyxconv_exp_nonpositive_d(double x) {
+        uint64_t u, mask, bits, tb;
+        double xc, t, fk, r, p, scale;
+        memcpy(&u, &x, sizeof u);
+        mask = (uint64_t)0 - (uint64_t)(((u & 0x7FFFFFFFFFFFFFFFull) > 0x4086200000000000ull)
+                                        & ((u & 0x7FFFFFFFFFFFFFFFull) <= 0x7FF0000000000000ull));
+        u = (u & ~mask) | (0xC086200000000000ull & mask);  /* -708.0 */
+        memcpy(&xc, &u, sizeof xc);
+        t = xc * 1.4426950408889634074 + 6755399441055744.0;
+        fk = t - 6755399441055744.0;
+        memcpy(&tb, &t, sizeof tb);
+        bits = (tb - 0x4338000000000000ull + 1023u) << 52;  /* (k + 1023) << 52 */
+        r = xc - fk * 6.93147180369123816490e-01;
+        r = r - fk * 1.90821492927058770002e-10;
+        p = 1.6059043836821613e-10;
+        p = p * r + 2.08767569878681e-09;
+        p = p * r + 2.505210838544172e-08;
+        p = p * r + 2.755731922398589e-07;
+        p = p * r + 2.7557319223985893e-06;
+        p = p * r + 2.48015873015873e-05;
+        p = p * r + 1.984126984126984e-04;
+        p = p * r + 1.388888888888889e-03;
+        p = p * r + 8.333333333333333e-03;
+        p = p * r + 4.1666666666666664e-02;
+        p = p * r + 1.6666666666666666e-01;
+        p = p * r + 0.5;
+        p = p * r + 1.0;
+        p = p * r + 1.0;
+        memcpy(&scale, &bits, sizeof scale);
+        p = p * scale;
+        memcpy(&bits, &p, sizeof bits);
+        bits &= ~mask;
+        memcpy(&p, &bits, sizeof p);
+        return p;
+    }
+
+    PYXCONV_CLONES
+    static void pyxconv_exp_inplace_d(double *e, Py_ssize_t count) {
+        Py_ssize_t j;
+        for (j = 0; j < count; j++)
+            e[j] = pyxconv_exp_nonpositive_d(e[j]);
+    }
+
+    PYXCONV_CLONES
+    static double pyxconv_exp_sum_d(const double *z, double m, double *e, Py_ssize_t n) {
+        Py_ssize_t j;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        for (j = 0; j < n; j++)
+            e[j] = pyxconv_exp_nonpositive_d(z[j] - m);
+        for (j = 0; j + 8 <= n; j += 8) {
+            s0 += e[j];     s1 += e[j + 1]; s2 += e[j + 2]; s3 += e[j + 3];
+            s4 += e[j + 4]; s5 += e[j + 5]; s6 += e[j + 6]; s7 += e[j + 7];
+        }
+        for (; j < n; j++)
+            s0 += e[j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
     """
     float pyxconv_row_max_f(const float* z, Py_ssize_t n) noexcept nogil
     float pyxconv_exp_sum_f(const float* z, float m, float* e, Py_ssize_t n) noexcept nogil
     void pyxconv_exp_inplace_f(float* e, Py_ssize_t count) noexcept nogil
+    double pyxconv_exp_sum_d(const double* z, double m, double* e, Py_ssize_t n) noexcept nogil
+    void pyxconv_exp_inplace_d(double* e, Py_ssize_t count) noexcept nogil
 
 
 # Rows shorter than SMALL_ROW are processed in blocks of about BLOCK_ELEMENTS
@@ -218,13 +287,10 @@ cdef inline floating _row_sum(const floating* e, Py_ssize_t n) noexcept nogil:
 cdef inline floating _exp_shifted(const floating* z, floating m, floating* e,
                                   Py_ssize_t n) noexcept nogil:
     """e[j] = exp(z[j] - m); returns sum_j e[j]."""
-    cdef Py_ssize_t j
     if floating is float:
         return pyxconv_exp_sum_f(z, m, e, n)
     else:
-        for j in range(n):
-            e[j] = exp(z[j] - m)
-        return _row_sum(e, n)
+        return pyxconv_exp_sum_d(z, m, e, n)
 
 
 cdef inline void _block_exp(const floating* z, Py_ssize_t rows, Py_ssize_t n, floating* e,
@@ -240,8 +306,7 @@ cdef inline void _block_exp(const floating* z, Py_ssize_t rows, Py_ssize_t n, fl
     if floating is float:
         pyxconv_exp_inplace_f(e, rows * n)
     else:
-        for j in range(rows * n):
-            e[j] = exp(e[j])
+        pyxconv_exp_inplace_d(e, rows * n)
     for r in range(rows):
         row_sum[r] = _row_sum(e + r * n, n)
 
