@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["evaluate", "load_dataset", "random_shift", "train"]
+__all__ = ["evaluate", "load_dataset", "train"]
 
 
 def load_dataset(data=None, seed=0):
