@@ -382,3 +382,17 @@ def test_other_layers_match_pytorch():
         for k, p in ours.named_parameters():
             np.testing.assert_allclose(p.grad, dict(theirs.named_parameters())[k].grad.numpy(),
                                        rtol=1e-10, atol=1e-12)
+
+
+def test_non_array_input_raises_type_error():
+    with pytest.raises(TypeError, match="Conv2d expects an ndarray, got list"):
+        nn.Conv2d(1, 1, 1)([[1.0]])
+    with pytest.raises(TypeError, match="Linear expects an ndarray"):
+        nn.Linear(1, 1)([1.0])
+
+
+def test_concat_rejects_branches_with_different_sizes():
+    from pyxconv.teach import summary
+    block = nn.Concat(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="differ outside dim 1"):
+        summary(block, (1, 5, 5))

@@ -75,7 +75,8 @@ class _ConvNd(Module):
         self._bwd = (F.conv1d_backward, F.conv2d_backward, F.conv3d_backward)[nd - 1]
 
     def forward(self, x):
-        if x.ndim != self._nd + 2 or x.shape[1] != self.in_channels:
+        if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2 \
+                or x.shape[1] != self.in_channels:
             _check_input(self, x, self._nd + 2, self.in_channels, _LAYOUTS[self._nd])
         self._x = x
         b = None if self.bias is None else self.bias.data
@@ -203,7 +204,9 @@ class Linear(Module):
         init.torch_default_(self.weight, self.bias, rng=_default_rng())
 
     def forward(self, x):
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
+        if not isinstance(x, np.ndarray) or x.ndim < 1 or x.shape[-1] != self.in_features:
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"Linear expects an ndarray, got {type(x).__name__}")
             raise ValueError(f"Linear expected input of shape (N, {self.in_features}), "
                              f"got shape {getattr(x, 'shape', None)}")
         self._x = x
@@ -354,7 +357,7 @@ class BatchNorm2d(Module):
         self._buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.num_features:
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.num_features:
             _check_input(self, x, 4, self.num_features, "(N, C, H, W)")
         if self.training:
             m = x.shape[0] * x.shape[2] * x.shape[3]
@@ -452,7 +455,7 @@ class ConvTranspose2d(Module):
         return (self.stride, self.padding, self.output_padding, self.groups, self.dilation)
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.in_channels:
             _check_input(self, x, 4, self.in_channels, _LAYOUTS[2])
         self._x = x
         b = None if self.bias is None else self.bias.data

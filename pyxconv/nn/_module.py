@@ -404,7 +404,10 @@ class Concat(Module):
         return total
 
     def output_shape(self, input_shape):
-        shapes = [b.output_shape(input_shape) for b in self.branches]
+        shapes = [tuple(b.output_shape(input_shape)) for b in self.branches]
+        rest = {s[:self.dim] + s[self.dim + 1:] for s in shapes}
+        if len(rest) > 1:
+            raise ValueError(f"Concat: branch outputs {shapes} differ outside dim {self.dim}")
         out = list(shapes[0])
         out[self.dim] = sum(s[self.dim] for s in shapes)
         return tuple(out)

@@ -46,7 +46,7 @@ class _MaxPoolNd(Module):
         self.indices = None
 
     def forward(self, x):
-        if x.ndim != self._nd + 2:
+        if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2:
             _check_ndim(self, x, self._nd)
         out, self.indices = self._fwd(x, self.kernel_size, self.stride, self.padding,
                                       self.dilation, self.ceil_mode, return_indices=True)
@@ -140,7 +140,7 @@ class MaxUnpool2d(Module):
         self.padding = int_tuple(padding, 2, "padding", 0)
 
     def forward(self, x, indices, output_size=None):
-        if x.ndim != 4:
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
             _check_ndim(self, x, 2)
         self._indices = indices
         return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
@@ -178,7 +178,7 @@ class AvgPool2d(Module):
                 self.count_include_pad)
 
     def forward(self, x):
-        if x.ndim != 4:
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
             _check_ndim(self, x, 2)
         self._shape = x.shape
         return F.avg_pool2d(x, *self._args())
@@ -212,7 +212,7 @@ class GlobalAvgPool2d(Module):
     """
 
     def forward(self, x):
-        if x.ndim != 4:
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
             _check_ndim(self, x, 2)
         self._shape = x.shape
         return x.mean(axis=(2, 3), keepdims=True)
