@@ -3,9 +3,15 @@
 Default data: scikit-learn's 1,797 8x8 digits (installed with the
 ``examples`` extra; nothing is downloaded), split 80/20 per class and scaled
 to 32x32 bilinearly so that LeNet-5's 32x32 input and 5x5 filters apply as
-in the paper. With ``--data DIR`` any MNIST-format directory is used instead
-(MNIST, Fashion-MNIST); its 28x28 images are zero-padded to 32x32, as LeCun
-et al. did.
+in the paper; each training image is shifted at random by up to 2 pixels
+(of 32) per epoch, since 1,437 images are few (15 epochs, about 22,000
+images, reach 98-99% test accuracy). With ``--data DIR`` any MNIST-format
+directory is used instead (MNIST, Fashion-MNIST); its 28x28 images are
+zero-padded to 32x32, as LeCun et al. did, and one epoch is the default.
+
+Optimiser: SGD with momentum 0.9, learning rate 0.05 decayed to 0 by a
+cosine schedule, batches of 64. Kernels and BLAS run on one thread unless
+``--threads`` says otherwise.
 
 The run prints the test accuracy and writes to ``--out``:
 
