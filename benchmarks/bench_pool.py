@@ -15,6 +15,7 @@ Usage::
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -141,7 +142,9 @@ def main():
     args = parser.parse_args()
     results = {"machine": platform.processor() or platform.machine(),
                "torch": torch.__version__, "numpy": np.__version__,
-               "pyxconv": pyxconv.__version__, "records": []}
+               "pyxconv": pyxconv.__version__,
+               # other jobs on the machine distort the 2-thread figures most
+               "loadavg_before": os.getloadavg(), "records": []}
     for threads in args.threads:
         torch.set_num_threads(threads)
         with pyxconv.num_threads(threads):
@@ -161,6 +164,9 @@ def main():
                 geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
                 print(f"max_pool2d geometric mean ratio, {mode}: {geo:.2f} "
                       f"(min {min(ratios):.2f})")
+    results["loadavg_after"] = os.getloadavg()
+    print(f"load average before {results['loadavg_before'][0]:.1f}, "
+          f"after {results['loadavg_after'][0]:.1f} (on {os.cpu_count()} CPUs)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out}")
