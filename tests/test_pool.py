@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyxconv
@@ -405,10 +405,13 @@ def test_unpool_matches_plain_loops_and_last_duplicate_wins():
     np.testing.assert_array_equal(back[0, 0], [2, 0, 3, 0, 0, 0])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4),
        k=st.integers(1, 3), seed=st.integers(0, 1000))
-def test_unpool_with_arbitrary_switches_matches_plain_loops(n, c, h, w, k, seed):
+def test_unpool_with_arbitrary_switches_matches_plain_loops(n, c, h, w, k, seed,
+                                                           threads_for_small_calls):
+    # (the fixture only lowers the grain size; it holds for every generated input)
     # switches need not come from a pooling: any in-range values, duplicates included
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w))
@@ -551,8 +554,16 @@ def _all_outputs(x):
             max_pool1d(x[:, :, 0], 3, 2, 1), global_avg_pool2d(x)]
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 17, 19), (1, 1, 64, 61)])  # many planes; one plane
-def test_results_do_not_depend_on_the_thread_count(shape):
+@pytest.fixture
+def threads_for_small_calls(monkeypatch):
+    """Let calls below the grain size use several threads too, so that small tests cover them."""
+    import pyxconv.functional._pool as pool_module
+    monkeypatch.setattr(pool_module, "_GRAIN", 1)
+
+
+# many planes; one plane (threads split its rows); above the grain size
+@pytest.mark.parametrize("shape", [(4, 3, 17, 19), (1, 1, 64, 61), (2, 8, 64, 64)])
+def test_results_do_not_depend_on_the_thread_count(shape, threads_for_small_calls):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     x[0, 0, 5, 5] = np.nan
     with pyxconv.num_threads(1):

@@ -27,6 +27,13 @@ from pyxconv.functional._validation import (
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
 _DIM_NAMES = {1: ("length",), 2: ("height", "width")}
 _INT32_MAX = 2**31 - 1
+# Below this many elements touched, a call runs on one thread: starting and
+# joining an OpenMP team would cost more than it saves (PyTorch's grain size).
+_GRAIN = 32768
+
+
+def _threads_for(elements):
+    return get_num_threads() if elements >= _GRAIN else 1
 
 
 def _flag(value, name):
@@ -232,7 +239,7 @@ def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_in
     x3 = np.ascontiguousarray(x).reshape((planes,) + g.in2)
     out = np.empty((planes,) + g.out2, dtype=x.dtype)
     switches = np.empty((planes,) + g.out2, dtype=np.int64)
-    n_threads = get_num_threads()
+    n_threads = _threads_for(x.size)
     out_w = g.out2[1]
     _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
                            np.empty((n_threads, out_w), dtype=x.dtype),
@@ -258,7 +265,7 @@ def _max_pool_backward_nd(grad_out, indices, input_shape, nd):
     grad_out = np.ascontiguousarray(grad_out)
     grad_x = np.empty(input_shape, dtype=grad_out.dtype)
     _pool.max_pool_backward(grad_out.reshape(planes, -1), indices.reshape(planes, -1),
-                            grad_x.reshape(planes, plane), get_num_threads())
+                            grad_x.reshape(planes, plane), _threads_for(grad_x.size))
     return grad_x
 
 
@@ -544,7 +551,7 @@ def _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, nd):
     out = np.empty((n, c) + out_spatial, dtype=x.dtype)
     _pool.max_unpool(np.ascontiguousarray(x).reshape(planes, -1),
                      indices.reshape(planes, -1), out.reshape(planes, plane),
-                     get_num_threads())
+                     _threads_for(out.size))
     return out
 
 
@@ -718,7 +725,7 @@ def _plane_mean(x):
     """(N, C, 1, 1) (or (N, C, 1)) means of each plane of a validated input."""
     n, c = x.shape[:2]
     out = np.empty(n * c, dtype=x.dtype)
-    _pool.plane_mean(np.ascontiguousarray(x).reshape(n * c, -1), out, get_num_threads())
+    _pool.plane_mean(np.ascontiguousarray(x).reshape(n * c, -1), out, _threads_for(x.size))
     return out.reshape((n, c) + (1,) * (x.ndim - 2))
 
 
@@ -756,7 +763,7 @@ def _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
         return _plane_mean(x).reshape((n, c) + g.out_spatial)
     planes = n * c
     out = np.empty((planes,) + g.out2, dtype=x.dtype)
-    n_threads = get_num_threads()
+    n_threads = _threads_for(x.size)
     _pool.avg_pool_forward(np.ascontiguousarray(x).reshape((planes,) + g.in2), out,
                            *g.kernel_args(with_dilation=False), div_h, div_w, override,
                            np.empty((n_threads, g.in2[1])), n_threads)
@@ -790,7 +797,7 @@ def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, c
     ow_lo = np.maximum((iw + p_w - k_w) // s_w + 1, 0)
     ow_hi = np.maximum(np.minimum((iw + p_w) // s_w + 1, g.out2[1]), ow_lo)
     grad_x = np.empty((planes,) + g.in2, dtype=dtype)
-    n_threads = get_num_threads()
+    n_threads = _threads_for(grad_x.size)
     _pool.avg_pool_backward(scaled, grad_x, k_h, s_h, p_h, ow_lo, ow_hi,
                             np.empty((n_threads, g.out2[1])), n_threads)
     return grad_x.reshape(input_shape)
