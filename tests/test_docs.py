@@ -126,22 +126,28 @@ def test_performance_page_generation_with_and_without_results(tmp_path):
     assert (tmp_path / "out2" / "perf_conv2d.png").stat().st_size > 1000
 
 
-def test_every_public_name_is_in_the_api_reference():
+def test_api_reference_lists_only_names_that_exist():
+    """api.rst groups names by hand; a stale one would break the -W build.
+
+    Public names that api.rst does not list yet are documented anyway: the build
+    writes them to ``generated/api_more_<module>.rst`` (docs/conf.py).
+    """
     import importlib
 
     api = (DOCS / "api.rst").read_text(encoding="utf-8")
-    listed = set(re.findall(r"^   (\w+)$", api, flags=re.M))
-    missing = []
+    stale, current = [], None
+    for line in api.splitlines():
+        m = re.match(r"^\.\. currentmodule:: (\S+)$", line)
+        if m:
+            current = importlib.import_module(m.group(1))
+            continue
+        m = re.match(r"^   (\w+)$", line)
+        if m and current is not None and not hasattr(current, m.group(1)):
+            stale.append(f"{current.__name__}.{m.group(1)}")
+    assert not stale, f"docs/api.rst lists names that do not exist: {stale}"
     for module in ("pyxconv", "pyxconv.functional", "pyxconv.teach", "pyxconv.nn",
                    "pyxconv.optim", "pyxconv.data", "pyxconv.models", "pyxconv.train"):
-        mod = importlib.import_module(module)
-        for name in getattr(mod, "__all__", []):
-            obj = getattr(mod, name)
-            if name.startswith("_") or not callable(obj) or isinstance(obj, type(importlib)):
-                continue  # constants, submodules (functional, nn.init)
-            if name not in listed:
-                missing.append(f"{module}.{name}")
-    assert not missing, f"public names missing from docs/api.rst: {missing}"
+        assert f".. include:: generated/api_more_{module}.rst" in api, module
 
 
 @pytest.mark.parametrize("module", ["pyxconv.functional", "pyxconv.teach"])
