@@ -30,7 +30,7 @@ quick = os.environ.get("PYXCONV_TUTORIAL_QUICK") == "1"
 # model, the loss of every mini-batch and the test accuracy.
 from pyxconv.train import train
 
-result = train(epochs=1 if quick else 3, limit=256 if quick else None, progress=False,
+result = train(epochs=1 if quick else 10, limit=256 if quick else None, progress=False,
                save=False, seed=0)
 losses = np.array(result["losses"])
 print(f"{len(losses)} mini-batches; first loss {losses[0]:.3f}, last loss {losses[-1]:.3f}")
