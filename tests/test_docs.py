@@ -162,3 +162,15 @@ def test_every_public_function_has_a_doctest_example(module):
                and ("Examples" not in (getattr(mod, name).__doc__ or "")
                     or ">>>" not in (getattr(mod, name).__doc__ or ""))]
     assert not missing, f"{module}: no Examples doctest in {missing}"
+
+
+def test_every_worked_example_section_computes_its_numbers_in_a_doctest():
+    """Between a '.. _we-NN:' label and the next section label there is a >>> example."""
+    empty = []
+    for chapter in CHAPTERS:
+        text = chapter.read_text(encoding="utf-8")
+        pieces = re.split(r"^\.\. _([\w-]+):$", text, flags=re.M)
+        for label, body in zip(pieces[1::2], pieces[2::2]):
+            if re.fullmatch(r"we-\d\d", label) and ">>>" not in body:
+                empty.append(f"{chapter.name}: {label}")
+    assert not empty, f"worked examples without a doctest: {empty}"
