@@ -355,6 +355,7 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
 def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad_x,
                       Py_ssize_t k_h, Py_ssize_t s_h, Py_ssize_t p_h,
                       const int64_t[::1] ow_lo, const int64_t[::1] ow_hi,
+                      const int64_t[::1] ow_pick, bint single,
                       double[:, ::1] scratch, int n_threads):
     """grad_x (P, H, W): each element sums ``scaled`` (grad_out / divisor) over its windows.
 
@@ -363,8 +364,10 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
     <= floor((ih + p_h) / s_h)``; input column iw lies in window columns
     ``[ow_lo[iw], ow_hi[iw])`` (computed once by the caller the same way).
     Per input row, the window rows are summed into a float64 buffer
-    (``scratch``, ``n_threads`` rows of at least OW entries), then each
-    element adds its window columns.
+    (``scratch``, ``n_threads`` rows of at least OW + 1 entries), then each
+    element adds its window columns. When no column lies in two windows
+    (``single``), element iw just reads entry ``ow_pick[iw]``: its window,
+    or the always-zero entry OW when it lies in none.
     """
     cdef Py_ssize_t planes = grad_x.shape[0], in_h = grad_x.shape[1], in_w = grad_x.shape[2]
     cdef Py_ssize_t out_h = scaled.shape[1], out_w = scaled.shape[2]
@@ -384,17 +387,21 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
             oh1 = (ih + p_h) // s_h + 1
             if oh1 > out_h:
                 oh1 = out_h
-            for ow in range(out_w):
+            for ow in range(out_w + 1):
                 rowsum[ow] = 0
             for oh in range(oh0, oh1):
                 row = &scaled[p, oh, 0]
                 for ow in range(out_w):
                     rowsum[ow] = rowsum[ow] + row[ow]
-            for iw in range(in_w):
-                total = 0
-                for ow in range(ow_lo[iw], ow_hi[iw]):
-                    total = total + rowsum[ow]
-                grad_x[p, ih, iw] = <floating>total
+            if single:
+                for iw in range(in_w):
+                    grad_x[p, ih, iw] = <floating>rowsum[ow_pick[iw]]
+            else:
+                for iw in range(in_w):
+                    total = 0
+                    for ow in range(ow_lo[iw], ow_hi[iw]):
+                        total = total + rowsum[ow]
+                    grad_x[p, ih, iw] = <floating>total
 
 
 def plane_mean(const floating[:, ::1] x, floating[::1] out, int n_threads):

@@ -798,8 +798,11 @@ def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, c
     ow_hi = np.maximum(np.minimum((iw + p_w) // s_w + 1, g.out2[1]), ow_lo)
     grad_x = np.empty((planes,) + g.in2, dtype=dtype)
     n_threads = _threads_for(grad_x.size)
-    _pool.avg_pool_backward(scaled, grad_x, k_h, s_h, p_h, ow_lo, ow_hi,
-                            np.empty((n_threads, g.out2[1])), n_threads)
+    width = ow_hi - ow_lo
+    single = bool((width <= 1).all())  # no input column lies in two windows
+    ow_pick = np.where(width > 0, ow_lo, g.out2[1])
+    _pool.avg_pool_backward(scaled, grad_x, k_h, s_h, p_h, ow_lo, ow_hi, ow_pick, single,
+                            np.empty((n_threads, g.out2[1] + 1)), n_threads)
     return grad_x.reshape(input_shape)
 
 
