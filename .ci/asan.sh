@@ -17,7 +17,7 @@ libasan=$(gcc -print-file-name=libasan.so)
 # PyTorch's C++ exceptions abort under a preloaded ASan runtime, so hide it: its
 # parity tests skip (they run in the normal suite).
 mkdir -p no-torch/torch
-echo 'raise ImportError("torch is hidden during the ASan run")' > no-torch/torch/__init__.py
+echo 'raise ModuleNotFoundError("torch is hidden during the ASan run")' > no-torch/torch/__init__.py
 export PYTHONPATH="$PWD/no-torch${PYTHONPATH:+:$PYTHONPATH}"
 # Python itself is not built with ASan: leaks of the interpreter are not ours.
 kernel_tests=$(ls tests/test_conv.py tests/test_conv_transpose.py tests/test_pool.py \
