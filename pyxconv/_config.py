@@ -43,6 +43,14 @@ def show_config():
     Shows whether the kernels were compiled with OpenMP, how many threads they
     will use, the NumPy version and which BLAS NumPy calls for the matrix
     products.
+
+    Examples
+    --------
+    >>> import pyxconv
+    >>> pyxconv.show_config()  # doctest: +ELLIPSIS
+    pyxconv: ...
+    openmp: ...
+    threads: ...
     """
     for key, value in config_info().items():
         if isinstance(value, list):

@@ -72,6 +72,14 @@ def set_num_threads(n):
         If ``n < 1``.
     TypeError
         If ``n`` is not an integer.
+
+    Examples
+    --------
+    >>> import pyxconv
+    >>> pyxconv.set_num_threads(1)
+    >>> pyxconv.get_num_threads()
+    1
+    >>> pyxconv.set_num_threads(None)  # back to OMP_NUM_THREADS or the core count
     """
     global _global_override
     _global_override = None if n is None else _check_thread_count(n)

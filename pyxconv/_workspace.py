@@ -18,7 +18,14 @@ _limit = DEFAULT_WORKSPACE_LIMIT
 
 
 def get_workspace_limit():
-    """The cap on the im2col workspace, in bytes (default 256 MiB)."""
+    """The cap on the im2col workspace, in bytes (default 256 MiB).
+
+    Examples
+    --------
+    >>> import pyxconv
+    >>> pyxconv.get_workspace_limit() // 2**20
+    256
+    """
     return _limit
 
 
@@ -29,6 +36,27 @@ def set_workspace_limit(n_bytes):
     ----------
     n_bytes : int or None
         New cap, at least 1 KiB. ``None`` restores the default of 256 MiB.
+
+    Raises
+    ------
+    ValueError
+        If ``n_bytes`` is below 1024.
+    TypeError
+        If ``n_bytes`` is not an integer.
+
+    Examples
+    --------
+    A 1 MiB cap makes a large convolution run in more, smaller chunks, with the
+    same result:
+
+    >>> import numpy as np, pyxconv
+    >>> from pyxconv.functional import conv2d
+    >>> x = np.ones((8, 16, 32, 32), np.float32); w = np.ones((4, 16, 3, 3), np.float32)
+    >>> pyxconv.set_workspace_limit(2**20)
+    >>> small_chunks = conv2d(x, w)
+    >>> pyxconv.set_workspace_limit(None)
+    >>> bool((small_chunks == conv2d(x, w)).all())
+    True
     """
     global _limit
     if n_bytes is None:
