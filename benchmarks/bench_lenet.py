@@ -13,6 +13,11 @@ BLAS via threadpoolctl, against ``torch.set_num_threads(n)``.
 Timings are noisy when other processes share the machine: run it on an
 idle machine, and compare ratios from the same run.
 
+``--omp-wait-policy PASSIVE`` sets ``OMP_WAIT_POLICY`` in both children. With
+GNU OpenMP's default (active spinning), OpenMP threads that spin after a
+kernel compete with OpenBLAS's threads for the cores; at 2 threads on a
+2-core machine that made pyxconv's epoch ~10x slower in our runs.
+
 Usage::
 
     python benchmarks/bench_lenet.py [--data DIR] [--threads 1 2] [--limit N]
@@ -118,6 +123,8 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="first N training images")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lenet.json"))
+    parser.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE"], default=None,
+                        help="set OMP_WAIT_POLICY in both children (default: inherit)")
     parser.add_argument("--child", choices=["pyxconv", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--child-threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,6 +133,8 @@ def main():
         return
     results = []
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if args.omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     for threads in args.threads:
         row = {"threads": threads}
         for lib in ("pyxconv", "torch"):
@@ -152,6 +161,7 @@ def main():
         benchmark="LeNet-5, one epoch of MNIST, batch %d, SGD(lr=0.01, momentum=0.9)"
         % args.batch_size,
         training_images=args.limit or 60000,
+        omp_wait_policy=env.get("OMP_WAIT_POLICY", "(unset: GNU OpenMP default, active)"),
         machine=dict(platform=platform.platform(), processor=platform.processor(),
                      cpu_count=os.cpu_count(), python=platform.python_version()),
         versions=dict(pyxconv=pyxconv.__version__, torch=torch.__version__),

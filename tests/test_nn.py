@@ -396,3 +396,31 @@ def test_concat_rejects_branches_with_different_sizes():
     block = nn.Concat(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 1))
     with pytest.raises(ValueError, match="differ outside dim 1"):
         summary(block, (1, 5, 5))
+
+
+def test_conv2d_cached_columns_and_functional_paths_agree(monkeypatch):
+    from pyxconv.nn import _layers
+
+    x = _x(3, 2, 7, 6)
+    g = _x(3, 4, 4, 2)
+    results = []
+    for limit in (_layers.COLUMN_CACHE_BYTES, 0):
+        monkeypatch.setattr(_layers, "COLUMN_CACHE_BYTES", limit)
+        nn.manual_seed(3)
+        conv = nn.Conv2d(2, 4, 3, stride=(2, 2), padding=1, dilation=(1, 2)).astype(np.float64)
+        out = conv(x)
+        assert (conv._cols is not None) == (limit > 0)
+        results.append((out, conv.backward(g), conv.weight.grad.copy(), conv.bias.grad.copy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_grouped_conv2d_backward_matches_numerical_gradient():
+    gradcheck(nn.Conv2d(4, 2, 3, groups=2, padding=1), _x(2, 4, 4, 4), atol=1e-6, rtol=1e-5)
+
+
+def test_conv2d_backward_rejects_a_wrong_gradient_shape():
+    conv = nn.Conv2d(1, 2, 3)
+    conv(np.zeros((1, 1, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"grad_out of shape \(1, 2, 3, 3\)"):
+        conv.backward(np.zeros((1, 2, 4, 4), np.float32))

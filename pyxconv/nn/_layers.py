@@ -19,6 +19,11 @@ __all__ = ["BatchNorm2d", "Conv1d", "Conv2d", "Conv3d", "Dropout", "Flatten", "L
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 _rng = np.random.default_rng()
 
+#: Conv2d keeps its input's column matrix (im2col) for the backward pass when
+#: it takes at most this many bytes; larger layers call the chunked functional
+#: backward, which rebuilds the columns piece by piece.
+COLUMN_CACHE_BYTES = 64 * 2**20
+
 
 def manual_seed(seed):
     """Seed the generator that initialises new layers and draws dropout masks.
@@ -71,6 +76,8 @@ class _ConvNd(Module):
         self.bias = self._param("bias", np.empty(self.out_channels, dtype=dtype)) if bias else None
         init.torch_default_(self.weight, self.bias, rng=_default_rng())
         self.requires_input_grad = True
+        self._cols = None
+        self._shape_memo = None
         self._fwd = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
         self._bwd = (F.conv1d_backward, F.conv2d_backward, F.conv3d_backward)[nd - 1]
 
@@ -78,18 +85,66 @@ class _ConvNd(Module):
         if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2 \
                 or x.shape[1] != self.in_channels:
             _check_input(self, x, self._nd + 2, self.in_channels, _LAYOUTS[self._nd])
-        self._x = x
+        w = self.weight.data
         b = None if self.bias is None else self.bias.data
-        return self._fwd(x, self.weight.data, b, self.stride, self._pads, self.dilation,
-                         self.groups)
+        if (self._nd == 2 and self.groups == 1 and x.dtype == w.dtype
+                and x.shape[0] * self._cols_bytes_per_sample(x) <= COLUMN_CACHE_BYTES):
+            return self._forward_cached(x, w, b)
+        self._cols = None
+        self._x = x
+        return self._fwd(x, w, b, self.stride, self._pads, self.dilation, self.groups)
+
+    def _out_shape(self, shape):
+        cached = self._shape_memo
+        if cached is not None and cached[0] == shape:
+            return cached[1]
+        out = self.output_shape(shape)
+        self._shape_memo = (shape, out)
+        return out
+
+    def _cols_bytes_per_sample(self, x):
+        out = self._out_shape(x.shape)
+        return math.prod(out[2:]) * self.in_channels * math.prod(self.kernel_size) * x.itemsize
+
+    def _forward_cached(self, x, w, b):
+        # columns (N, C_in*kH*kW, L) from the im2col kernel, kept for backward;
+        # one GEMM per sample writes straight into the (N, C_out, L) output
+        cols = F.im2col(x, self.kernel_size, self.stride, self._pads, self.dilation)
+        out = np.matmul(w.reshape(self.out_channels, -1), cols)
+        if b is not None:
+            out += b[:, None]
+        self._x, self._cols = x, cols
+        return out.reshape(self._out_shape(x.shape))
 
     def backward(self, grad_out):
+        if self._cols is not None:
+            return self._backward_cached(grad_out)
         gx, gw, gb = self._bwd(grad_out, self._x, self.weight.data, self.stride, self._pads,
                                self.dilation, self.groups, self.requires_input_grad)
         self.weight.grad += gw
         if self.bias is not None:
             self.bias.grad += gb
         return gx
+
+    def _backward_cached(self, grad_out):
+        x, cols = self._x, self._cols
+        expected = self._out_shape(x.shape)
+        if getattr(grad_out, "shape", None) != expected:
+            raise ValueError(f"{type(self).__name__}.backward expected grad_out of shape "
+                             f"{expected}, got {getattr(grad_out, 'shape', None)}")
+        n = x.shape[0]
+        g = grad_out.reshape(n, self.out_channels, -1)
+        w2 = self.weight.data.reshape(self.out_channels, -1)
+        # dL/dW = sum_n g[n] @ cols[n]^T ; dL/db = sum over samples and positions
+        self.weight.grad += np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(
+            self.weight.shape)
+        if self.bias is not None:
+            self.bias.grad += g.sum(axis=(0, 2))
+        if not self.requires_input_grad:
+            return None
+        # dL/dcols = W^T @ g[n], folded back onto the input by col2im
+        return F.col2im(np.matmul(w2.T, g), x.shape[2:], self.kernel_size, self.stride,
+                        self._pads, self.dilation)
 
     def output_shape(self, input_shape):
         n, c, *spatial = input_shape
@@ -134,7 +189,11 @@ _CONV_DOC = """{nd}-D convolution layer (cross-correlation), ``torch.nn.Conv{nd}
     -----
     Initialised as PyTorch does: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
     weight and the bias; see :mod:`pyxconv.nn.init` for He and Xavier.
-    The forward pass keeps a reference to its input for ``backward``.
+    The forward pass keeps a reference to its input for ``backward``. A 2-D
+    layer with ``groups=1`` whose column matrix (``N * C_in * kH * kW *
+    H_out * W_out`` values) fits in ``COLUMN_CACHE_BYTES`` (64 MiB) also keeps
+    the columns, so ``backward`` does not rebuild them; otherwise it calls
+    :func:`pyxconv.functional.conv2d_backward`, which works in chunks.
 
     Examples
     --------
