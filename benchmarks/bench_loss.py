@@ -6,7 +6,8 @@ its gradient in one call; PyTorch's equivalent is
 tensor (its gradient set to None before each call). Both get float32 logits
 and int64 class indices, run in this process at the same thread count
 (``pyxconv.num_threads(n)`` and ``torch.set_num_threads(n)``), in alternating
-runs; each figure is the median of the per-round medians. The ratio is
+runs with a short pause between them (see PAUSE); each figure is the median
+of the per-round medians. The ratio is
 ``torch_ms / pyxconv_ms``: above 1 pyxconv is faster. The forward pass alone
 (``cross_entropy``, torch under ``no_grad``) is timed too, for information.
 
@@ -34,6 +35,11 @@ import pyxconv
 from pyxconv.functional import cross_entropy, softmax_cross_entropy
 
 SHAPES = [(256, 10), (4096, 10), (1024, 1000)]
+# Seconds of rest before each timed batch. PyTorch and pyxconv each bring an
+# OpenMP runtime, whose idle threads spin for a while after a parallel region;
+# on 2 cores, one library's spinning threads would otherwise slow down the
+# other library's next batch at 2 threads (by milliseconds, either way).
+PAUSE = 0.1
 
 
 def median_time(fn, min_time=0.05):
@@ -110,7 +116,9 @@ def main():
                 for op, ours, theirs in modes:
                     ours_t, theirs_t = [], []
                     for _ in range(args.repeats):  # alternate the two libraries
+                        time.sleep(PAUSE)
                         ours_t.append(median_time(ours))
+                        time.sleep(PAUSE)
                         theirs_t.append(median_time(theirs))
                     ours_ms = 1e3 * float(np.median(ours_t))
                     theirs_ms = 1e3 * float(np.median(theirs_t))
