@@ -87,7 +87,7 @@ class _ConvNd(Module):
             _check_input(self, x, self._nd + 2, self.in_channels, _LAYOUTS[self._nd])
         w = self.weight.data
         b = None if self.bias is None else self.bias.data
-        if (self._nd == 2 and self.groups == 1 and x.dtype == w.dtype
+        if (self.training and self._nd == 2 and self.groups == 1 and x.dtype == w.dtype
                 and x.shape[0] * self._cols_bytes_per_sample(x) <= COLUMN_CACHE_BYTES):
             return self._forward_cached(x, w, b)
         self._cols = None
@@ -189,8 +189,8 @@ _CONV_DOC = """{nd}-D convolution layer (cross-correlation), ``torch.nn.Conv{nd}
     -----
     Initialised as PyTorch does: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
     weight and the bias; see :mod:`pyxconv.nn.init` for He and Xavier.
-    The forward pass keeps a reference to its input for ``backward``. A 2-D
-    layer with ``groups=1`` whose column matrix (``N * C_in * kH * kW *
+    The forward pass keeps a reference to its input for ``backward``. In
+    training mode, a 2-D layer with ``groups=1`` whose column matrix (``N * C_in * kH * kW *
     H_out * W_out`` values) fits in ``COLUMN_CACHE_BYTES`` (64 MiB) also keeps
     the columns, so ``backward`` does not rebuild them; otherwise it calls
     :func:`pyxconv.functional.conv2d_backward`, which works in chunks.
