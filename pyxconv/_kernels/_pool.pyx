@@ -47,7 +47,6 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
-from libc.string cimport memset
 from pyxconv._kernels._omp_compat cimport omp_get_thread_num
 
 
@@ -262,9 +261,13 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
 
 def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] switches,
                       floating[:, ::1] grad_x, int n_threads):
-    """grad_x (P, H*W) = zeros, then += grad_out (P, L) at the switches, plane by plane."""
+    """grad_x (P, H*W), zero on entry, += grad_out (P, L) at the switches, plane by plane.
+
+    The caller allocates grad_x with ``np.zeros``: for large arrays that is
+    fresh memory the operating system zeroes on first touch, which costs one
+    pass fewer than zeroing it here.
+    """
     cdef Py_ssize_t planes = grad_out.shape[0], n_out = grad_out.shape[1]
-    cdef Py_ssize_t n_in = grad_x.shape[1]
     cdef Py_ssize_t p, i
     cdef floating* dst
     cdef const floating* src
@@ -274,16 +277,17 @@ def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] swi
         dst = &grad_x[p, 0]
         src = &grad_out[p, 0]
         where = &switches[p, 0]
-        memset(dst, 0, n_in * sizeof(floating))
         for i in range(n_out):
             dst[where[i]] += src[i]
 
 
 def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
                floating[:, ::1] out, int n_threads):
-    """out (P, M) = zeros, then out[p, switches[p, i]] = x[p, i] in order of i (last wins)."""
+    """out (P, M), zero on entry: out[p, switches[p, i]] = x[p, i] in order of i (last wins).
+
+    The caller allocates ``out`` with ``np.zeros`` (see max_pool_backward).
+    """
     cdef Py_ssize_t planes = x.shape[0], n_in = x.shape[1]
-    cdef Py_ssize_t n_out = out.shape[1]
     cdef Py_ssize_t p, i
     cdef floating* dst
     cdef const floating* src
@@ -293,9 +297,28 @@ def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
         dst = &out[p, 0]
         src = &x[p, 0]
         where = &switches[p, 0]
-        memset(dst, 0, n_out * sizeof(floating))
         for i in range(n_in):
             dst[where[i]] = src[i]
+
+
+def index_bounds(const int64_t[:, ::1] switches, int64_t[::1] lows, int64_t[::1] highs,
+                 int n_threads):
+    """lows[p], highs[p] = min and max of switches[p, :]: one pass for the range check."""
+    cdef Py_ssize_t planes = switches.shape[0], n = switches.shape[1]
+    cdef Py_ssize_t p, i
+    cdef const int64_t* row
+    cdef int64_t low, high, v
+    for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
+                    num_threads=n_threads):
+        row = &switches[p, 0]
+        low = row[0]
+        high = row[0]
+        for i in range(1, n):
+            v = row[i]
+            low = v if v < low else low
+            high = v if v > high else high
+        lows[p] = low
+        highs[p] = high
 
 
 def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,

@@ -202,7 +202,12 @@ def _index_array(indices, name, shape):
 
 
 def _check_index_range(indices, plane_size, name, plane_desc):
-    low, high = int(indices.min()), int(indices.max())
+    """Every switch in [0, plane_size): one pass over the (planes, L) int64 array."""
+    planes = indices.shape[0] * indices.shape[1]
+    lows = np.empty(planes, dtype=np.int64)
+    highs = np.empty(planes, dtype=np.int64)
+    _pool.index_bounds(indices.reshape(planes, -1), lows, highs, _threads_for(indices.size))
+    low, high = int(lows.min()), int(highs.max())
     if low < 0 or high >= plane_size:
         bad = low if low < 0 else high
         raise ValueError(
@@ -263,7 +268,7 @@ def _max_pool_backward_nd(grad_out, indices, input_shape, nd):
     _check_index_range(indices, plane, "indices", "x".join(map(str, input_shape[2:])))
     planes = input_shape[0] * input_shape[1]
     grad_out = np.ascontiguousarray(grad_out)
-    grad_x = np.empty(input_shape, dtype=grad_out.dtype)
+    grad_x = np.zeros(input_shape, dtype=grad_out.dtype)  # the kernel only adds
     _pool.max_pool_backward(grad_out.reshape(planes, -1), indices.reshape(planes, -1),
                             grad_x.reshape(planes, plane), _threads_for(grad_x.size))
     return grad_x
@@ -548,7 +553,7 @@ def _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, nd):
                        " output")
     n, c = x.shape[:2]
     planes = n * c
-    out = np.empty((n, c) + out_spatial, dtype=x.dtype)
+    out = np.zeros((n, c) + out_spatial, dtype=x.dtype)  # the kernel only writes switches
     _pool.max_unpool(np.ascontiguousarray(x).reshape(planes, -1),
                      indices.reshape(planes, -1), out.reshape(planes, plane),
                      _threads_for(out.size))
