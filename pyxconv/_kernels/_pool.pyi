@@ -12,7 +12,9 @@ _Index = npt.NDArray[np.int64]
 def max_pool_forward(
     x: _Float, out: _Float, switches: _Index,
     k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int, d_h: int, d_w: int,
-    tap_offset: _Index, best_scratch: _Float, tap_scratch: npt.NDArray[np.intc],
+    tap_offset: _Index, col_lo: _Index, col_hi: _Index,
+    first_col_tap: npt.NDArray[np.intc], best_scratch: _Float,
+    tap_scratch: npt.NDArray[np.intc],
     n_threads: int,
 ) -> None: ...
 def max_pool_backward(grad_out: _Float, switches: _Index, grad_x: _Float,

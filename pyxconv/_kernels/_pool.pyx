@@ -78,100 +78,68 @@ cdef inline Py_ssize_t _end_tap(Py_ssize_t start, Py_ssize_t dilation, Py_ssize_
     return last if last < kernel else kernel
 
 
-cdef inline void _max_window(const floating* plane, Py_ssize_t in_w,
-                             Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t dh,
-                             Py_ssize_t w0, Py_ssize_t w1, Py_ssize_t dw,
-                             floating* out, int64_t* where) noexcept nogil:
-    """Max of plane[h, w] for h in range(h0, h1, dh), w in range(w0, w1, dw), with its index."""
-    cdef floating m = -INFINITY
-    cdef int64_t best = h0 * in_w + w0
-    cdef floating v
-    cdef Py_ssize_t h, w
-    h = h0
-    while h < h1:
-        w = w0
-        while w < w1:
-            v = plane[h * in_w + w]
-            if v > m or v != v:
-                m = v
-                best = h * in_w + w
-            w = w + dw
-        h = h + dh
-    out[0] = m
-    where[0] = best
-
-
 cdef inline void _max_row_generic(const floating* plane, Py_ssize_t in_h, Py_ssize_t in_w,
                                   floating* out, int64_t* switches, Py_ssize_t oh,
-                                  Py_ssize_t out_w, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
-                                  Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h,
-                                  Py_ssize_t s_w, Py_ssize_t p_h, Py_ssize_t p_w,
-                                  Py_ssize_t d_h, Py_ssize_t d_w, const int64_t* tap_offset,
+                                  Py_ssize_t out_w, Py_ssize_t k_h, Py_ssize_t k_w,
+                                  Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t p_h,
+                                  Py_ssize_t p_w, Py_ssize_t d_h, Py_ssize_t d_w,
+                                  const int64_t* tap_offset, const int64_t* col_lo,
+                                  const int64_t* col_hi, const int* first_col_tap,
                                   floating* best, int* tap) noexcept nogil:
     """One output row of a max pool with any geometry.
 
-    Columns ``[ow_lo, ow_hi)`` have every horizontal tap inside the input.
-    There the taps are the outer loop and the columns the inner one: each
-    column keeps its running maximum in ``best`` and the number ``a * k_w + b``
-    of its winning tap in ``tap`` (per-thread scratch of ``out_w`` entries),
-    a loop without branches that the compiler vectorises. The window origin
-    plus ``tap_offset[tap]`` then gives the switch. Border columns go through
-    :func:`_max_window` one by one. Both use the same rule and scan order.
+    The taps (a, b) of the window are the outer loops, in row-major scan
+    order, and the output columns the inner one: each column keeps its
+    running maximum in ``best`` and the number ``a * k_w + b`` of its winning
+    tap in ``tap`` (per-thread scratch of ``out_w`` entries), a loop without
+    branches that the compiler vectorises. Tap column b lies inside the input
+    for the output columns ``[col_lo[b], col_hi[b])``; rows outside the
+    input are skipped as a whole. A column starts from its first valid tap
+    (row a0, column ``first_col_tap[ow]``) at -inf, as PyTorch's kernel does.
+    The window origin plus ``tap_offset[tap]`` then gives the switch.
     """
     cdef Py_ssize_t start_h = oh * s_h - p_h
     cdef Py_ssize_t a0 = _first_tap(start_h, d_h)
     cdef Py_ssize_t a1 = _end_tap(start_h, d_h, k_h, in_h)
-    cdef Py_ssize_t h0 = start_h + a0 * d_h
-    cdef Py_ssize_t h1 = start_h + a1 * d_h
-    cdef Py_ssize_t ow, start_w, w0, w1, a, b
+    cdef Py_ssize_t ow, a, b, lo, hi
     cdef int t
     cdef const floating* src
     cdef floating v, cur
     cdef bint take
     cdef int64_t origin
-    for ow in range(ow_lo):
-        start_w = ow * s_w - p_w
-        w0 = start_w + _first_tap(start_w, d_w) * d_w
-        w1 = start_w + _end_tap(start_w, d_w, k_w, in_w) * d_w
-        _max_window(plane, in_w, h0, h1, d_h, w0, w1, d_w, out + ow, switches + ow)
-    for ow in range(ow_hi, out_w):
-        start_w = ow * s_w - p_w
-        w0 = start_w + _first_tap(start_w, d_w) * d_w
-        w1 = start_w + _end_tap(start_w, d_w, k_w, in_w) * d_w
-        _max_window(plane, in_w, h0, h1, d_h, w0, w1, d_w, out + ow, switches + ow)
-    if ow_hi <= ow_lo:
-        return
     t = <int>(a0 * k_w)
-    for ow in range(ow_lo, ow_hi):
+    for ow in range(out_w):
         best[ow] = -INFINITY
-        tap[ow] = t
+        tap[ow] = t + first_col_tap[ow]
     for a in range(a0, a1):
         for b in range(k_w):
             t = <int>(a * k_w + b)
+            lo = col_lo[b]
+            hi = col_hi[b]
             src = plane + (start_h + a * d_h) * in_w - p_w + b * d_w
             if s_w == 1:
-                for ow in range(ow_lo, ow_hi):
+                for ow in range(lo, hi):
                     v = src[ow]
                     cur = best[ow]
                     take = (v > cur) | (v != v)
                     best[ow] = v if take else cur
                     tap[ow] = t if take else tap[ow]
             elif s_w == 2:
-                for ow in range(ow_lo, ow_hi):
+                for ow in range(lo, hi):
                     v = src[2 * ow]
                     cur = best[ow]
                     take = (v > cur) | (v != v)
                     best[ow] = v if take else cur
                     tap[ow] = t if take else tap[ow]
             else:
-                for ow in range(ow_lo, ow_hi):
+                for ow in range(lo, hi):
                     v = src[ow * s_w]
                     cur = best[ow]
                     take = (v > cur) | (v != v)
                     best[ow] = v if take else cur
                     tap[ow] = t if take else tap[ow]
     origin = start_h * in_w - p_w
-    for ow in range(ow_lo, ow_hi):
+    for ow in range(out_w):
         out[ow] = best[ow]
         switches[ow] = origin + ow * s_w + tap_offset[tap[ow]]
 
@@ -181,7 +149,7 @@ cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t in_w, floating* 
                               int* tap) noexcept nogil:
     """One output row of the common 2x2, stride 2, unpadded max pool (windows all inside).
 
-    The same rule and scan order as _max_window, written as branch-free
+    The same rule and scan order as _max_row_generic, written as branch-free
     selects on a small tap code (0..3) so that the compiler vectorises it;
     a second loop turns the codes into switches.
     """
@@ -216,28 +184,21 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                      int64_t[:, :, ::1] switches,
                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
                      Py_ssize_t p_h, Py_ssize_t p_w, Py_ssize_t d_h, Py_ssize_t d_w,
-                     const int64_t[::1] tap_offset, floating[:, ::1] best_scratch,
-                     int[:, ::1] tap_scratch, int n_threads):
+                     const int64_t[::1] tap_offset, const int64_t[::1] col_lo,
+                     const int64_t[::1] col_hi, const int[::1] first_col_tap,
+                     floating[:, ::1] best_scratch, int[:, ::1] tap_scratch, int n_threads):
     """out, switches (P, OH, OW) = max pool of x (P, H, W); see the module notes.
 
+    ``tap_offset[a * k_w + b] = a * d_h * W + b * d_w``: where tap (a, b)
+    lies from the window's origin in the flat plane. ``col_lo``, ``col_hi``
+    (k_w entries) and ``first_col_tap`` (OW entries): see _max_row_generic.
     ``best_scratch`` and ``tap_scratch`` have ``n_threads`` rows of at least
     ``OW`` entries: each OpenMP thread's running maxima and winning taps.
-
-    ``tap_offset[a * k_w + b] = a * d_h * W + b * d_w``: where tap (a, b)
-    lies from the window's origin in the flat plane.
     """
     cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
     cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
     cdef bint fast = (k_h == 2 and k_w == 2 and s_h == 2 and s_w == 2 and p_h == 0
                       and p_w == 0 and 2 * out_h <= in_h and 2 * out_w <= in_w)
-    # Columns whose horizontal taps all lie inside the input.
-    cdef Py_ssize_t span_w = d_w * (k_w - 1) + 1
-    cdef Py_ssize_t ow_lo = (p_w + s_w - 1) // s_w
-    cdef Py_ssize_t ow_hi = 0
-    if in_w - span_w + p_w >= 0:
-        ow_hi = (in_w - span_w + p_w) // s_w + 1
-    ow_hi = min(ow_hi, out_w)
-    ow_lo = min(ow_lo, out_w)
     cdef Py_ssize_t n_tasks = planes * out_h
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, oh
@@ -254,9 +215,10 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                              oh, out_w, tap)
             else:
                 _max_row_generic(&x[p, 0, 0], in_h, in_w, &out[p, oh, 0],
-                                 &switches[p, oh, 0], oh, out_w, ow_lo, ow_hi,
+                                 &switches[p, oh, 0], oh, out_w,
                                  k_h, k_w, s_h, s_w, p_h, p_w, d_h, d_w,
-                                 &tap_offset[0], best, tap)
+                                 &tap_offset[0], &col_lo[0], &col_hi[0],
+                                 &first_col_tap[0], best, tap)
 
 
 def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] switches,

@@ -177,6 +177,23 @@ class _PoolGeometry:
         cols = np.arange(k_w, dtype=np.int64) * d_w
         return (rows[:, None] + cols[None, :]).ravel()
 
+    def column_taps(self):
+        """Where each tap column is inside the input, for the max-pool kernel.
+
+        Returns ``col_lo``, ``col_hi`` (one entry per kernel column b: tap b
+        is inside the input for output columns ``[col_lo[b], col_hi[b])``)
+        and ``first_col_tap`` (per output column: its first tap column inside
+        the input).
+        """
+        k_w, s_w, p_w, d_w, in_w, out_w = (self.k2[1], self.s2[1], self.p2[1], self.d2[1],
+                                           self.in2[1], self.out2[1])
+        offset = np.arange(k_w, dtype=np.int64) * d_w - p_w  # column of tap b at ow = 0
+        col_lo = np.clip(-(offset // s_w), 0, out_w)  # ceil(-offset / s_w)
+        col_hi = np.clip((in_w - 1 - offset) // s_w + 1, col_lo, out_w)
+        start = np.arange(out_w, dtype=np.int64) * s_w - p_w
+        first = np.where(start < 0, (-start + d_w - 1) // d_w, 0).astype(np.intc)
+        return col_lo, col_hi, first
+
     def avg_divisors(self, count_include_pad):
         """Per-dimension factors whose products are PyTorch's average-pool divisors.
 
@@ -259,6 +276,7 @@ def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_in
     n_threads = _threads_for(x.size)
     out_w = g.out2[1]
     _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
+                           *g.column_taps(),
                            _scratch(n_threads, out_w, x.dtype),
                            _scratch(n_threads, out_w, np.intc), n_threads)
     shape = (n, c) + g.out_spatial
