@@ -213,7 +213,7 @@ class _PoolGeometry:
         return factors
 
 
-def _index_array(indices, name, shape):
+def _index_array(indices, name, shape=None):
     if not isinstance(indices, np.ndarray):
         try:
             indices = np.asarray(indices)
@@ -223,7 +223,7 @@ def _index_array(indices, name, shape):
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array (int64 switches), got dtype "
                         f"{indices.dtype}")
-    if indices.shape != tuple(shape):
+    if shape is not None and indices.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {indices.shape}")
     if indices.dtype.kind == "u" and indices.size and indices.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds a value above the int64 range")
@@ -685,10 +685,8 @@ max_unpool2d.__doc__ = _UNPOOL_DOC.format(
 
 def _max_unpool_backward_nd(grad_out, indices, nd):
     grad_out = _float_input(grad_out, nd, "grad_out")
-    if not isinstance(indices, np.ndarray) or indices.ndim != nd + 2:
-        indices = np.asarray(indices)
-        check_ndim(indices, nd + 2, "indices", _LAYOUTS[nd])
-    indices = _index_array(indices, "indices", indices.shape)
+    indices = _index_array(indices, "indices")
+    check_ndim(indices, nd + 2, "indices", _LAYOUTS[nd])
     if indices.shape[:2] != grad_out.shape[:2]:
         raise ValueError(f"indices has (N, C) = {indices.shape[:2]} but grad_out has "
                          f"{grad_out.shape[:2]}; they must match")
