@@ -13,9 +13,7 @@ def max_pool_forward(
     x: _Float, out: _Float, switches: _Index,
     k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int, d_h: int, d_w: int,
     tap_offset: _Index, col_lo: _Index, col_hi: _Index,
-    first_col_tap: npt.NDArray[np.intc], best_scratch: _Float,
-    tap_scratch: npt.NDArray[np.intc],
-    n_threads: int,
+    first_col_tap: npt.NDArray[np.intc], n_threads: int,
 ) -> None: ...
 def max_pool_backward(grad_out: _Float, switches: _Index, grad_x: _Float,
                       n_threads: int) -> None: ...
@@ -23,12 +21,10 @@ def index_bounds(switches: _Index, lows: _Index, highs: _Index, n_threads: int) 
 def max_unpool(x: _Float, switches: _Index, out: _Float, n_threads: int) -> None: ...
 def avg_pool_forward(
     x: _Float, out: _Float, k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int,
-    div_h: _Index, div_w: _Index, divisor_override: int,
-    scratch: npt.NDArray[np.float64], n_threads: int,
+    div_h: _Index, div_w: _Index, divisor_override: int, n_threads: int,
 ) -> None: ...
 def avg_pool_backward(
     scaled: _Float, grad_x: _Float, k_h: int, s_h: int, p_h: int,
-    ow_lo: _Index, ow_hi: _Index, ow_pick: _Index, single: bool,
-    scratch: npt.NDArray[np.float64], n_threads: int,
+    ow_lo: _Index, ow_hi: _Index, ow_pick: _Index, single: bool, n_threads: int,
 ) -> None: ...
 def plane_mean(x: _Float, out: _Float, n_threads: int) -> None: ...

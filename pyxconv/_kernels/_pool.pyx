@@ -18,9 +18,11 @@ window holding NaN outputs NaN with its switch on the last NaN of the scan.
 Speed: the inner loops run across output columns with branch-free selects
 (``best = v if take else best``), so that the compiler vectorises them even
 for the baseline x86-64 target; the running maxima and winning tap numbers
-of a row live in per-thread scratch rows passed in by the caller (one row
-per OpenMP thread, picked with ``omp_get_thread_num()``). The 2x2, stride
-2, unpadded case has its own loop. Average pooling sums in float64.
+of a row live in scratch rows that each OpenMP thread mallocs at the start
+of the parallel block and frees at its end (scratch rows handed in from
+NumPy, side by side in one array, made two threads slower than one). The
+2x2, stride 2, unpadded case has its own loop. Average pooling sums in
+float64.
 
 Parallelism, and why results never depend on the thread count:
 
@@ -47,7 +49,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
-from pyxconv._kernels._omp_compat cimport omp_get_thread_num
+from libc.stdlib cimport free, malloc
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n_tasks, int n_threads) noexcept nogil:
@@ -185,15 +187,14 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
                      Py_ssize_t p_h, Py_ssize_t p_w, Py_ssize_t d_h, Py_ssize_t d_w,
                      const int64_t[::1] tap_offset, const int64_t[::1] col_lo,
-                     const int64_t[::1] col_hi, const int[::1] first_col_tap,
-                     floating[:, ::1] best_scratch, int[:, ::1] tap_scratch, int n_threads):
+                     const int64_t[::1] col_hi, const int[::1] first_col_tap, int n_threads):
     """out, switches (P, OH, OW) = max pool of x (P, H, W); see the module notes.
 
     ``tap_offset[a * k_w + b] = a * d_h * W + b * d_w``: where tap (a, b)
     lies from the window's origin in the flat plane. ``col_lo``, ``col_hi``
     (k_w entries) and ``first_col_tap`` (OW entries): see _max_row_generic.
-    ``best_scratch`` and ``tap_scratch`` have ``n_threads`` rows of at least
-    ``OW`` entries: each OpenMP thread's running maxima and winning taps.
+    Each OpenMP thread allocates its own rows of running maxima and winning
+    taps (``OW`` entries each); raises MemoryError if it cannot.
     """
     cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
     cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
@@ -202,12 +203,18 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     cdef Py_ssize_t n_tasks = planes * out_h
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, oh
-    cdef floating* best
-    cdef int* tap
+    cdef floating* best = NULL
+    cdef int* tap = NULL
+    cdef int failed = 0
+    cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
     with nogil, parallel(num_threads=n_threads):
-        best = &best_scratch[omp_get_thread_num(), 0]
-        tap = &tap_scratch[omp_get_thread_num(), 0]
+        best = <floating*>malloc(out_w * sizeof(floating))
+        tap = <int*>malloc(out_w * sizeof(int))
+        if best == NULL or tap == NULL:
+            failed_flag[0] = 1
         for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            if best == NULL or tap == NULL:
+                continue
             p = task // out_h
             oh = task - p * out_h
             if fast:
@@ -219,6 +226,10 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                                  k_h, k_w, s_h, s_w, p_h, p_w, d_h, d_w,
                                  &tap_offset[0], &col_lo[0], &col_hi[0],
                                  &first_col_tap[0], best, tap)
+        free(best)
+        free(tap)
+    if failed:
+        raise MemoryError("max_pool2d: no memory for the per-thread scratch rows")
 
 
 def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] switches,
@@ -287,13 +298,13 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
                      Py_ssize_t p_h, Py_ssize_t p_w,
                      const int64_t[::1] div_h, const int64_t[::1] div_w,
-                     int64_t divisor_override, double[:, ::1] scratch, int n_threads):
+                     int64_t divisor_override, int n_threads):
     """out (P, OH, OW) = window sums of x (P, H, W) / (div_h[oh] * div_w[ow]).
 
     ``divisor_override`` replaces the divisor when non-zero. Per output row,
     the window rows are first summed column by column into a float64 buffer
-    (``scratch`` has ``n_threads`` rows of at least W entries), a loop the
-    compiler vectorises; each output then adds its k_w column sums.
+    of W entries (each thread allocates its own), a loop the compiler
+    vectorises; each output then adds its k_w column sums.
     """
     cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
     cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
@@ -301,11 +312,17 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, oh, ow, h, w, h0, h1, w0, w1
     cdef const floating* row
-    cdef double* colsum
+    cdef double* colsum = NULL
     cdef double total, divisor
+    cdef int failed = 0
+    cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
     with nogil, parallel(num_threads=n_threads):
-        colsum = &scratch[omp_get_thread_num(), 0]
+        colsum = <double*>malloc(in_w * sizeof(double))
+        if colsum == NULL:
+            failed_flag[0] = 1
         for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            if colsum == NULL:
+                continue
             p = task // out_h
             oh = task - p * out_h
             h0 = oh * s_h - p_h
@@ -335,22 +352,24 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                 else:
                     divisor = <double>(div_h[oh] * div_w[ow])
                 out[p, oh, ow] = <floating>(total / divisor)
+        free(colsum)
+    if failed:
+        raise MemoryError("avg_pool: no memory for the per-thread scratch rows")
 
 
 def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad_x,
                       Py_ssize_t k_h, Py_ssize_t s_h, Py_ssize_t p_h,
                       const int64_t[::1] ow_lo, const int64_t[::1] ow_hi,
-                      const int64_t[::1] ow_pick, bint single,
-                      double[:, ::1] scratch, int n_threads):
+                      const int64_t[::1] ow_pick, bint single, int n_threads):
     """grad_x (P, H, W): each element sums ``scaled`` (grad_out / divisor) over its windows.
 
     Window row oh covers input rows [oh*s_h - p_h, oh*s_h - p_h + k_h), so
     input row ih lies in windows ``floor((ih + p_h - k_h) / s_h) + 1 <= oh
     <= floor((ih + p_h) / s_h)``; input column iw lies in window columns
     ``[ow_lo[iw], ow_hi[iw])`` (computed once by the caller the same way).
-    Per input row, the window rows are summed into a float64 buffer
-    (``scratch``, ``n_threads`` rows of at least OW + 1 entries), then each
-    element adds its window columns. When no column lies in two windows
+    Per input row, the window rows are summed into a float64 buffer of
+    OW + 1 entries (each thread allocates its own), then each element adds
+    its window columns. When no column lies in two windows
     (``single``), element iw just reads entry ``ow_pick[iw]``: its window,
     or the always-zero entry OW when it lies in none.
     """
@@ -360,11 +379,17 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, ih, iw, oh, ow, oh0, oh1, num
     cdef const floating* row
-    cdef double* rowsum
+    cdef double* rowsum = NULL
     cdef double total
+    cdef int failed = 0
+    cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
     with nogil, parallel(num_threads=n_threads):
-        rowsum = &scratch[omp_get_thread_num(), 0]
+        rowsum = <double*>malloc((out_w + 1) * sizeof(double))
+        if rowsum == NULL:
+            failed_flag[0] = 1
         for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            if rowsum == NULL:
+                continue
             p = task // in_h
             ih = task - p * in_h
             num = ih + p_h - k_h
@@ -387,6 +412,9 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
                     for ow in range(ow_lo[iw], ow_hi[iw]):
                         total = total + rowsum[ow]
                     grad_x[p, ih, iw] = <floating>total
+        free(rowsum)
+    if failed:
+        raise MemoryError("avg_pool backward: no memory for the per-thread scratch rows")
 
 
 def plane_mean(const floating[:, ::1] x, floating[::1] out, int n_threads):

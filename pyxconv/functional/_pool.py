@@ -36,18 +36,6 @@ def _threads_for(elements):
     return get_num_threads() if elements >= _GRAIN else 1
 
 
-def _scratch(n_threads, width, dtype):
-    """One scratch row of ``width`` entries per OpenMP thread, on cache lines of its own.
-
-    Rows are padded to whole 64-byte lines plus one spare line, so that two
-    threads never write to the same cache line (false sharing would make
-    two threads slower than one).
-    """
-    itemsize = np.dtype(dtype).itemsize
-    stride = (-(-width * itemsize // 64) + 1) * 64 // itemsize
-    return np.empty((n_threads, stride), dtype=dtype)
-
-
 def _flag(value, name):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -273,12 +261,8 @@ def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_in
     x3 = np.ascontiguousarray(x).reshape((planes,) + g.in2)
     out = np.empty((planes,) + g.out2, dtype=x.dtype)
     switches = np.empty((planes,) + g.out2, dtype=np.int64)
-    n_threads = _threads_for(x.size)
-    out_w = g.out2[1]
     _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
-                           *g.column_taps(),
-                           _scratch(n_threads, out_w, x.dtype),
-                           _scratch(n_threads, out_w, np.intc), n_threads)
+                           *g.column_taps(), _threads_for(x.size))
     shape = (n, c) + g.out_spatial
     out = out.reshape(shape)
     if return_indices:
@@ -799,7 +783,7 @@ def _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
     n_threads = _threads_for(x.size)
     _pool.avg_pool_forward(np.ascontiguousarray(x).reshape((planes,) + g.in2), out,
                            *g.kernel_args(with_dilation=False), div_h, div_w, override,
-                           _scratch(n_threads, g.in2[1], np.float64), n_threads)
+                           n_threads)
     return out.reshape((n, c) + g.out_spatial)
 
 
@@ -835,7 +819,7 @@ def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, c
     single = bool((width <= 1).all())  # no input column lies in two windows
     ow_pick = np.where(width > 0, ow_lo, g.out2[1])
     _pool.avg_pool_backward(scaled, grad_x, k_h, s_h, p_h, ow_lo, ow_hi, ow_pick, single,
-                            _scratch(n_threads, g.out2[1] + 1, np.float64), n_threads)
+                            n_threads)
     return grad_x.reshape(input_shape)
 
 
