@@ -3,7 +3,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import pyxconv
@@ -551,3 +551,50 @@ def test_workspace_stays_under_the_cap_on_a_large_input():
         pyxconv.set_workspace_limit(None)
     # Unbounded, the column matrix alone would take 4*32*9*64*64*4 = 18.9 MB.
     assert peak <= output_bytes + cap + 2**20, peak
+
+
+@settings(deadline=None)
+@given(width=st.integers(1, 4), kernel=st.integers(1, 3), dilation=st.integers(1, 3),
+       stride=st.integers(1, 3), before=st.integers(0, 8), after=st.integers(0, 8),
+       n=st.integers(1, 2), c=st.integers(1, 2))
+@example(width=1, kernel=3, dilation=2, stride=1, before=2, after=2, n=1, c=1)
+def test_im2col_and_col2im_kernels_never_write_outside_their_buffers(
+        width, kernel, dilation, stride, before, after, n, c):
+    # Padding may exceed what the output row covers: padding 2, dilation 2 on a
+    # width-1 input once wrote zeros past the row, into the next sample's columns
+    # (another thread's), which made conv1d's result vary between runs.
+    from pyxconv._kernels import _im2col
+    from pyxconv.functional._conv import _Geometry
+    span = dilation * (kernel - 1) + 1
+    assume(width + before + after >= span)
+    g = _Geometry((width,), (kernel,), (stride,), ((before, after),), (dilation,), 1, n, c, 1)
+    size = g.rows * n * g.positions
+    x = np.arange(1, n * c * width + 1, dtype=np.float64).reshape(n, c, 1, 1, width)
+    sentinel = -12345.0
+    # Lay the columns out for n + 1 samples and fill only n: the last sample's
+    # slot, and the tail after the buffer, must keep their sentinels.
+    slots = n + 1
+    full = g.rows * slots * g.positions
+    for per_sample in (True, False):
+        buffer = np.full(full + 64, sentinel)
+        sample_stride, row_stride = ((g.rows * g.positions, g.positions) if per_sample
+                                     else (g.positions, slots * g.positions))
+        _im2col.im2col(x, buffer[:full], sample_stride, row_stride, 0, n, 0, g.out_rows,
+                       *g.kernel_args(), 2)
+        spare = (buffer[:full].reshape(slots, g.rows, g.positions)[n] if per_sample else
+                 buffer[:full].reshape(g.rows, slots, g.positions)[:, n])
+        assert (spare == sentinel).all(), "im2col wrote into another sample's columns"
+        assert (buffer[full:] == sentinel).all(), "im2col wrote past its buffer"
+    buffer = np.zeros(size)
+    grad = np.full(x.size + 64, sentinel)
+    grad[:x.size] = 0
+    _im2col.col2im(buffer[:size], grad[:x.size].reshape(x.shape), g.positions,
+                   n * g.positions, 0, n, 0, g.out_rows, *g.kernel_args(), 2)
+    assert (grad[x.size:] == sentinel).all()
+    # And the values: every column is its window of the padded input.
+    cols = im2col(x.reshape(n, c, 1, width), (1, kernel), stride=(1, stride),
+                  padding=((0, 0), (before, after)), dilation=(1, dilation))
+    padded = np.pad(x.reshape(n, c, width), ((0, 0), (0, 0), (before, after)))
+    for j in range(g.positions):
+        window = padded[:, :, j * stride:j * stride + span:dilation]
+        np.testing.assert_array_equal(cols[:, :, j], window.reshape(n, -1))

@@ -111,6 +111,9 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                 offset_w = e * dil_w - pad_w
                 lo = _first_valid(offset_w, stride_w)
                 hi = _end_valid(offset_w, stride_w, in_w, out_w)
+                # Padding wider than the output row: no column of it is valid.
+                if lo > out_w:
+                    lo = out_w
                 if hi < lo:
                     hi = lo
                 od = row_start // out_h
