@@ -265,27 +265,6 @@ def _transpose_forward(x, weight, bias, g):
     return out
 
 
-def _safe_unfold_geometry(g, grad_out):
-    """Work around an im2col limitation: the geometry to unfold ``grad_out`` with.
-
-    im2col's row copy writes ``ceil(pad_w / stride_w)`` leading zeros without
-    clamping that count to the output width, so it writes past the row when
-    the left padding alone is wider than every window (this happens for tiny
-    inputs with a large dilation, e.g. L_in = 1, k = 3, dilation = 2,
-    padding = 2). In that case the width padding is applied explicitly, with
-    a copy of ``grad_out``, and the kernel is called with zero width padding.
-    """
-    pad_w, stride_w = g.p3[2], g.s3[2]
-    if -(-pad_w // stride_w) <= g.out_w:
-        return g, grad_out
-    widths = [(0, 0)] * (grad_out.ndim - 1) + [(pad_w, pad_w)]
-    padded = np.pad(grad_out, widths)
-    padding = g.p3[3 - g.nd:-1] + (0,)
-    safe = _TransposedGeometry(g.out_spatial, padded.shape[2:], g.kernel, g.stride, padding,
-                               g.dilation, g.groups, g.n, g.c_out, g.c_in)
-    return safe, padded
-
-
 def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
     n, groups = g.n, g.groups
     cxg, cyg = g.c_out // groups, g.c_in // groups
@@ -305,7 +284,6 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
                 np.matmul(w[gi], go_g, out=grad_x[:, gi * cxg:(gi + 1) * cxg])
     else:
         n_threads = get_num_threads()
-        g, grad_out = _safe_unfold_geometry(g, grad_out)
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         workspace = None
         grad_w_t = np.zeros((groups, kg, cxg), dtype=x.dtype)
