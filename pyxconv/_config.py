@@ -1,4 +1,5 @@
 """Build and run-time configuration report."""
+import os
 import platform
 import sys
 
@@ -20,6 +21,7 @@ def config_info():
         "openmp": _openmp_helpers.openmp_enabled(),
         "boundscheck (debug build)": _openmp_helpers.boundscheck_enabled(),
         "threads": get_num_threads(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "workspace limit (bytes)": get_workspace_limit(),
     }
     pools = []

@@ -6,8 +6,12 @@ which honours ``OMP_NUM_THREADS`` and limits set with threadpoolctl
 overrides that for pyxconv alone, and :func:`num_threads` does so for a block.
 
 The matrix products go to the BLAS that NumPy ships, which has its own
-thread pool; pyxconv's OpenMP loops and the BLAS calls run one after the
-other, never at the same time, so the two pools do not compete for cores.
+thread pool. pyxconv's OpenMP loops and the BLAS calls run one after the
+other, but idle threads of either pool busy-wait for a while after their
+work, and on a machine with few cores that steals the cores the other pool
+needs. So that idle OpenMP threads sleep, ``import pyxconv`` sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it, and the
+kernels run on one thread when the work is small (:func:`threads_for`).
 """
 import contextlib
 import operator

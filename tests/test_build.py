@@ -129,3 +129,14 @@ def test_demo_prints_the_lecture_result(capsys):
     assert main(["demo"]) == 0
     text = capsys.readouterr().out
     assert "[[ 5  0 -2]" in text and "[ 4  9  7]]" in text
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_idle_openmp_threads_sleep_unless_the_user_chose_otherwise(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, pyxconv; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == expected
