@@ -123,13 +123,16 @@ def num_threads(n):
 ELEMENTS_PER_THREAD = 16384
 
 
-def threads_for(elements):
+def threads_for(elements, per_thread=None):
     """Threads for a kernel that touches ``elements`` values: 1 for small work.
 
     At most :func:`get_num_threads`, and no more than one thread per
-    ``ELEMENTS_PER_THREAD`` elements. Kernels give the same result at any
-    thread count, so this only changes speed.
+    ``per_thread`` elements (default ``ELEMENTS_PER_THREAD``; a kernel whose
+    break-even point was measured elsewhere passes its own). Kernels give the
+    same result at any thread count, so this only changes speed.
     """
-    if elements < 2 * ELEMENTS_PER_THREAD:
+    if per_thread is None:
+        per_thread = ELEMENTS_PER_THREAD
+    if elements < 2 * per_thread:
         return 1
-    return max(1, min(get_num_threads(), elements // ELEMENTS_PER_THREAD))
+    return max(1, min(get_num_threads(), elements // per_thread))

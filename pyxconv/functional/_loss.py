@@ -21,14 +21,12 @@ import numbers
 import numpy as np
 
 from pyxconv._kernels import _softmax
-from pyxconv._threads import get_num_threads
+from pyxconv._threads import threads_for
 from pyxconv.functional._validation import as_int, float_arrays
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("mean", "sum", "none")
 _INT64 = np.iinfo(np.int64)
-# Rows x classes below which one thread is faster than starting a team.
-_ELEMENTS_PER_THREAD = 16384
 
 
 def _float_array(x, name):
@@ -36,12 +34,6 @@ def _float_array(x, name):
     if isinstance(x, np.ndarray) and x.dtype in _FLOATS:
         return x
     return float_arrays(**{name: x})[0]
-
-
-def _threads_for(elements):
-    if elements < 2 * _ELEMENTS_PER_THREAD:
-        return 1
-    return max(1, min(get_num_threads(), elements // _ELEMENTS_PER_THREAD))
 
 
 def _check_reduction(reduction):
@@ -105,7 +97,7 @@ def _softmax_impl(x, axis, log_output):
         return np.empty(x.shape, dtype=x.dtype)
     x2, moved_shape = _rows_last_axis(x, axis)
     out = np.empty(x2.shape, dtype=x.dtype)
-    _softmax.softmax_rows(x2, out, log_output, _threads_for(x2.size))
+    _softmax.softmax_rows(x2, out, log_output, threads_for(x2.size))
     return _from_rows(out, moved_shape, axis, x.ndim)
 
 
@@ -357,7 +349,7 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
         moved_shape = moved.shape
         z = np.ascontiguousarray(moved).reshape(-1, n_classes)
     rows = z.shape[0]
-    n_threads = _threads_for(z.size)
+    n_threads = threads_for(z.size)
     row_loss = np.empty(rows, dtype=np.float64)
     grad = np.empty(z.shape, dtype=z.dtype) if want_grad else None
     mean = reduction == "mean"

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from pyxconv._kernels import _pool
-from pyxconv._threads import get_num_threads
+from pyxconv._threads import threads_for
 from pyxconv.functional._validation import (
     as_int,
     check_finite_size,
@@ -27,16 +27,16 @@ from pyxconv.functional._validation import (
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
 _DIM_NAMES = {1: ("length",), 2: ("height", "width")}
 _INT32_MAX = 2**31 - 1
-# Below this many elements touched, a call runs on one thread: waking and
-# joining a second OpenMP thread costs more than it saves. The kernels do
-# about a billion elements a second, so this is ~0.4 ms of work; measured on
-# 2 cores, max_pool2d of (64, 6, 28, 28) (0.3 M elements) took 0.24 ms on one
-# thread and on two, and its backward was slower on two.
-_GRAIN = 2**19
+# Below twice this many elements touched, a call runs on one thread: waking
+# and joining a second OpenMP thread costs more than it saves. The kernels do
+# about a billion elements a second, so 2**19 elements is ~0.4 ms of work;
+# measured on 2 cores, max_pool2d of (64, 6, 28, 28) (0.3 M elements) took
+# 0.24 ms on one thread and on two, and its backward was slower on two.
+_GRAIN = 2**18
 
 
 def _threads_for(elements):
-    return get_num_threads() if elements >= _GRAIN else 1
+    return threads_for(elements, _GRAIN)
 
 
 def _flag(value, name):
