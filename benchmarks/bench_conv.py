@@ -13,13 +13,13 @@ import argparse
 import json
 import math
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from _timing import median_time  # noqa: E402
 import pyxconv
 from pyxconv.functional import conv2d, conv2d_backward
 
@@ -34,22 +34,6 @@ LAYERS = [
     (32, 256, 14, 14, 64, 1, 1, 0),
     (1, 3, 5, 5, 2, 3, 2, 1),
 ]
-
-
-def median_time(fn, repeats, min_time=0.05):
-    """Median seconds per call; short calls are batched so each sample lasts >= min_time."""
-    fn()
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    inner = max(1, int(min_time / max(once, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - start) / inner)
-    return float(np.median(samples))
 
 
 def sgemm_gflops(threads, size=1024):

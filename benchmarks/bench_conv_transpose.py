@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 if __name__ == "__main__" and "--wait-policy=default" not in sys.argv and not (
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from _timing import median_time  # noqa: E402
 import pyxconv  # noqa: E402
 from pyxconv.functional import conv_transpose2d, conv_transpose2d_backward  # noqa: E402
 
@@ -46,22 +46,6 @@ LAYERS = [
     (32, 64, 16, 16, 32, 4, 2, 1, 0),  # DCGAN-style 2x upsampling
     (32, 16, 8, 8, 8, 3, 2, 1, 1),
 ]
-
-
-def median_time(fn, repeats, min_time=0.05):
-    """Median seconds per call; short calls are batched so each sample lasts >= min_time."""
-    fn()
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    inner = max(1, int(min_time / max(once, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - start) / inner)
-    return float(np.median(samples))
 
 
 def bench_layer(layer, threads, repeats):

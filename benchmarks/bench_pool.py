@@ -28,7 +28,6 @@ import math
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 if __name__ == "__main__" and "--wait-policy=default" not in sys.argv and not (
@@ -40,6 +39,7 @@ if __name__ == "__main__" and "--wait-policy=default" not in sys.argv and not (
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from _timing import median_time  # noqa: E402
 import pyxconv  # noqa: E402
 from pyxconv.functional import (  # noqa: E402
     avg_pool2d,
@@ -59,22 +59,6 @@ AVG_CASES = [
     (32, 64, 32, 32, 2, 2, 0),
     (32, 1024, 7, 7, 7, 7, 0),    # GoogLeNet's global 7x7 average pool
 ]
-
-
-def median_time(fn, repeats, min_time=0.05):
-    """Median seconds per call; short calls are batched so each sample lasts >= min_time."""
-    fn()
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    inner = max(1, int(min_time / max(once, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - start) / inner)
-    return float(np.median(samples))
 
 
 def max_pool_functions(case):
