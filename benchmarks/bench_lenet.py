@@ -13,10 +13,11 @@ BLAS via threadpoolctl, against ``torch.set_num_threads(n)``.
 Timings are noisy when other processes share the machine: run it on an
 idle machine, and compare ratios from the same run.
 
-``--omp-wait-policy PASSIVE`` sets ``OMP_WAIT_POLICY`` in both children. With
-GNU OpenMP's default (active spinning), OpenMP threads that spin after a
-kernel compete with OpenBLAS's threads for the cores; at 2 threads on a
-2-core machine that made pyxconv's epoch ~10x slower in our runs.
+``--omp-wait-policy`` sets ``OMP_WAIT_POLICY`` in both children. pyxconv sets
+PASSIVE itself unless the environment says otherwise: with GNU OpenMP's
+active spinning, OpenMP threads that spin after a kernel compete with
+OpenBLAS's threads for the cores, and at 2 threads on a 2-core machine that
+made pyxconv's epoch ~10x slower in our runs.
 
 Usage::
 
@@ -166,7 +167,8 @@ def main():
         benchmark="LeNet-5, one epoch of MNIST, batch %d, SGD(lr=0.01, momentum=0.9)"
         % args.batch_size,
         training_images=args.limit or 60000,
-        omp_wait_policy=env.get("OMP_WAIT_POLICY", "(unset: GNU OpenMP default, active)"),
+        omp_wait_policy=env.get("OMP_WAIT_POLICY",
+                                "(not set here; pyxconv defaults to PASSIVE, torch to active)"),
         machine=dict(platform=platform.platform(), processor=platform.processor(),
                      cpu_count=os.cpu_count(), python=platform.python_version()),
         versions=dict(pyxconv=pyxconv.__version__, torch=torch.__version__),
