@@ -19,6 +19,22 @@ from pyxconv._workspace import get_workspace_limit, set_workspace_limit
 from pyxconv._config import show_config
 from pyxconv import functional
 
+# Submodules that pull in more than the kernels load on first use:
+# ``pyxconv.nn.Conv2d`` works after a plain ``import pyxconv``.
+_LAZY_SUBMODULES = ("data", "models", "nn", "optim", "teach", "train")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"pyxconv.{name}")
+    raise AttributeError(f"module 'pyxconv' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "__version__",
     "functional",

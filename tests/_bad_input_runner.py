@@ -24,9 +24,10 @@ def main():
         print(json.dumps({"start": case_id}), flush=True)
         try:
             call(ns)
-            outcome = {"raised": None, "message": ""}
+            outcome = {"raised": None, "message": "", "kinds": []}
         except BaseException as exc:  # noqa: BLE001 - the parent judges the type
-            outcome = {"raised": type(exc).__name__, "message": str(exc)}
+            outcome = {"raised": type(exc).__name__, "message": str(exc),
+                       "kinds": [kind.__name__ for kind in type(exc).__mro__]}
         outcome["id"] = case_id
         outcome["inputs_unchanged"] = checksum(arrays) == before
         print(json.dumps(outcome), flush=True)

@@ -4,7 +4,7 @@ Run by ``tests/test_bad_input.py`` in a child process, so that a call that
 crashed the interpreter fails its test instead of killing the test run.
 
 Each case is ``(case_id, call, error, message_regex)``: ``call`` takes the
-namespace ``ns`` (with ``np``, ``F`` = pyxconv.functional and read-only
+namespace ``ns`` (with ``np``, ``F`` = pyxconv.functional, ``nn`` and read-only
 example arrays) and makes one call that must raise ``error`` with a message
 matching ``message_regex``. Every example array is read-only and is checked
 unchanged after each call.
@@ -14,6 +14,7 @@ import numpy as np
 
 def make_namespace():
     import pyxconv.functional as F
+    import pyxconv.nn as nn
 
     rng = np.random.default_rng(0)
     arrays = {
@@ -28,7 +29,7 @@ def make_namespace():
     }
     for a in arrays.values():
         a.setflags(write=False)
-    ns = {"np": np, "F": F}
+    ns = {"np": np, "F": F, "nn": nn}
     ns.update(arrays)
     return ns, arrays
 
@@ -256,4 +257,35 @@ CASES = [
     ("sigmoid_binary_cross_entropy-complex",
      lambda ns: ns["F"].sigmoid_binary_cross_entropy(np.ones(3, complex), np.ones(3)), TypeError,
      "complex|dtype"),
+    # ---------------------------------------------------------------- layers
+    ("layer-Conv2d-channels", lambda ns: ns["nn"].Conv2d(3, 4, 3)(ns["x4"]), ValueError,
+     "3 channels"),
+    ("layer-Conv2d-kernel-zero", lambda ns: ns["nn"].Conv2d(3, 4, 0), ValueError, "kernel_size"),
+    ("layer-Conv1d-ndim", lambda ns: ns["nn"].Conv1d(4, 2, 3)(ns["x4"]), ValueError, "Conv1d"),
+    ("layer-ConvTranspose2d-output-padding",
+     lambda ns: ns["nn"].ConvTranspose2d(4, 2, 3, stride=1, output_padding=1), ValueError,
+     "output_padding"),
+    ("layer-Linear-features", lambda ns: ns["nn"].Linear(5, 2)(np.ones((2, 4))), ValueError,
+     r"\(N, 5\)"),
+    ("layer-Linear-zero", lambda ns: ns["nn"].Linear(0, 2), ValueError, "in_features"),
+    ("layer-MaxPool2d-ndim", lambda ns: ns["nn"].MaxPool2d(2)(np.ones((4, 4))), ValueError,
+     "MaxPool2d"),
+    ("layer-BatchNorm2d-channels", lambda ns: ns["nn"].BatchNorm2d(3)(ns["x4"]), ValueError,
+     "3 channels"),
+    ("layer-Dropout-p", lambda ns: ns["nn"].Dropout(1.5), ValueError, r"\[0, 1\)"),
+    ("layer-backward-before-forward", lambda ns: ns["nn"].Linear(5, 2).backward(np.ones((1, 2))),
+     RuntimeError, "call forward"),
+    ("layer-state-dict-missing-keys",
+     lambda ns: ns["nn"].Sequential(ns["nn"].Linear(3, 2)).load_state_dict(
+         {"0.weight": np.ones((2, 3))}), ValueError, "missing keys"),
+    ("layer-state-dict-wrong-shape",
+     lambda ns: ns["nn"].Sequential(ns["nn"].Linear(3, 2)).load_state_dict(
+         {"0.weight": np.ones((3, 2)), "0.bias": np.ones(2)}), ValueError, "0.weight"),
+    ("layer-state-dict-extra-key",
+     lambda ns: ns["nn"].Sequential(ns["nn"].Linear(3, 2)).load_state_dict(
+         {"0.weight": np.ones((2, 3)), "0.bias": np.ones(2), "1.weight": np.ones(1)}),
+     ValueError, "1.weight"),
+    ("layer-SoftmaxCrossEntropy-target",
+     lambda ns: ns["nn"].SoftmaxCrossEntropy()(np.ones((2, 3)), np.array([0, 3])), ValueError,
+     "target"),
 ]

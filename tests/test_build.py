@@ -140,3 +140,13 @@ def test_idle_openmp_threads_sleep_unless_the_user_chose_otherwise(preset, expec
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == expected
+
+
+def test_submodules_are_reachable_from_a_plain_import():
+    code = ("import pyxconv; print(pyxconv.nn.Conv2d.__name__, pyxconv.optim.SGD.__name__, "
+            "pyxconv.data.read_idx.__name__, pyxconv.teach.summary.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["Conv2d", "SGD", "read_idx", "summary"]
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        pyxconv.nonexistent

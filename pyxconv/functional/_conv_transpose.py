@@ -110,15 +110,22 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0,
     return _output_sizes(sizes, kernel, stride, padding, output_padding, dilation)
 
 
-def _output_sizes(sizes, kernel, stride, padding, output_padding, dilation, name="x"):
-    names = _DIM_NAMES[len(sizes)]
-    out = []
-    for dim, n_in, k, s, p, op, d in zip(names, sizes, kernel, stride, padding,
-                                         output_padding, dilation):
+def check_output_padding(output_padding, stride, dilation):
+    """Raise ValueError unless each output_padding is below its stride or dilation."""
+    names = _DIM_NAMES[len(output_padding)]
+    for dim, op, s, d in zip(names, output_padding, stride, dilation):
         if op >= s and op >= d:
             raise ValueError(
                 f"output_padding must be smaller than either stride or dilation, got "
                 f"output_padding={op} with stride={s} and dilation={d} along the {dim}")
+
+
+def _output_sizes(sizes, kernel, stride, padding, output_padding, dilation, name="x"):
+    names = _DIM_NAMES[len(sizes)]
+    check_output_padding(output_padding, stride, dilation)
+    out = []
+    for dim, n_in, k, s, p, op, d in zip(names, sizes, kernel, stride, padding,
+                                         output_padding, dilation):
         n_out = (n_in - 1) * s - 2 * p + d * (k - 1) + op + 1
         if n_out < 1:
             raise ValueError(

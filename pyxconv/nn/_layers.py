@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from pyxconv import functional as F
+from pyxconv.functional._conv_transpose import check_output_padding
 from pyxconv.functional._validation import (
     as_int,
     conv_output_size,
@@ -499,6 +500,7 @@ class ConvTranspose2d(Module):
         self.padding = int_tuple(padding, 2, "padding", 0)
         self.output_padding = int_tuple(output_padding, 2, "output_padding", 0)
         self.dilation = int_tuple(dilation, 2, "dilation", 1)
+        check_output_padding(self.output_padding, self.stride, self.dilation)
         self.groups = as_int(groups, "groups", 1)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"groups={self.groups} must divide in_channels={self.in_channels} "

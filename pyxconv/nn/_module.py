@@ -57,6 +57,14 @@ def _to_numpy(value, key):
         raise TypeError(f"state_dict[{key!r}] is not array-like: {exc}") from None
 
 
+class BackwardBeforeForwardError(RuntimeError, AttributeError):
+    """``backward`` was called without the tensors a ``forward`` call keeps.
+
+    Also an AttributeError, so ``getattr(layer, name, default)`` and
+    ``hasattr`` keep working on layers.
+    """
+
+
 class Module:
     """Base class of every layer.
 
@@ -89,6 +97,15 @@ class Module:
                             f"got {type(module).__name__}")
         self._modules[name] = module
         return module
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails: for a layer, a missing private
+        # attribute is a cache that forward has not filled yet.
+        if name.startswith("_") and not name.startswith("__"):
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__} has no {name!r}: backward needs the values of a "
+                "forward call; call forward (in training mode) first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- the layer protocol ---------------------------------------------------------
     def forward(self, x):

@@ -1,5 +1,4 @@
 """Pooling layers: max (with switches), max-unpooling, average, global average."""
-import math
 
 import numpy as np
 

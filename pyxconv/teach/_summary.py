@@ -8,7 +8,6 @@ strides and dilations off the layers. :func:`gradcheck` compares a layer's
 ``backward`` with central differences in float64.
 """
 import copy
-import math
 
 import numpy as np
 
