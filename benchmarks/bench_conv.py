@@ -9,6 +9,13 @@ Usage::
 
     python benchmarks/bench_conv.py [--repeats 7] [--threads 1 2] [--out benchmarks/results/conv.json]
 """
+import os
+
+# torch and pyxconv each bring an OpenMP runtime; idle threads of one that
+# spin steal the cores the other needs when both run in one process. Both
+# sleep when idle here, which is pyxconv's own default; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
 import math
