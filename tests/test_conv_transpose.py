@@ -157,7 +157,7 @@ def geometries(draw, nd=2):
     return (nd, n, c_in, c_out, sp, k, s, p, op, d, groups)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(geometries(nd=2), st.integers(0, 2**16))
 def test_conv_transpose2d_matches_reference_for_random_geometries(case, seed):
     nd, x, w, b, kw = _make(case, seed=seed)
@@ -165,7 +165,7 @@ def test_conv_transpose2d_matches_reference_for_random_geometries(case, seed):
                                reference_conv_transpose(x, w, b, **kw), atol=1e-12)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(st.integers(1, 3).flatmap(lambda nd: geometries(nd=nd)), st.integers(0, 2**16))
 def test_adjoint_identity_conv_and_conv_transpose(case, seed):
     """<conv(z), x> == <z, conv_transpose(x)>: the two are each other's transpose."""
@@ -194,7 +194,7 @@ def test_conv_transpose_backward_matches_numerical_gradient(case):
     np.testing.assert_allclose(grad_b, numerical_grad(loss, b), atol=1e-6)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(geometries(nd=2), st.integers(0, 2**16))
 def test_conv_transpose2d_backward_is_the_adjoint_of_the_forward(case, seed):
     """grad_x and grad_w are the transposes of the (linear) forward in x and in w."""

@@ -166,7 +166,7 @@ def test_float64_exponential_is_accurate_to_a_few_ulp_over_its_whole_range():
 
 @given(st.integers(1, 6), st.integers(1, 40), st.floats(-1e6, 1e6),
        st.sampled_from([np.float32, np.float64]))
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 def test_softmax_rows_sum_to_one_and_ignore_a_shift(rows, classes, shift, dtype):
     # a local generator: the shared one would leave the later tests' data
     # depending on how many examples hypothesis ran
@@ -283,7 +283,7 @@ def test_short_rows_in_blocks_and_long_rows_one_by_one_match_the_reference(shape
 
 @given(st.integers(1, 8), st.integers(1, 12), st.sampled_from(["mean", "sum", "none"]),
        st.floats(0, 1), st.booleans(), st.booleans(), st.integers(0, 2**31))
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 def test_fused_loss_and_gradient_match_the_reference_for_random_problems(
         n, c, reduction, eps, use_weight, float32, seed):
     rng = np.random.default_rng(seed)

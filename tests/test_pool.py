@@ -210,7 +210,7 @@ def test_unpool_of_we29_puts_maxima_back_at_their_switches():
 # ----------------------------------------------------------------- forward vs references
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 11),
     kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
@@ -260,7 +260,7 @@ def test_max_pool2d_fixed_geometries_match_plain_loops(shape, k, s, p, d, ceil_m
     np.testing.assert_array_equal(idx, ref_idx)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(n=st.integers(1, 2), c=st.integers(1, 2), length=st.integers(1, 20),
        k=st.integers(1, 5), s=st.integers(1, 4), pad=st.integers(0, 2), d=st.integers(1, 3),
        ceil_mode=st.booleans(), seed=st.integers(0, 100))
@@ -366,7 +366,7 @@ def test_maxpool_switches_route_gradient_to_argmax_even_when_windows_overlap():
     np.testing.assert_array_equal(grad, expected)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(h=st.integers(2, 12), w=st.integers(2, 12), k=st.integers(2, 4), s=st.integers(1, 3),
        seed=st.integers(0, 100))
 def test_max_pool2d_backward_is_a_scatter_add_at_the_switches(h, w, k, s, seed):
@@ -405,7 +405,7 @@ def test_unpool_matches_plain_loops_and_last_duplicate_wins():
     np.testing.assert_array_equal(back[0, 0], [2, 0, 3, 0, 0, 0])
 
 
-@settings(max_examples=30, deadline=None,
+@settings(deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4),
        k=st.integers(1, 3), seed=st.integers(0, 1000))
@@ -462,7 +462,7 @@ def test_unpool_backward_gathers_at_the_switches():
 # --------------------------------------------------------------------- average pooling
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), pad_h=st.integers(0, 2),
        pad_w=st.integers(0, 2), ceil_mode=st.booleans(), count_include_pad=st.booleans(),

@@ -68,7 +68,7 @@ def conv_cases(draw, nd=None):
 
 
 # --------------------------------------------------------------------------- conv_matrix
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(conv_cases(), st.integers(0, 2**16))
 def test_conv_matrix_times_x_is_the_convolution(case, seed):
     nd, groups, c_in, c_out, k, s, d, pads, sp = case
@@ -138,7 +138,7 @@ def test_symbols_in_2d_and_with_long_names():
 
 
 # --------------------------------------------------------------------------- transposes
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(conv_cases(), st.integers(0, 2**16))
 def test_conv_transpose_is_the_transposed_matrix(case, seed):
     nd, groups, c_in, c_out, k, s, d, pads, sp = case
@@ -190,7 +190,7 @@ def transpose_cases(draw):
     return nd, groups, c_in, c_out, k, s, d, p, op, sp
 
 
-@settings(max_examples=50, deadline=None)
+@settings(deadline=None)
 @given(transpose_cases(), st.integers(0, 2**16))
 def test_dilate_and_flip_equals_conv_transpose(case, seed):
     """Including padding > dilation * (k - 1), where the 'padding' becomes a crop."""
