@@ -29,7 +29,9 @@ def load_records(results_dir):
         if good:
             files.append(path.name)
             for r in good:
-                records.append(dict(r, source=path.name, case=case_label(r)))
+                # forward and forward+backward timings of one op get plots of their own
+                op = f"{r['op']} {r['mode']}" if r.get("mode") else r["op"]
+                records.append(dict(r, op=op, source=path.name, case=case_label(r)))
     return records, files
 
 
