@@ -199,7 +199,8 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
     cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
     cdef bint fast = (k_h == 2 and k_w == 2 and s_h == 2 and s_w == 2 and p_h == 0
-                      and p_w == 0 and 2 * out_h <= in_h and 2 * out_w <= in_w)
+                      and p_w == 0 and d_h == 1 and d_w == 1
+                      and 2 * out_h <= in_h and 2 * out_w <= in_w)
     cdef Py_ssize_t n_tasks = planes * out_h
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, oh
