@@ -75,7 +75,9 @@ def _plot(op, rows, png):
                 vals.append(float(v) if isinstance(v, (int, float)) else np.nan)
             if not np.all(np.isnan(vals)):
                 series.append((f"{lib}, {t} thread{'s' if t > 1 else ''}", vals, lib))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(cases) + 2), 3.6))
+    # The page's text column is ~7 inches wide: a wider figure is shrunk and its
+    # labels become unreadable, so many cases get a taller figure instead.
+    fig, ax = plt.subplots(figsize=(7.0, 3.6 if len(cases) <= 4 else 5.0))
     width = 0.8 / max(1, len(series))
     x = np.arange(len(cases))
     colors = {"pyxconv": ["#1f77b4", "#6baed6"], "PyTorch": ["#d62728", "#fc9272"]}
@@ -85,7 +87,7 @@ def _plot(op, rows, png):
         used[lib] += 1
         ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=label, color=color)
     ax.set_xticks(x)
-    ax.set_xticklabels(cases, rotation=20, ha="right", fontsize=8)
+    ax.set_xticklabels(cases, rotation=30 if len(cases) > 4 else 20, ha="right", fontsize=8)
     ax.set_ylabel("time per call (ms)")
     ax.set_yscale("log")
     ax.set_title(op)
