@@ -15,6 +15,7 @@ from pyxconv._kernels import _im2col
 from pyxconv._threads import threads_for
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._validation import (
+    SPATIAL_DIM_NAMES,
     as_int,
     check_allocation,
     check_finite_size,
@@ -28,7 +29,6 @@ from pyxconv.functional._validation import (
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 _WEIGHT_LAYOUTS = {1: "(C_out, C_in/groups, kL)", 2: "(C_out, C_in/groups, kH, kW)",
                    3: "(C_out, C_in/groups, kD, kH, kW)"}
-_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 # Whole samples are grouped into one chunk until its column matrix reaches about
 # this size: a column matrix that stays in cache between im2col and the GEMM is
@@ -47,7 +47,7 @@ class _Geometry:
     def __init__(self, in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out,
                  x_name="x"):
         nd = len(in_spatial)
-        names = _DIM_NAMES[nd]
+        names = SPATIAL_DIM_NAMES[nd]
         self.nd = nd
         self.n, self.c_in, self.c_out, self.groups = n, c_in, c_out, groups
         self.in_spatial = tuple(in_spatial)

@@ -40,6 +40,7 @@ from pyxconv._threads import get_num_threads
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
 from pyxconv.functional._validation import (
+    SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,
     check_ndim,
@@ -52,7 +53,6 @@ _OUT_LAYOUTS = {1: "(N, C_out, L_out)", 2: "(N, C_out, H_out, W_out)",
                 3: "(N, C_out, D_out, H_out, W_out)"}
 _WEIGHT_LAYOUTS = {1: "(C_in, C_out/groups, kL)", 2: "(C_in, C_out/groups, kH, kW)",
                    3: "(C_in, C_out/groups, kD, kH, kW)"}
-_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 __all__ = [
     "conv_transpose1d",
@@ -99,7 +99,7 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0,
     """
     sizes = (input_size,) if not isinstance(input_size, (tuple, list)) else tuple(input_size)
     nd = len(sizes)
-    if nd not in _DIM_NAMES:
+    if nd not in SPATIAL_DIM_NAMES:
         raise ValueError(f"input_size must have 1, 2 or 3 dimensions, got {input_size!r}")
     sizes = int_tuple(sizes, nd, "input_size", 1)
     kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
@@ -112,7 +112,7 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0,
 
 def check_output_padding(output_padding, stride, dilation):
     """Raise ValueError unless each output_padding is below its stride or dilation."""
-    names = _DIM_NAMES[len(output_padding)]
+    names = SPATIAL_DIM_NAMES[len(output_padding)]
     for dim, op, s, d in zip(names, output_padding, stride, dilation):
         if op >= s and op >= d:
             raise ValueError(
@@ -121,7 +121,7 @@ def check_output_padding(output_padding, stride, dilation):
 
 
 def _output_sizes(sizes, kernel, stride, padding, output_padding, dilation, name="x"):
-    names = _DIM_NAMES[len(sizes)]
+    names = SPATIAL_DIM_NAMES[len(sizes)]
     check_output_padding(output_padding, stride, dilation)
     out = []
     for dim, n_in, k, s, p, op, d in zip(names, sizes, kernel, stride, padding,

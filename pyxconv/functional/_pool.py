@@ -17,6 +17,7 @@ import numpy as np
 from pyxconv._kernels import _pool
 from pyxconv._threads import threads_for
 from pyxconv.functional._validation import (
+    SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,
     check_ndim,
@@ -25,7 +26,6 @@ from pyxconv.functional._validation import (
 )
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
-_DIM_NAMES = {1: ("length",), 2: ("height", "width")}
 _INT32_MAX = 2**31 - 1
 # Below twice this many elements touched, a call runs on one thread: waking
 # and joining a second OpenMP thread costs more than it saves. The kernels do
@@ -110,7 +110,7 @@ class _PoolGeometry:
 
     def __init__(self, in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd,
                  func, x_name="x"):
-        names = _DIM_NAMES[nd]
+        names = SPATIAL_DIM_NAMES[nd]
         kernel = int_tuple(kernel_size, nd, "kernel_size", 1)
         stride = _resolve_stride(stride, kernel, nd)
         padding = int_tuple(padding, nd, "padding", 0)
@@ -535,7 +535,7 @@ def _unpool_output_spatial(in_spatial, kernel, stride, padding, output_size, nd,
     default = tuple((i - 1) * s + k - 2 * p
                     for i, k, s, p in zip(in_spatial, kernel, stride, padding))
     if output_size is None:
-        for d, name in zip(default, _DIM_NAMES[nd]):
+        for d, name in zip(default, SPATIAL_DIM_NAMES[nd]):
             if d < 1:
                 raise ValueError(
                     f"{func}: the default output {name} (in - 1) * stride + kernel_size - "

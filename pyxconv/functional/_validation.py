@@ -20,6 +20,9 @@ import numpy as np
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# Names of the spatial dimensions of 1-, 2- and 3-D inputs, for error messages.
+SPATIAL_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
 
 def _as_array(value, name):
     if isinstance(value, np.ndarray):

@@ -35,6 +35,7 @@ import numpy as np
 from pyxconv.functional import _conv as _conv_module
 from pyxconv.functional._conv_transpose import _output_sizes
 from pyxconv.functional._validation import (
+    SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,
     check_ndim,
@@ -46,7 +47,6 @@ from pyxconv.functional._validation import (
 
 MAX_MATRIX_ENTRIES = 2**20
 
-_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 __all__ = [
     "MAX_MATRIX_ENTRIES",
@@ -141,7 +141,7 @@ def _conv_geometry(weight_shape, input_shape, stride, padding, dilation, groups)
     dilation = int_tuple(dilation, nd, "dilation", 1)
     pads = padding_pairs(padding, nd, kernel, stride, dilation)
     out = tuple(
-        conv_output_size(s, k, st, p[0], p[1], d, _DIM_NAMES[nd][i], "input_shape")
+        conv_output_size(s, k, st, p[0], p[1], d, SPATIAL_DIM_NAMES[nd][i], "input_shape")
         for i, (s, k, st, p, d) in enumerate(zip(spatial, kernel, stride, pads, dilation)))
     return kernel, c_in, c_out, groups, spatial, out, stride, pads, dilation
 
