@@ -6,6 +6,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from reference import numerical_gradient
 import pyxconv
 import pyxconv._threads
 from pyxconv.functional import (
@@ -48,19 +49,6 @@ def reference_conv(x, w, b, stride, pads, dilation, groups):
                         total += x[(s, g * cig + ci) + tuple(idx)] * w[(co, ci) + tap]
             out[(s, co) + pos] = total
     return out
-
-
-def numerical_gradient(f, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        plus = f()
-        array[i] = old - eps
-        minus = f()
-        array[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def _pairs(padding, nd):
@@ -246,7 +234,7 @@ def test_backward_matches_central_differences(nd):
     w = rng.standard_normal((3, 2) + kernel)
     b = rng.standard_normal(3)
     g = rng.standard_normal(FORWARD[nd](x, w, b, stride=2, padding=1).shape)
-    loss = lambda: (FORWARD[nd](x, w, b, stride=2, padding=1) * g).sum()  # noqa: E731
+    loss = lambda _: (FORWARD[nd](x, w, b, stride=2, padding=1) * g).sum()  # noqa: E731
     grad_x, grad_w, grad_b = BACKWARD[nd](g, x, w, stride=2, padding=1)
     np.testing.assert_allclose(grad_x, numerical_gradient(loss, x), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(grad_w, numerical_gradient(loss, w), rtol=1e-6, atol=1e-7)

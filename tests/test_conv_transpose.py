@@ -6,6 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from reference import numerical_gradient
 import pyxconv
 from pyxconv.functional import (
     conv1d,
@@ -59,19 +60,6 @@ def reference_conv_transpose(x, w, bias=None, stride=1, padding=0, output_paddin
     if bias is not None:
         y += np.asarray(bias).reshape((1, -1) + (1,) * nd)
     return y
-
-
-def numerical_grad(f, a, eps=1e-6):
-    grad = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        fp = f()
-        a[idx] = old - eps
-        fm = f()
-        a[idx] = old
-        grad[idx] = (fp - fm) / (2 * eps)
-    return grad
 
 
 # A spread of geometries: (nd, N, C_in, C_out, spatial, kernel, stride, padding,
@@ -192,11 +180,11 @@ def test_conv_transpose_backward_matches_numerical_gradient(case):
     nd, x, w, b, kw = _make(case)
     out = FORWARD[nd](x, w, b, **kw)
     up = np.random.default_rng(7).standard_normal(out.shape)
-    loss = lambda: float(np.sum(FORWARD[nd](x, w, b, **kw) * up))  # noqa: E731
+    loss = lambda _: float(np.sum(FORWARD[nd](x, w, b, **kw) * up))  # noqa: E731
     grad_x, grad_w, grad_b = BACKWARD[nd](up, x, w, **kw)
-    np.testing.assert_allclose(grad_x, numerical_grad(loss, x), atol=1e-6)
-    np.testing.assert_allclose(grad_w, numerical_grad(loss, w), atol=1e-6)
-    np.testing.assert_allclose(grad_b, numerical_grad(loss, b), atol=1e-6)
+    np.testing.assert_allclose(grad_x, numerical_gradient(loss, x), atol=1e-6)
+    np.testing.assert_allclose(grad_w, numerical_gradient(loss, w), atol=1e-6)
+    np.testing.assert_allclose(grad_b, numerical_gradient(loss, b), atol=1e-6)
 
 
 @settings(deadline=None)

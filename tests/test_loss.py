@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reference import numerical_gradient
 import pyxconv
 from pyxconv.functional import (
     binary_cross_entropy_with_logits,
@@ -66,20 +67,6 @@ def ref_cross_entropy(z, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "sum":
         return losses.sum()
     return losses.sum() / denom if denom else math.nan
-
-
-def numerical_gradient(f, x, h=1e-6):
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        plus = f(x)
-        x[idx] = old - h
-        minus = f(x)
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * h)
-    return grad
 
 
 def ref_bce(x, y, weight=None, pos_weight=None, reduction="mean"):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reference import numerical_gradient
 import pyxconv
 from pyxconv.functional import (
     avg_pool1d,
@@ -148,20 +149,6 @@ def distinct_values(shape, seed):
     """Values at least 0.1 apart, so no window has a near-tie (safe finite differences)."""
     rng = np.random.default_rng(seed)
     return (rng.permutation(math.prod(shape)) * 0.1 - 3.0).reshape(shape)
-
-
-def numerical_gradient(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f(x)
-        flat[i] = old - eps
-        minus = f(x)
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def pair(v):
