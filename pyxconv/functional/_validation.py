@@ -97,6 +97,8 @@ def check_finite_size(shape, name):
 
 
 def as_int(value, name, minimum=None):
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value  # the common case, without the checks below (~1 us each call)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got bool {value!r}")
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
