@@ -369,6 +369,78 @@ def test_max_pool2d_backward_is_a_scatter_add_at_the_switches(h, w, k, s, seed):
                                   ref_scatter_add(g, idx, x.shape))
 
 
+# Non-overlapping windows take a dense path: one gathered pass writes every element of
+# the gradient (or the unpooled output) when each switch lies in its own window, and the
+# general scatter runs when one does not.
+
+TILED_CASES = [((2, 3, 8, 8), 2), ((2, 3, 9, 11), 2), ((1, 2, 10, 7), 3), ((2, 2, 7, 9), (2, 3)),
+               ((3, 1, 5, 8), (1, 2)), ((1, 1, 6, 6), (3, 1))]
+
+
+@pytest.mark.parametrize("shape, k", TILED_CASES)
+def test_tiled_switches_take_the_dense_kernel_and_match_plain_loops(shape, k):
+    from pyxconv._kernels import _pool as kernels
+    x = np.random.default_rng(0).standard_normal(shape)
+    out, idx = max_pool2d(x, k, return_indices=True)
+    g = np.random.default_rng(1).standard_normal(out.shape)
+    tile = pair(k)
+    dense = np.full(shape, np.nan)  # every element must be written
+    planes = shape[0] * shape[1]
+    misses = kernels.scatter_into_tiles(g.reshape((planes,) + out.shape[2:]),
+                                        idx.reshape((planes,) + out.shape[2:]),
+                                        dense.reshape((planes,) + shape[2:]), *tile, 1)
+    assert misses == 0
+    expected = ref_scatter_add(g, idx, shape)
+    np.testing.assert_array_equal(dense, expected)
+    np.testing.assert_array_equal(max_pool2d_backward(g, idx, shape), expected)
+    np.testing.assert_array_equal(max_unpool2d(g, idx, k, output_size=shape[2:]),
+                                  ref_unpool(g, idx, shape[2:]))
+
+
+def test_general_scatter_kernels_write_every_element_of_their_output():
+    # the Python layer hands them np.empty memory, which may hold anything
+    from pyxconv._kernels import _pool as kernels
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9))
+    out, idx = max_pool2d(x, 3, 2, 1, return_indices=True)  # overlapping: shared switches
+    values, switches = out.reshape(6, -1), idx.reshape(6, -1)
+    for kernel, expected in ((kernels.max_pool_backward, ref_scatter_add(out, idx, x.shape)),
+                             (kernels.max_unpool, ref_unpool(out, idx, x.shape[2:]))):
+        garbage = np.full((6, 81), np.nan)
+        kernel(values, switches, garbage, 2)
+        np.testing.assert_array_equal(garbage.reshape(x.shape), expected)
+
+
+@pytest.mark.parametrize("where", [(0, 0, 0, 0), (-1, -1, -1, -1), (1, 2, 3, 0)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_switch_outside_its_window_falls_back_to_the_general_scatter(
+        where, threads, threads_for_small_calls):
+    from pyxconv._kernels import _pool as kernels
+    shape = (2, 3, 8, 10)
+    x = np.random.default_rng(0).standard_normal(shape)
+    out, idx = max_pool2d(x, 2, return_indices=True)
+    idx[where] = 0 if idx[where] != 0 else 79  # in range, in another window
+    g = np.random.default_rng(1).standard_normal(out.shape)
+    scratch = np.empty(shape)
+    assert kernels.scatter_into_tiles(g.reshape(6, 4, 5), idx.reshape(6, 4, 5),
+                                      scratch.reshape(6, 8, 10), 2, 2, threads) > 0
+    with pyxconv.num_threads(threads):
+        np.testing.assert_array_equal(max_pool2d_backward(g, idx, shape),
+                                      ref_scatter_add(g, idx, shape))
+        np.testing.assert_array_equal(max_unpool2d(g, idx, 2), ref_unpool(g, idx, shape[2:]))
+
+
+def test_switches_outside_the_plane_raise_on_the_dense_path_too():
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    out, idx = max_pool2d(x, 2, return_indices=True)
+    for bad in (-1, 16, 2**40):
+        wrong = idx.copy()
+        wrong[0, 1, 1, 1] = bad
+        with pytest.raises(ValueError, match=f"indices holds {bad}, outside \\[0, 16\\)"):
+            max_pool2d_backward(out, wrong, x.shape)
+        with pytest.raises(ValueError, match=f"indices holds {bad}, outside"):
+            max_unpool2d(out, wrong, 2)
+
+
 # -------------------------------------------------------------------------- unpooling
 
 
@@ -537,7 +609,10 @@ def _all_outputs(x):
     out, idx = max_pool2d(x, 3, 2, 1, return_indices=True)
     out2, idx2 = max_pool2d(x, 2, return_indices=True)
     g = np.linspace(-1, 1, out.size).reshape(out.shape).astype(x.dtype)
+    g2 = np.linspace(-1, 1, out2.size).reshape(out2.shape).astype(x.dtype)
     return [out, idx, out2, idx2, max_pool2d_backward(g, idx, x.shape),
+            max_pool2d_backward(g2, idx2, x.shape),
+            max_unpool2d(g2, idx2, 2, output_size=x.shape[2:]),
             max_unpool2d(out, idx, 3, 2, 1, output_size=x.shape[2:]),
             avg_pool2d(x, 3, 2, 1, ceil_mode=True),
             avg_pool2d_backward(g, x.shape, 3, 2, 1),
