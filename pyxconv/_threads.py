@@ -12,6 +12,15 @@ work, and on a machine with few cores that steals the cores the other pool
 needs. So that idle OpenMP threads sleep, ``import pyxconv`` sets
 ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it, and the
 kernels run on one thread when the work is small (:func:`threads_for`).
+
+What a second thread costs, measured on a 2-core virtual machine: with
+PASSIVE waiting, an OpenMP region that wakes a sleeping thread took about
+0.1 ms before any work was done (5 us on one thread), so work below a few
+tenths of a millisecond runs faster on one thread. Letting the threads spin
+briefly instead (``GOMP_SPINCOUNT``) removed that cost in a loop of pyxconv
+calls, but made a convolution that alternates BLAS calls and pyxconv kernels
+up to 8x slower: the spinning threads of one pool took the cores the other
+pool's threads needed.
 """
 import contextlib
 import operator
