@@ -54,7 +54,7 @@ here).
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 
@@ -306,19 +306,25 @@ cdef inline Py_ssize_t _tile_rows(const floating* values, const int64_t* switche
     nothing. Otherwise zeroes the plane's elements [oh0 * k_h * W, zero_end)
     (one contiguous block), writes each value at its switch, and returns 0.
 
-    Check, zero, write: three plain loops, the first two vectorised and the
-    third without a branch. A single loop of per-element selects (value or
-    zero) ran 4x slower: the compiler turned the selects into branches that
-    mispredict on every other tap.
+    Check, zero, write: three plain loops with no branch that depends on the
+    data (the write's bounds test is always true here; it keeps the write
+    inside the block even if another thread changed a switch since the
+    check). A single loop of per-element selects (value or zero) ran 4x
+    slower: the compiler turned the selects into branches that mispredict on
+    every other tap.
     """
     cdef Py_ssize_t i
+    cdef Py_ssize_t first = oh0 * k_h * in_w
+    cdef uint64_t position
     cdef Py_ssize_t misses = _tile_misses(switches, oh0, oh1, out_w, in_w, k_h, k_w)
     if misses:
         return misses
-    for i in range(oh0 * k_h * in_w, zero_end):
+    for i in range(first, zero_end):
         plane[i] = 0
     for i in range((oh1 - oh0) * out_w):
-        plane[switches[i]] = values[i]
+        position = <uint64_t>(switches[i] - first)
+        if position < <uint64_t>(zero_end - first):
+            plane[first + <Py_ssize_t>position] = values[i]
     return 0
 
 
@@ -350,8 +356,7 @@ def scatter_into_tiles(const floating[:, :, ::1] values, const int64_t[:, :, ::1
     cdef int stop = 0
     cdef volatile int* stop_flag = &stop  # shared: variables assigned in prange are private
     # Switches from an overlapping pool miss at once: find out before waking threads.
-    misses = _tile_misses(&switches[0, 0, 0], 0, rows_per_task if rows_per_task < out_h else out_h,
-                          out_w, in_w, k_h, k_w)
+    misses = _tile_misses(&switches[0, 0, 0], 0, rows_per_task, out_w, in_w, k_h, k_w)
     if misses:
         return misses
     for task in prange(n_tasks, nogil=True, schedule="dynamic",
