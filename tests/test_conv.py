@@ -275,6 +275,48 @@ def test_col2im_is_the_adjoint_of_im2col():
     np.testing.assert_allclose((cols * y).sum(), (x * col2im(y, (7, 5), **kwargs)).sum())
 
 
+def ref_col2im(cols, size, kernel, stride, pads, dilation):
+    """Plain-loop fold: every column entry added at its input pixel, taps in row-major order."""
+    n, rows, _ = cols.shape
+    (h, w), (kh, kw), (sh, sw), ((ph, _), (pw, _)), (dh, dw) = size, kernel, stride, pads, dilation
+    out_h = (h + sum(pads[0]) - dh * (kh - 1) - 1) // sh + 1
+    out_w = (w + sum(pads[1]) - dw * (kw - 1) - 1) // sw + 1
+    channels = rows // (kh * kw)
+    x = np.zeros((n, channels, h, w), cols.dtype)
+    for b, c, a, e, i, j in itertools.product(range(n), range(channels), range(kh), range(kw),
+                                              range(out_h), range(out_w)):
+        ih, iw = i * sh - ph + a * dh, j * sw - pw + e * dw
+        if 0 <= ih < h and 0 <= iw < w:
+            x[b, c, ih, iw] += cols[b, (c * kh + a) * kw + e, i * out_w + j]
+    return x
+
+
+# stride 2 along the width folds neighbouring taps in pairs: odd and even kernel widths,
+# paddings that cut either tap of a pair at either edge, odd and even input widths
+@pytest.mark.parametrize("width, kw, pads_w, dilation_w", [
+    (9, 4, (1, 1), 1), (8, 4, (1, 0), 1), (7, 3, (0, 1), 1), (10, 5, (2, 2), 1),
+    (6, 2, (0, 0), 1), (5, 1, (0, 0), 1), (12, 6, (3, 2), 1), (9, 4, (1, 1), 2),
+    (4, 4, (3, 3), 1),
+])
+def test_im2col_and_col2im_with_stride_2_match_plain_loops_bit_for_bit(width, kw, pads_w,
+                                                                       dilation_w):
+    rng = np.random.default_rng(width * 100 + kw)
+    kernel, stride, dilation = (2, kw), (1, 2), (1, dilation_w)
+    pads = ((1, 0), pads_w)
+    out_h = (5 + 1 - 2) // 1 + 1
+    out_w = (width + sum(pads_w) - dilation_w * (kw - 1) - 1) // 2 + 1
+    x = rng.standard_normal((2, 3, 5, width))
+    padded = np.pad(x, ((0, 0), (0, 0), pads[0], pads_w))
+    windows = np.stack([padded[:, :, i:i + 2, dilation_w * np.arange(kw) + 2 * j]
+                        for i in range(out_h) for j in range(out_w)], axis=-1)
+    np.testing.assert_array_equal(im2col(x, kernel, stride, pads, dilation),
+                                  windows.reshape(2, 3 * 2 * kw, out_h * out_w))
+    cols = rng.standard_normal((2, 3 * 2 * kw, out_h * out_w))
+    expected = ref_col2im(cols, (5, width), kernel, stride, pads, dilation)
+    np.testing.assert_array_equal(col2im(cols, (5, width), kernel, stride, pads, dilation),
+                                  expected)
+
+
 def test_im2col_and_col2im_match_torch_unfold_and_fold():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)

@@ -21,6 +21,15 @@ Chunks: a call fills samples ``[n_start, n_start + n_count)`` and output rows
 ``[row_start, row_start + row_count)`` only, so large inputs are processed in
 pieces whose buffer stays under the workspace cap.
 
+Stride 2 along the width, without dilation (downsampling convolutions,
+and the transposed convolutions that upsample by 2): taps e and e + 1 of a
+kernel row read or write the even and odd elements of one stretch of an
+input row, so they are handled in one pass with contiguous loads and stores
+(``_tap_pair``) instead of two passes of stride-2 ones. On the 4x4,
+stride-2 transposed convolution of the benchmarks this took col2im from
+3.2 to 1.9 ms and im2col from 3.0 to 1.9 ms (1 thread). col2im still adds
+into each input element in tap order, so its sums are unchanged to the bit.
+
 Parallelism: both directions loop over independent (sample, channel) tasks,
 scheduled "guided": a thread that loses its core (to a BLAS worker still
 spinning after a GEMM, or another process) takes fewer tasks instead of
@@ -84,6 +93,119 @@ cdef inline void _add_row(const floating* src, floating* dst, Py_ssize_t stride,
             dst[o * stride + offset] += src[o]
 
 
+cdef inline Py_ssize_t _valid_range_lo(Py_ssize_t offset, Py_ssize_t stride,
+                                      Py_ssize_t n_out) noexcept nogil:
+    """First output column whose tap at ``offset`` lies in the input (at most n_out)."""
+    cdef Py_ssize_t lo = _first_valid(offset, stride)
+    # Padding wider than the output row: no column of it is valid.
+    return lo if lo < n_out else n_out
+
+
+cdef inline Py_ssize_t _valid_range_hi(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
+                                      Py_ssize_t n_out, Py_ssize_t lo) noexcept nogil:
+    """One past the last such column, and never below ``lo``."""
+    cdef Py_ssize_t hi = _end_valid(offset, stride, size, n_out)
+    return hi if hi > lo else lo
+
+
+cdef inline void _tap_pair(const floating* plane, floating* src, bint fold, Py_ssize_t row_stride,
+                                Py_ssize_t row_start, Py_ssize_t row_count,
+                                Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
+                                Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t a, Py_ssize_t b,
+                                Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t pad_d,
+                                Py_ssize_t pad_h, Py_ssize_t dil_d, Py_ssize_t dil_h,
+                                Py_ssize_t offset_w, Py_ssize_t lo0, Py_ssize_t hi0,
+                                Py_ssize_t lo1, Py_ssize_t hi1, Py_ssize_t pair_lo,
+                                Py_ssize_t pair_hi) noexcept nogil:
+    """im2col or col2im of taps e and e + 1 of one kernel row (stride 2 along the width,
+    no dilation).
+
+    ``src`` is the column row of tap e; tap e + 1's follows it at
+    ``row_stride``. Tap e reads or adds at ``2o + offset_w`` for o in
+    [lo0, hi0), and tap e + 1 one column to the right for o in [lo1, hi1);
+    over their common range [pair_lo, pair_hi) both go in one pass, the
+    edges one tap at a time.
+    """
+    cdef Py_ssize_t r, od, oh, id_, ih, o
+    cdef floating* src1 = src + row_stride
+    cdef floating* plane_row
+    od = row_start // out_h
+    oh = row_start - od * out_h
+    for r in range(row_count):
+        id_ = od * stride_d - pad_d + a * dil_d
+        ih = oh * stride_h - pad_h + b * dil_h
+        if not (0 <= id_ < in_d and 0 <= ih < in_h):
+            if not fold:
+                for o in range(out_w):
+                    src[o] = 0
+                    src1[o] = 0
+        elif not fold:
+            _copy_row_pair(plane + (id_ * in_h + ih) * in_w, src, src1, out_w, offset_w,
+                           lo0, hi0, lo1, hi1, pair_lo, pair_hi)
+        else:
+            plane_row = <floating*>plane + (id_ * in_h + ih) * in_w
+            _add_row(src, plane_row, 2, offset_w, lo0, pair_lo if pair_lo < hi0 else hi0)
+            _add_row(src1, plane_row, 2, offset_w + 1, lo1, pair_lo if pair_lo < hi1 else hi1)
+            _add_row_pair(src, src1, plane_row, offset_w, pair_lo, pair_hi)
+            _add_row(src, plane_row, 2, offset_w, pair_hi if pair_hi > lo0 else lo0, hi0)
+            _add_row(src1, plane_row, 2, offset_w + 1, pair_hi if pair_hi > lo1 else lo1, hi1)
+        src = src + out_w
+        src1 = src1 + out_w
+        oh = oh + 1
+        if oh == out_h:
+            oh = 0
+            od = od + 1
+
+
+cdef inline void _copy_row_pair(const floating* src, floating* dst0, floating* dst1,
+                                Py_ssize_t n_out, Py_ssize_t offset, Py_ssize_t lo0,
+                                Py_ssize_t hi0, Py_ssize_t lo1, Py_ssize_t hi1,
+                                Py_ssize_t pair_lo, Py_ssize_t pair_hi) noexcept nogil:
+    """_copy_row of taps e and e + 1 (stride 2, no dilation) into their two column rows.
+
+    Over the common valid range one pass reads a contiguous stretch of the
+    input row and deals its even and odd elements to the two rows; the edges
+    go one tap at a time, and zeros fill what lies in the padding.
+    """
+    cdef Py_ssize_t o
+    cdef const floating* s = src + offset
+    for o in range(lo0):
+        dst0[o] = 0
+    for o in range(lo1):
+        dst1[o] = 0
+    for o in range(lo0, pair_lo if pair_lo < hi0 else hi0):
+        dst0[o] = s[2 * o]
+    for o in range(lo1, pair_lo if pair_lo < hi1 else hi1):
+        dst1[o] = s[2 * o + 1]
+    for o in range(pair_lo, pair_hi):
+        dst0[o] = s[2 * o]
+        dst1[o] = s[2 * o + 1]
+    for o in range(pair_hi if pair_hi > lo0 else lo0, hi0):
+        dst0[o] = s[2 * o]
+    for o in range(pair_hi if pair_hi > lo1 else lo1, hi1):
+        dst1[o] = s[2 * o + 1]
+    for o in range(hi0, n_out):
+        dst0[o] = 0
+    for o in range(hi1, n_out):
+        dst1[o] = 0
+
+
+cdef inline void _add_row_pair(const floating* src0, const floating* src1, floating* dst,
+                               Py_ssize_t offset, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """dst[2o + offset] += src0[o] and dst[2o + offset + 1] += src1[o] for lo <= o < hi.
+
+    Two neighbouring taps of a stride-2 fold fill the even and the odd
+    columns of one output stretch: one pass with contiguous stores, which
+    the compiler vectorises, instead of two passes of strided ones (col2im of
+    the 4x4, stride-2 transposed convolution took 3.2 ms one tap at a time).
+    """
+    cdef Py_ssize_t o
+    dst = dst + offset
+    for o in range(lo, hi):
+        dst[2 * o] += src0[o]
+        dst[2 * o + 1] += src1[o]
+
+
 cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                                Py_ssize_t c, Py_ssize_t sample_offset, Py_ssize_t row_stride,
                                Py_ssize_t row_start, Py_ssize_t row_count,
@@ -100,22 +222,35 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
     const qualifier is cast away by the caller.
     """
     cdef Py_ssize_t a, b, e, r, od, oh, id_, ih, row, lo, hi, offset_w
+    cdef Py_ssize_t lo1, hi1, pair_lo, pair_hi
     cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
     cdef floating* dst
     cdef Py_ssize_t o
+    cdef bint paired = stride_w == 2 and dil_w == 1
     for a in range(k_d):
         for b in range(k_h):
             for e in range(k_w):
+                if paired and e % 2 == 1:
+                    continue  # folded with tap e - 1
                 row = c * kernel_volume + (a * k_h + b) * k_w + e
                 # Valid output columns for this tap: hoisted out of the row loop.
                 offset_w = e * dil_w - pad_w
-                lo = _first_valid(offset_w, stride_w)
-                hi = _end_valid(offset_w, stride_w, in_w, out_w)
-                # Padding wider than the output row: no column of it is valid.
-                if lo > out_w:
-                    lo = out_w
-                if hi < lo:
-                    hi = lo
+                lo = _valid_range_lo(offset_w, stride_w, out_w)
+                hi = _valid_range_hi(offset_w, stride_w, in_w, out_w, lo)
+                if paired and e + 1 < k_w:
+                    # Taps e and e + 1 together. For col2im each input element still
+                    # receives its contributions in tap order, so the sums are unchanged.
+                    lo1 = _valid_range_lo(offset_w + 1, stride_w, out_w)
+                    hi1 = _valid_range_hi(offset_w + 1, stride_w, in_w, out_w, lo1)
+                    pair_lo = lo if lo > lo1 else lo1
+                    pair_hi = hi if hi < hi1 else hi1
+                    if pair_hi < pair_lo:
+                        pair_hi = pair_lo
+                    _tap_pair(plane, cols + sample_offset + row * row_stride, fold, row_stride,
+                                   row_start, row_count, in_d, in_h, in_w, out_h, out_w,
+                                   a, b, stride_d, stride_h, pad_d, pad_h, dil_d, dil_h,
+                                   offset_w, lo, hi, lo1, hi1, pair_lo, pair_hi)
+                    continue
                 od = row_start // out_h
                 oh = row_start - od * out_h
                 dst = cols + sample_offset + row * row_stride
