@@ -275,6 +275,34 @@ def test_large_problem_does_not_depend_on_thread_count_or_chunking():
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("chunk_bytes", [6100, 900])  # a sample a chunk; a row a chunk
+def test_chunks_spread_over_python_threads_give_the_same_bits(monkeypatch, chunk_bytes):
+    # with many chunks and room for a buffer each, 2 and 3 threads each take whole chunks
+    import pyxconv.functional._conv_transpose as module
+    monkeypatch.setattr(module, "_CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 8, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    kw = dict(stride=2, padding=1, output_padding=1)
+    up = rng.standard_normal(conv_transpose2d(x, w, **kw).shape).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        with pyxconv.num_threads(n), threadpool_limits(n, user_api="blas"):
+            results.append((conv_transpose2d(x, w, **kw),
+                            *conv_transpose2d_backward(up, x, w, **kw)))
+    assert len(list(module._chunks(_geometry_of(x, w, kw), 4))) >= 6
+    ref = reference_conv_transpose(x.astype(np.float64), w.astype(np.float64), **kw)
+    np.testing.assert_allclose(results[0][0], ref, rtol=1e-4, atol=1e-4)
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def _geometry_of(x, w, kw):
+    from pyxconv.functional._conv_transpose import _normalise
+    return _normalise(x, w, None, kw["stride"], kw["padding"], kw["output_padding"], 1, 1, 2)[3]
+
+
 def test_float32_stays_float32_and_integers_promote():
     x = np.ones((1, 2, 3, 3), np.float32)
     w = np.ones((2, 1, 2, 2), np.float32)

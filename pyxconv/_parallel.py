@@ -1,0 +1,97 @@
+"""Independent blocks of work spread over Python threads, one core each.
+
+A convolution processed in chunks alternates two thread pools: the BLAS's
+(for the GEMMs) and OpenMP's (for im2col/col2im). On a small machine the
+pools hand the cores back and forth: each OpenMP region that wakes a
+sleeping thread cost about 0.1 ms here, and BLAS threads spin after their
+GEMM on the cores the OpenMP threads need. With 2 threads, the transposed
+convolution of the benchmarks ran no faster than with 1.
+
+:func:`map_blocks` instead gives each Python thread whole chunks and runs
+everything in them on that thread: the kernels through
+``pyxconv.num_threads(1)`` and the BLAS limited to one thread for the
+duration of the call (threadpoolctl; the limit is process-wide, so other
+threads' BLAS calls made meanwhile also run on one thread). A chunk is
+computed the same way whichever thread takes it, so results do not depend
+on the number of threads, to the bit; callers that combine the chunks'
+results do so in chunk order.
+"""
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from pyxconv._threads import num_threads
+
+_lock = threading.Lock()
+_executor = None
+_executor_workers = 0
+_controller = None
+
+
+def _pool(workers):
+    """The shared executor, able to run ``workers`` threads at once.
+
+    Its threads start on first use. A larger request replaces it; the old
+    one is not shut down, since another call may still be submitting to it
+    (its idle threads end when it is collected).
+    """
+    global _executor, _executor_workers
+    with _lock:
+        if _executor is None or _executor_workers < workers:
+            _executor_workers = max(workers, os.cpu_count() or 1)
+            _executor = ThreadPoolExecutor(max_workers=_executor_workers,
+                                           thread_name_prefix="pyxconv")
+        return _executor
+
+
+def _blas_on_one_thread():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def map_blocks(fn, blocks, n_threads):
+    """``[fn(block) for block in blocks]``, on up to ``n_threads`` threads.
+
+    The calling thread takes part, so ``n_threads - 1`` pool threads are
+    woken. Blocks are handed out one at a time, in order, to whichever
+    thread is free. Exceptions propagate. With ``n_threads`` 1, or a single
+    block, it is a plain loop on the calling thread, whose thread settings
+    are left alone.
+    """
+    blocks = list(blocks)
+    n_threads = min(n_threads, len(blocks))
+    if n_threads <= 1:
+        return [fn(block) for block in blocks]
+    results = [None] * len(blocks)
+    counter = itertools.count()
+    counter_lock = threading.Lock()
+
+    def work():
+        with num_threads(1):
+            while True:
+                with counter_lock:
+                    i = next(counter)
+                if i >= len(blocks):
+                    return
+                results[i] = fn(blocks[i])
+
+    with _blas_on_one_thread():
+        futures = [_pool(n_threads - 1).submit(work) for _ in range(n_threads - 1)]
+        try:
+            work()
+        finally:
+            for future in futures:
+                future.result()
+    return results
+
+
+def waves(items, size):
+    """``items`` in consecutive lists of ``size`` (the last may be shorter)."""
+    iterator = iter(items)
+    while wave := list(itertools.islice(iterator, size)):
+        yield wave
