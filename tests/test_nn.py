@@ -72,6 +72,35 @@ def _with_stats(bn):
     return bn
 
 
+@pytest.mark.parametrize("per_thread", [1, None])  # every batch split; the default policy
+def test_conv2d_layer_gives_the_same_bits_at_any_thread_count(monkeypatch, per_thread):
+    import pyxconv
+    from pyxconv import functional as F
+    from pyxconv.nn import _layers
+
+    if per_thread is not None:
+        monkeypatch.setattr(_layers, "PARALLEL_ELEMENTS_PER_THREAD", per_thread)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((24, 6, 14, 14)).astype(np.float32)  # 360k column elements
+    results = []
+    for n in (1, 2, 3):
+        nn.manual_seed(0)
+        conv = nn.Conv2d(6, 16, 5, padding=1)
+        with pyxconv.num_threads(n):
+            out = conv(x)
+            grad_x = conv.backward(np.cos(out))
+        results.append((out, grad_x, conv.weight.grad, conv.bias.grad))
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)
+    out, grad_x, grad_w, grad_b = results[0]
+    w, b = conv.weight.data, conv.bias.data
+    np.testing.assert_allclose(out, F.conv2d(x, w, b, padding=1), rtol=1e-5, atol=1e-5)
+    expected = F.conv2d_backward(np.cos(out), x, w, padding=1)
+    for got, want in zip((grad_x, grad_w, grad_b), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("name,make,inp", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
 def test_layer_backward_matches_numerical_gradient(name, make, inp):
     layer = make()
