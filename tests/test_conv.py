@@ -405,6 +405,26 @@ def test_results_are_bitwise_identical_across_thread_counts(threads, threads_eve
                 np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_chunks_on_python_threads_give_the_bits_of_one_thread(threads, monkeypatch):
+    # small chunks, so that every thread takes several (see pyxconv._parallel)
+    import pyxconv.functional._conv as conv_module
+    monkeypatch.setattr(conv_module, "_CHUNK_TARGET_BYTES", 4 * 27 * 48 * 2)
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((9, 6, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    kwargs = dict(stride=2, padding=1, groups=2)
+    g = rng.standard_normal(conv2d(x, w, **kwargs).shape).astype(np.float32)
+    geometry = conv_module._Geometry((13, 11), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 2,
+                                     9, 6, 4)
+    assert len(list(geometry.chunks(4))) == 9  # a sample a chunk
+    with pyxconv.num_threads(1):
+        reference = _run_all(x, w, g, **kwargs)
+    with pyxconv.num_threads(threads):
+        for a, b in zip(_run_all(x, w, g, **kwargs), reference):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_small_workspace_limit_chunks_samples_and_rows_with_the_same_result():
     rng = np.random.default_rng(14)
     x = rng.standard_normal((3, 4, 12, 10))

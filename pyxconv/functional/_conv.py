@@ -8,11 +8,13 @@ uses the same column matrix for the weight gradient and folds the column
 gradient back onto the input with :func:`col2im`.
 """
 import math
+import threading
 
 import numpy as np
 
 from pyxconv._kernels import _im2col
-from pyxconv._threads import threads_for
+from pyxconv._parallel import map_blocks, waves
+from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._validation import (
     SPATIAL_DIM_NAMES,
@@ -156,6 +158,29 @@ def _run_col2im(cols, grad_x5, geometry, n0, nb, r0, rc, n_threads):
                    *geometry.kernel_args(), n_threads)
 
 
+def parallel_threads(g, itemsize, chunks, n_buffers=1):
+    """Python threads for a loop over ``chunks``: ``get_num_threads()``, or 1.
+
+    One when there is one chunk, and when the threads' column buffers
+    together (``n_buffers`` each) would pass the workspace limit: the chunks
+    then run one after the other, each on all threads.
+    """
+    n_threads = min(get_num_threads(), len(chunks))
+    largest = max(g.rows * nb * rc * g.out_w for _, nb, _, rc in chunks) * itemsize
+    if n_threads <= 1 or n_threads * n_buffers * largest > get_workspace_limit():
+        return 1
+    return n_threads
+
+
+def _thread_workspace(local, name, size, dtype):
+    """A flat buffer of ``size`` elements, kept per thread in ``local`` across chunks."""
+    buffer = getattr(local, name, None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=dtype)
+        setattr(local, name, buffer)
+    return buffer[:size]
+
+
 def _conv_forward(x, weight, bias, g):
     """out of shape (N, C_out, L) as a 3-D view; x and weight contiguous.
 
@@ -175,19 +200,24 @@ def _conv_forward(x, weight, bias, g):
             np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
     else:
         x5 = x.reshape((n, g.c_in) + g.in3)
-        workspace = None
-        for n0, nb, r0, rc in g.chunks(x.itemsize):
+        chunks = list(g.chunks(x.itemsize))
+        n_parallel = parallel_threads(g, x.itemsize, chunks)
+        local = threading.local()
+
+        def forward_chunk(chunk):
+            n0, nb, r0, rc = chunk
             m = rc * g.out_w
             size = g.rows * nb * m
-            if workspace is None:
-                workspace = np.empty(size, dtype=x.dtype)
-            cols = workspace[:size]
-            _run_im2col(x5, cols, g, n0, nb, r0, rc, threads_for(size), per_sample=True)
+            cols = _thread_workspace(local, "cols", size, x.dtype)
+            kernel_threads = threads_for(size) if n_parallel == 1 else 1
+            _run_im2col(x5, cols, g, n0, nb, r0, rc, kernel_threads, per_sample=True)
             cols3 = cols.reshape(nb, g.rows, m)
             target = out[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m]
             for gi in range(groups):
                 np.matmul(w[gi], cols3[:, gi * kg:(gi + 1) * kg],
                           out=target[:, gi * cog:(gi + 1) * cog])
+
+        map_blocks(forward_chunk, chunks, n_parallel)
     if bias is not None:
         out += bias.reshape(1, -1, 1)
     return out
@@ -214,31 +244,44 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
         x5 = x.reshape((n, g.c_in) + g.in3)
         gx5 = grad_x.reshape((n, g.c_in) + g.in3) if needs_input_grad else None
         n_buffers = 2 if needs_input_grad else 1
-        workspace = grad_workspace = None
-        for n0, nb, r0, rc in g.chunks(x.itemsize, n_buffers):
+        chunks = list(g.chunks(x.itemsize, n_buffers))
+        # Chunks of rows of one sample fold onto overlapping rows of grad_x.
+        whole_samples = all(rc == g.out_rows for _, _, _, rc in chunks)
+        n_parallel = parallel_threads(g, x.itemsize, chunks, n_buffers) if whole_samples else 1
+        local = threading.local()
+
+        def backward_chunk(chunk):
+            """The chunk's share of grad_x (added in place) and of grad_W (returned)."""
+            n0, nb, r0, rc = chunk
             m = rc * g.out_w
             size = g.rows * nb * m
-            if workspace is None:
-                workspace = np.empty(size, dtype=x.dtype)
-                if needs_input_grad:
-                    grad_workspace = np.empty(size, dtype=x.dtype)
-            cols = workspace[:size]
-            n_threads = threads_for(size)
-            _run_im2col(x5, cols, g, n0, nb, r0, rc, n_threads)
+            cols = _thread_workspace(local, "cols", size, x.dtype)
+            kernel_threads = threads_for(size) if n_parallel == 1 else 1
+            _run_im2col(x5, cols, g, n0, nb, r0, rc, kernel_threads)
             cols2 = cols.reshape(g.rows, nb * m)
             # (nb, C_out, m) -> (C_out, nb * m), the layout of the column matrix
             go2 = np.ascontiguousarray(
                 go[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m].transpose(1, 0, 2)
             ).reshape(g.c_out, nb * m)
             if needs_input_grad:
-                grad_cols2 = grad_workspace[:size].reshape(g.rows, nb * m)
+                grad_cols = _thread_workspace(local, "grad_cols", size, x.dtype)
+                grad_cols2 = grad_cols.reshape(g.rows, nb * m)
+            partial = []
             for gi in range(groups):
                 go_g = go2[gi * cog:(gi + 1) * cog]
-                grad_w[gi] += go_g @ cols2[gi * kg:(gi + 1) * kg].T
+                partial.append(go_g @ cols2[gi * kg:(gi + 1) * kg].T)
                 if needs_input_grad:
                     np.matmul(w[gi].T, go_g, out=grad_cols2[gi * kg:(gi + 1) * kg])
             if needs_input_grad:
-                _run_col2im(grad_workspace[:size], gx5, g, n0, nb, r0, rc, n_threads)
+                _run_col2im(grad_cols, gx5, g, n0, nb, r0, rc, kernel_threads)
+            return partial
+
+        # The chunks' weight gradients are added in chunk order, whichever thread made
+        # them; a few chunks at a time, so that few partial sums wait.
+        for wave in waves(chunks, 2 * n_parallel):
+            for partial in map_blocks(backward_chunk, wave, n_parallel):
+                for gi in range(groups):
+                    grad_w[gi] += partial[gi]
     return grad_x, grad_w.reshape(weight.shape), grad_bias
 
 

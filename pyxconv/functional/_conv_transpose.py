@@ -50,7 +50,13 @@ import numpy as np
 from pyxconv._parallel import map_blocks, waves
 from pyxconv._threads import get_num_threads
 from pyxconv._workspace import get_workspace_limit
-from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
+from pyxconv.functional._conv import (
+    _Geometry,
+    _run_col2im,
+    _run_im2col,
+    _thread_workspace,
+    parallel_threads,
+)
 from pyxconv.functional._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
@@ -218,20 +224,6 @@ def _normalise(x, weight, bias, stride, padding, output_padding, groups, dilatio
 _CHUNK_BYTES = 2**20
 
 
-def _parallel_threads(g, itemsize, chunks):
-    """Python threads for the chunk loop: ``get_num_threads()``, or 1.
-
-    One thread when there is one chunk, and when the threads' column buffers
-    together would pass the workspace limit (the chunks then run one after
-    the other, each on all threads).
-    """
-    n_threads = min(get_num_threads(), len(chunks))
-    largest = max(g.rows * nb * rc * g.out_w for _, nb, _, rc in chunks) * itemsize
-    if n_threads <= 1 or n_threads * largest > get_workspace_limit():
-        return 1
-    return n_threads
-
-
 def _chunks(g, itemsize, n_buffers=1):
     """(n_start, n_count, row_start, row_count) pieces of about _CHUNK_BYTES each.
 
@@ -284,7 +276,7 @@ def _transpose_forward(x, weight, bias, g):
         # Chunks of whole samples fold into disjoint parts of the output and can go to
         # separate threads; chunks of rows of one sample overlap there.
         whole_samples = all(rc == g.out_rows for _, _, _, rc in chunks)
-        n_parallel = _parallel_threads(g, x.itemsize, chunks) if whole_samples else 1
+        n_parallel = parallel_threads(g, x.itemsize, chunks) if whole_samples else 1
         kernel_threads = get_num_threads() if n_parallel == 1 else 1
         local = threading.local()
 
@@ -292,15 +284,13 @@ def _transpose_forward(x, weight, bias, g):
             n0, nb, r0, rc = chunk
             m = rc * g.out_w
             size = g.rows * nb * m
-            workspace = getattr(local, "workspace", None)
-            if workspace is None or workspace.size < size:
-                workspace = local.workspace = np.empty(size, dtype=x.dtype)
-            cols2 = workspace[:size].reshape(g.rows, nb * m)
+            workspace = _thread_workspace(local, "cols", size, x.dtype)
+            cols2 = workspace.reshape(g.rows, nb * m)
             xc = _column_block(xs, n0, nb, r0 * g.out_w, m)
             for gi in range(groups):
                 np.matmul(w[gi].T, xc[gi * cxg:(gi + 1) * cxg],
                           out=cols2[gi * kg:(gi + 1) * kg])
-            _run_col2im(workspace[:size], out5, g, n0, nb, r0, rc, kernel_threads)
+            _run_col2im(workspace, out5, g, n0, nb, r0, rc, kernel_threads)
 
         map_blocks(fold_chunk, chunks, n_parallel)
     if bias is not None:
@@ -329,7 +319,7 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         grad_w_t = np.zeros((groups, kg, cxg), dtype=x.dtype)
         chunks = list(_chunks(g, x.itemsize))
-        n_parallel = _parallel_threads(g, x.itemsize, chunks)
+        n_parallel = parallel_threads(g, x.itemsize, chunks)
         kernel_threads = get_num_threads() if n_parallel == 1 else 1
         local = threading.local()
 
@@ -339,10 +329,7 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
             m = rc * g.out_w
             start = r0 * g.out_w
             size = g.rows * nb * m
-            workspace = getattr(local, "workspace", None)
-            if workspace is None or workspace.size < size:
-                workspace = local.workspace = np.empty(size, dtype=x.dtype)
-            cols = workspace[:size]
+            cols = _thread_workspace(local, "cols", size, x.dtype)
             _run_im2col(go5, cols, g, n0, nb, r0, rc, kernel_threads)
             cols2 = cols.reshape(g.rows, nb * m)
             # x of the chunk as (nb * m, C_in): the weight gradient is computed
