@@ -35,8 +35,11 @@ _WEIGHT_LAYOUTS = {1: "(C_out, C_in/groups, kL)", 2: "(C_out, C_in/groups, kH, k
 # Whole samples are grouped into one chunk until its column matrix reaches about
 # this size: a column matrix that stays in cache between im2col and the GEMM is
 # faster than one large product over a buffer that does not (measured on the
-# benchmark layers: 4.6 ms vs 10.8 ms of im2col for 32x64x32x32, 3x3).
-_CHUNK_TARGET_BYTES = 4 * 2**20
+# benchmark layers: 4.6 ms vs 10.8 ms of im2col for 32x64x32x32, 3x3). Between
+# 1 and 4 MiB one thread runs as fast; 1 MiB gives threads more chunks to share
+# (LeNet's second layer, forward+backward at 2 threads: 3.4 ms with 4 MiB,
+# 2.3 ms with 1 MiB).
+_CHUNK_TARGET_BYTES = 1 * 2**20
 
 
 class _Geometry:
