@@ -5,6 +5,14 @@ which honours ``OMP_NUM_THREADS`` and limits set with threadpoolctl
 (``threadpool_limits(n, user_api="openmp")``). :func:`set_num_threads`
 overrides that for pyxconv alone, and :func:`num_threads` does so for a block.
 
+Convolutions work in chunks that alternate GEMMs and im2col/col2im. With
+several threads, whole chunks (and, in the Conv2d layer, blocks of samples)
+go to a small pool of Python threads, each running the kernels and the BLAS
+on one core, rather than every chunk using every thread of two pools in
+turn (``pyxconv._parallel``). While such a call runs, the BLAS is limited
+to one thread for the whole process. Results are the same, to the bit, at
+any thread count.
+
 The matrix products go to the BLAS that NumPy ships, which has its own
 thread pool. pyxconv's OpenMP loops and the BLAS calls run one after the
 other, but idle threads of either pool busy-wait for a while after their
@@ -71,7 +79,7 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the number of threads of pyxconv's kernels, for every Python thread.
+    """Set the number of threads pyxconv uses, for every Python thread.
 
     Parameters
     ----------
@@ -85,6 +93,15 @@ def set_num_threads(n):
         If ``n < 1``.
     TypeError
         If ``n`` is not an integer.
+
+    Notes
+    -----
+    The count covers pyxconv's OpenMP kernels and the Python threads among
+    which a convolution shares its chunks (or, in the Conv2d layer, blocks of
+    samples): each of those threads runs the kernels and the BLAS on one
+    core, and while such a call runs the BLAS is limited to one thread for
+    the whole process. Small work stays on one thread. Results are the same,
+    bit for bit, at any thread count.
 
     Examples
     --------
