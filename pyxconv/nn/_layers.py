@@ -160,10 +160,10 @@ class _ConvNd(Module):
             _im2col.im2col(x5, cols[n0:n1].reshape(-1), k * positions, positions, n0, n1 - n0,
                            0, g.out_rows, *g.kernel_args(), kernel_threads)
             np.matmul(w2, cols[n0:n1], out=out[n0:n1])
+            if b is not None:
+                out[n0:n1] += b[:, None]
 
         map_blocks(forward_block, blocks, n_parallel)
-        if b is not None:
-            out += b[:, None]
         self._x, self._cols = x, cols
         return out.reshape(self._out_shape(x.shape))
 
