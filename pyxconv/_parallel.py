@@ -46,13 +46,56 @@ def _pool(workers):
         return _executor
 
 
-def _blas_on_one_thread():
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
 
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+
+@contextlib.contextmanager
+def _blas_on_one_thread():
+    """The BLAS on one thread inside the block, for the whole process.
+
+    Counted, so that calls overlapping in several Python threads restore the
+    BLAS's own setting once, when the last of them ends (two threadpoolctl
+    limits saved and restored out of order would leave it at one thread).
+    """
+    global _controller, _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _controller = ThreadpoolController()
+            _release_blas_control()
+            _blas_limiter = _controller.limit(limits=1, user_api="blas")
+            _release_blas_control()
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _release_blas_control()
+                _blas_limiter.restore_original_limits()
+                _release_blas_control()
+                _blas_limiter = None
+
+
+def _release_blas_control():
+    """Let any thread set OpenBLAS's thread count through threadpoolctl.
+
+    threadpoolctl (3.8) lets only the first Python thread that sets a
+    process-wide pool's size change it afterwards, and silently ignores the
+    others; the first and the last of overlapping calls here may run on
+    different threads, so each change is made with that ownership cleared.
+    """
+    import threadpoolctl
+
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None),
+                    "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 #: Matrix products of fewer multiply-adds run with the BLAS on one thread

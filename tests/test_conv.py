@@ -585,6 +585,39 @@ def test_conv_from_several_python_threads_at_once_gives_the_serial_results(
             np.testing.assert_array_equal(a, b)
 
 
+def test_overlapping_calls_on_python_threads_agree_and_restore_the_blas(monkeypatch):
+    # each call shares its chunks among 2 threads and limits the BLAS meanwhile;
+    # the calls overlap, and the BLAS must get its own thread count back at the end
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyxconv.functional._conv as conv_module
+    monkeypatch.setattr(conv_module, "_CHUNK_TARGET_BYTES", 4 * 36 * 49 * 2)
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    rng = np.random.default_rng(18)
+    jobs = [(rng.standard_normal((6, 4, 9, 9)).astype(np.float32),
+             rng.standard_normal((5, 4, 3, 3)).astype(np.float32)) for _ in range(12)]
+    grad = np.ones((6, 5, 7, 7), np.float32)
+    with pyxconv.num_threads(1):
+        serial = [conv2d_backward(grad, x, w) for x, w in jobs]
+
+    def job_on_two_threads(job):
+        with pyxconv.num_threads(2):
+            return conv2d_backward(grad, *job)
+
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(job_on_two_threads, jobs))
+    for got, expected in zip(parallel, serial):
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+    assert blas_threads() == before
+
+
 def test_workspace_stays_under_the_cap_on_a_large_input():
     import tracemalloc
     x = np.ones((4, 32, 64, 64), np.float32)
