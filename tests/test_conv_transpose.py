@@ -248,6 +248,12 @@ def test_results_do_not_depend_on_thread_count(case):
         np.testing.assert_array_equal(a, b_)
 
 
+def _forward_and_backward(threads, x, w, up, kw):
+    """conv_transpose2d and its backward with the kernels and the BLAS on ``threads``."""
+    with pyxconv.num_threads(threads), threadpool_limits(threads, user_api="blas"):
+        return (conv_transpose2d(x, w, **kw), *conv_transpose2d_backward(up, x, w, **kw))
+
+
 def test_large_problem_does_not_depend_on_thread_count_or_chunking():
     rng = np.random.default_rng(11)
     x = rng.standard_normal((4, 8, 9, 10)).astype(np.float32)
@@ -258,10 +264,7 @@ def test_large_problem_does_not_depend_on_thread_count_or_chunking():
     try:
         for limit in (None, 16384, 4096):  # whole samples, 4 rows, 1 row
             pyxconv.set_workspace_limit(limit)
-            for n in (1, 2):
-                with pyxconv.num_threads(n), threadpool_limits(n, user_api="blas"):
-                    results.append((conv_transpose2d(x, w, **kw),
-                                    *conv_transpose2d_backward(up, x, w, **kw)))
+            results += [_forward_and_backward(n, x, w, up, kw) for n in (1, 2)]
     finally:
         pyxconv.set_workspace_limit(None)
     ref = reference_conv_transpose(x.astype(np.float64), w.astype(np.float64), **kw)
@@ -285,11 +288,7 @@ def test_chunks_spread_over_python_threads_give_the_same_bits(monkeypatch, chunk
     w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
     kw = dict(stride=2, padding=1, output_padding=1)
     up = rng.standard_normal(conv_transpose2d(x, w, **kw).shape).astype(np.float32)
-    results = []
-    for n in (1, 2, 3):
-        with pyxconv.num_threads(n), threadpool_limits(n, user_api="blas"):
-            results.append((conv_transpose2d(x, w, **kw),
-                            *conv_transpose2d_backward(up, x, w, **kw)))
+    results = [_forward_and_backward(n, x, w, up, kw) for n in (1, 2, 3)]
     assert len(list(module._chunks(_geometry_of(x, w, kw), 4))) >= 6
     ref = reference_conv_transpose(x.astype(np.float64), w.astype(np.float64), **kw)
     np.testing.assert_allclose(results[0][0], ref, rtol=1e-4, atol=1e-4)
