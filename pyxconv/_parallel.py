@@ -30,6 +30,19 @@ _executor_workers = 0
 _controller = None
 
 
+def _forget_threads_after_fork():
+    """In a forked child the pool's threads do not exist: start afresh on next use."""
+    global _lock, _executor, _executor_workers, _blas_lock, _blas_users, _blas_limiter
+    _lock = threading.Lock()
+    _executor, _executor_workers = None, 0
+    _blas_lock = threading.Lock()
+    _blas_users, _blas_limiter = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)
+
+
 def _pool(workers):
     """The shared executor, able to run ``workers`` threads at once.
 

@@ -618,6 +618,42 @@ def test_overlapping_calls_on_python_threads_agree_and_restore_the_blas(monkeypa
     assert blas_threads() == before
 
 
+def _conv_backward_on_two_threads_in_child(queue):
+    x, w = _fork_test_inputs()
+    with pyxconv.num_threads(2):
+        queue.put(conv2d_backward(np.ones((6, 5, 7, 7), np.float32), x, w)[1])
+
+
+def _fork_test_inputs():
+    rng = np.random.default_rng(19)
+    return (rng.standard_normal((6, 4, 9, 9)).astype(np.float32),
+            rng.standard_normal((5, 4, 3, 3)).astype(np.float32))
+
+
+def test_a_forked_child_can_use_threads_after_its_parent_did(monkeypatch):
+    # the parent's pool threads do not exist in the child: it must start its own
+    import multiprocessing
+
+    import pyxconv.functional._conv as conv_module
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(conv_module, "_CHUNK_TARGET_BYTES", 4 * 36 * 49 * 2)
+    x, w = _fork_test_inputs()
+    with pyxconv.num_threads(2):
+        expected = conv2d_backward(np.ones((6, 5, 7, 7), np.float32), x, w)[1]
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_conv_backward_on_two_threads_in_child, args=(queue,))
+    child.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_workspace_stays_under_the_cap_on_a_large_input():
     import tracemalloc
     x = np.ones((4, 32, 64, 64), np.float32)
