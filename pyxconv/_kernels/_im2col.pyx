@@ -113,6 +113,30 @@ cdef inline void _copy_rows(const floating* plane, floating* dst, Py_ssize_t id_
         memset(dst + r_hi * out_w, 0, (row_count - r_hi) * out_w * sizeof(floating))
 
 
+cdef inline void _add_rows(const floating* src, floating* plane, Py_ssize_t id_,
+                           Py_ssize_t ih0, Py_ssize_t row_count, Py_ssize_t in_d,
+                           Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t out_w,
+                           Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t offset_w,
+                           Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """col2im of one tap over ``row_count`` output rows of one depth slice.
+
+    The adjoint of _copy_rows: column row r is added into input row
+    ``ih0 + r * stride_h`` of depth ``id_``; rows in the padding are skipped.
+    The same rows in the same order as the general loop, so the same sums.
+    """
+    cdef Py_ssize_t r, r_lo, r_hi
+    cdef floating* row
+    if id_ < 0 or id_ >= in_d:
+        return
+    r_lo = _valid_range_lo(ih0, stride_h, row_count)
+    r_hi = _valid_range_hi(ih0, stride_h, in_h, row_count, r_lo)
+    if r_lo < r_hi:
+        row = plane + (id_ * in_h + ih0 + r_lo * stride_h) * in_w
+        for r in range(r_lo, r_hi):
+            _add_row(src + r * out_w, row, stride_w, offset_w, lo, hi)
+            row = row + stride_h * in_w
+
+
 cdef inline void _add_row(const floating* src, floating* dst, Py_ssize_t stride,
                           Py_ssize_t offset, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """dst[o * stride + offset] += src[o] for lo <= o < hi."""
@@ -287,12 +311,17 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                 od = row_start // out_h
                 oh = row_start - od * out_h
                 dst = cols + sample_offset + row * row_stride
-                if not fold and oh + row_count <= out_h:
+                if oh + row_count <= out_h:
                     # All rows in one depth slice (always so in 1-D and 2-D): the
-                    # input rows they read are known in advance, no test per row.
-                    _copy_rows(plane, dst, od * stride_d - pad_d + a * dil_d,
-                               oh * stride_h - pad_h + b * dil_h, row_count, in_d, in_h,
-                               in_w, out_w, stride_h, stride_w, offset_w, lo, hi)
+                    # input rows they touch are known in advance, no test per row.
+                    if fold:
+                        _add_rows(dst, <floating*>plane, od * stride_d - pad_d + a * dil_d,
+                                  oh * stride_h - pad_h + b * dil_h, row_count, in_d, in_h,
+                                  in_w, out_w, stride_h, stride_w, offset_w, lo, hi)
+                    else:
+                        _copy_rows(plane, dst, od * stride_d - pad_d + a * dil_d,
+                                   oh * stride_h - pad_h + b * dil_h, row_count, in_d, in_h,
+                                   in_w, out_w, stride_h, stride_w, offset_w, lo, hi)
                     continue
                 for r in range(row_count):
                     id_ = od * stride_d - pad_d + a * dil_d
