@@ -31,6 +31,8 @@ LAYER_CASES = [
      lambda: _x(1, 3, 5, 5)),
     ("conv2d_same_no_bias", lambda: nn.Conv2d(2, 2, 3, padding="same", bias=False),
      lambda: _x(1, 2, 4, 4)),
+    # C_in * kH * kW >= WEIGHT_GRAD_TRANSPOSED_MIN_ROWS: products taken as cols @ g^T
+    ("conv2d_many_rows", lambda: nn.Conv2d(15, 2, 3, padding=1), lambda: _x(2, 15, 3, 4)),
     ("conv3d", lambda: nn.Conv3d(2, 2, 2), lambda: _x(1, 2, 3, 3, 3)),
     ("conv_transpose2d", lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1,
                                                      output_padding=1), lambda: _x(2, 2, 3, 3)),
@@ -79,9 +81,9 @@ def test_conv2d_layer_gives_the_same_bits_at_any_thread_count(monkeypatch, per_t
     from pyxconv.nn import _layers
 
     if per_thread is not None:
-        monkeypatch.setattr(_layers, "PARALLEL_ELEMENTS_PER_THREAD", per_thread)
+        monkeypatch.setattr(_layers, "PARALLEL_MULT_ADDS_PER_THREAD", per_thread)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((24, 6, 14, 14)).astype(np.float32)  # 360k column elements
+    x = rng.standard_normal((32, 6, 14, 14)).astype(np.float32)  # 11 M multiply-adds
     results = []
     for n in (1, 2, 3):
         nn.manual_seed(0)

@@ -30,10 +30,16 @@ _rng = np.random.default_rng()
 COLUMN_CACHE_BYTES = 64 * 2**20
 
 #: With several threads, Conv2d's cached path gives each thread at least this
-#: many column-matrix elements (blocks of samples on Python threads); below
-#: twice that it runs on one thread. Measured on LeNet-5's two layers (1.25 M
-#: and 0.96 M elements), where two threads paid off.
-PARALLEL_ELEMENTS_PER_THREAD = 2**17
+#: many multiply-adds (blocks of samples on Python threads); below twice that
+#: it runs on one thread, since waking a second thread costs ~0.1 ms. LeNet-5's
+#: layers (7.5 M and 15 M multiply-adds a forward) both gain: a training step
+#: at 2 threads took 4.94 ms with both split, 5.26 ms with only the second,
+#: 6.00 ms with neither (alternating runs in one process).
+PARALLEL_MULT_ADDS_PER_THREAD = 2**21
+
+#: From this many column-matrix rows (C_in * kH * kW) up, Conv2d's cached path
+#: takes the weight gradient's per-sample products as cols[n] @ g[n]^T.
+WEIGHT_GRAD_TRANSPOSED_MIN_ROWS = 128
 
 
 def manual_seed(seed):
@@ -136,9 +142,9 @@ class _ConvNd(Module):
         kernels and the BLAS on one core (see pyxconv._parallel).
         """
         n = g.n
-        work = n * g.rows * g.positions
-        n_parallel = min(threads_for(work, PARALLEL_ELEMENTS_PER_THREAD), n)
-        kernel_threads = threads_for(work) if n_parallel == 1 else 1
+        elements = n * g.rows * g.positions
+        n_parallel = min(threads_for(elements * g.c_out, PARALLEL_MULT_ADDS_PER_THREAD), n)
+        kernel_threads = threads_for(elements) if n_parallel == 1 else 1
         n_blocks = 2 * n_parallel if n_parallel > 1 else 1
         bounds = [n * i // n_blocks for i in range(n_blocks + 1)]
         return n_parallel, kernel_threads, list(zip(bounds[:-1], bounds[1:]))
@@ -188,8 +194,14 @@ class _ConvNd(Module):
         g = np.ascontiguousarray(grad_out).reshape(n, self.out_channels, positions)
         w2_t = self.weight.data.reshape(self.out_channels, -1).T
         # dL/dW = sum_n g[n] @ cols[n]^T (the per-sample products are summed below, in
-        # sample order); dL/dcols = W^T @ g[n], folded back onto the input by col2im
-        products = np.empty((n, self.out_channels, k), dtype=g.dtype)
+        # sample order); dL/dcols = W^T @ g[n], folded back onto the input by col2im.
+        # With many rows the products are taken transposed, cols[n] @ g[n]^T: OpenBLAS
+        # ran them 2x faster on LeNet's second layer (K = 150), slower below K = 128.
+        transposed = k >= WEIGHT_GRAD_TRANSPOSED_MIN_ROWS
+        if transposed:
+            products = np.empty((n, k, self.out_channels), dtype=g.dtype)
+        else:
+            products = np.empty((n, self.out_channels, k), dtype=g.dtype)
         needs_input_grad = self.requires_input_grad
         if needs_input_grad:
             grad_cols = np.empty((n, k, positions), dtype=g.dtype)
@@ -199,7 +211,11 @@ class _ConvNd(Module):
 
         def backward_block(block):
             n0, n1 = block
-            np.matmul(g[n0:n1], cols[n0:n1].transpose(0, 2, 1), out=products[n0:n1])
+            if transposed:
+                g_t = np.ascontiguousarray(g[n0:n1].transpose(0, 2, 1))
+                np.matmul(cols[n0:n1], g_t, out=products[n0:n1])
+            else:
+                np.matmul(g[n0:n1], cols[n0:n1].transpose(0, 2, 1), out=products[n0:n1])
             if needs_input_grad:
                 np.matmul(w2_t, g[n0:n1], out=grad_cols[n0:n1])
                 _im2col.col2im(grad_cols[n0:n1].reshape(-1), grad_x5, k * positions, positions,
@@ -207,7 +223,8 @@ class _ConvNd(Module):
                                kernel_threads)
 
         map_blocks(backward_block, blocks, n_parallel)
-        self.weight.grad += products.sum(axis=0).reshape(self.weight.shape)
+        grad_w = products.sum(axis=0)
+        self.weight.grad += (grad_w.T if transposed else grad_w).reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += g.sum(axis=(0, 2))
         return grad_x if needs_input_grad else None
