@@ -193,6 +193,27 @@ def test_forward_and_backward_match_plain_loop_reference(case, dtype):
     assert grad_x.dtype == grad_w.dtype == grad_b.dtype == dtype
 
 
+@pytest.mark.parametrize("below_rows", [0, 10**9])  # weight gradient: direct; transposed
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_forms_of_the_weight_gradient_match_a_float64_reference(monkeypatch, below_rows,
+                                                                       dtype):
+    import pyxconv.functional._conv as conv_module
+    monkeypatch.setattr(conv_module, "_WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS", below_rows)
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((3, 4, 9, 8)).astype(dtype)
+    w = rng.standard_normal((6, 2, 3, 2)).astype(dtype)
+    kwargs = dict(stride=(2, 1), padding=1, groups=2)
+    g = rng.standard_normal(conv2d(x, w, **kwargs).shape).astype(dtype)
+    grad_w = conv2d_backward(g, x, w, **kwargs)[1]
+    # sum over samples and positions of g * window, group by group, in float64
+    cols = im2col(x.astype(np.float64), (3, 2), (2, 1), 1)  # (N, C_in*6, L)
+    expected = np.concatenate([
+        np.einsum("nol,nkl->ok", g[:, 3 * gi:3 * gi + 3].reshape(3, 3, -1).astype(np.float64),
+                  cols[:, 12 * gi:12 * gi + 12]) for gi in range(2)]).reshape(w.shape)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(grad_w, expected, rtol=tol, atol=tol)
+
+
 @settings(deadline=None)
 @given(data=st.data())
 def test_conv2d_matches_reference_on_random_geometry(data):

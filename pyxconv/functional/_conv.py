@@ -41,6 +41,12 @@ _WEIGHT_LAYOUTS = {1: "(C_out, C_in/groups, kL)", 2: "(C_out, C_in/groups, kH, k
 # 2.3 ms with 1 MiB).
 _CHUNK_TARGET_BYTES = 1 * 2**20
 
+# Below this many column-matrix rows per group, the backward takes the weight
+# gradient as (cols @ go^T)^T rather than go @ cols^T: the backward of LeNet's
+# second layer (150 rows) ran 13% faster, 32x64x32x32 3x3 (576 rows) 4%; at
+# 1152 rows (128 channels, 3x3) the direct form was 5% faster.
+_WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS = 1024
+
 
 class _Geometry:
     """Sizes of one convolution, padded out to 3 spatial dimensions.
@@ -247,6 +253,7 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
         x5 = x.reshape((n, g.c_in) + g.in3)
         gx5 = grad_x.reshape((n, g.c_in) + g.in3) if needs_input_grad else None
         n_buffers = 2 if needs_input_grad else 1
+        transposed = kg < _WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS
         chunks = list(g.chunks(x.itemsize, n_buffers))
         # Chunks of rows of one sample fold onto overlapping rows of grad_x.
         whole_samples = all(rc == g.out_rows for _, _, _, rc in chunks)
@@ -272,7 +279,11 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
             partial = []
             for gi in range(groups):
                 go_g = go2[gi * cog:(gi + 1) * cog]
-                partial.append(go_g @ cols2[gi * kg:(gi + 1) * kg].T)
+                if transposed:
+                    partial.append((cols2[gi * kg:(gi + 1) * kg]
+                                    @ np.ascontiguousarray(go_g.T)).T)
+                else:
+                    partial.append(go_g @ cols2[gi * kg:(gi + 1) * kg].T)
                 if needs_input_grad:
                     np.matmul(w[gi].T, go_g, out=grad_cols2[gi * kg:(gi + 1) * kg])
             if needs_input_grad:
