@@ -162,7 +162,13 @@ def map_blocks(fn, blocks, n_threads):
                 results[i] = fn(blocks[i])
 
     with _blas_on_one_thread():
-        futures = [_pool(n_threads - 1).submit(work) for _ in range(n_threads - 1)]
+        futures = []
+        try:
+            pool = _pool(n_threads - 1)
+            for _ in range(n_threads - 1):
+                futures.append(pool.submit(work))
+        except RuntimeError:
+            pass  # the interpreter is shutting down (an atexit hook): this thread does it all
         try:
             work()
         finally:

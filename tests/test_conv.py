@@ -677,6 +677,36 @@ def test_a_forked_child_can_use_threads_after_its_parent_did(monkeypatch):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_threads_still_work_in_an_atexit_hook():
+    # at interpreter shutdown no new thread may start: the call runs on the calling thread
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import atexit
+        import numpy as np
+        import pyxconv
+        import pyxconv.functional._conv as conv_module
+        from pyxconv.functional import conv2d_backward
+
+        conv_module._CHUNK_TARGET_BYTES = 4 * 36 * 49 * 2
+        x = np.ones((6, 4, 9, 9), np.float32)
+        w = np.ones((5, 4, 3, 3), np.float32)
+
+        def at_exit():
+            with pyxconv.num_threads(2):
+                grad_w = conv2d_backward(np.ones((6, 5, 7, 7), np.float32), x, w)[1]
+            print("grad_w", float(grad_w[0, 0, 0, 0]))
+
+        atexit.register(at_exit)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "grad_w 294.0" in done.stdout  # 6 samples x 7 x 7 positions, all ones
+
+
 def test_workspace_stays_under_the_cap_on_a_large_input():
     import tracemalloc
     x = np.ones((4, 32, 64, 64), np.float32)
