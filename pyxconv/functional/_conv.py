@@ -150,21 +150,22 @@ def _normalise_conv_args(x, weight, bias, stride, padding, dilation, groups, nd,
     return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, geometry
 
 
+def _column_strides(geometry, nb, rc, per_sample):
+    """(sample_stride, row_stride) of a chunk's column buffer: (K, nb*m) or (nb, K, m)."""
+    m = rc * geometry.out_w
+    return (geometry.rows * m, m) if per_sample else (m, nb * m)
+
+
 def _run_im2col(x5, cols, geometry, n0, nb, r0, rc, n_threads, per_sample=False):
     """Fill ``cols`` as (K, nb*m) for one large GEMM, or (nb, K, m) for one GEMM a sample."""
-    m = rc * geometry.out_w
-    if per_sample:
-        sample_stride, row_stride = geometry.rows * m, m
-    else:
-        sample_stride, row_stride = m, nb * m
-    _im2col.im2col(x5, cols, sample_stride, row_stride, n0, nb, r0, rc,
+    _im2col.im2col(x5, cols, *_column_strides(geometry, nb, rc, per_sample), n0, nb, r0, rc,
                    *geometry.kernel_args(), n_threads)
 
 
-def _run_col2im(cols, grad_x5, geometry, n0, nb, r0, rc, n_threads):
-    columns = nb * rc * geometry.out_w
-    _im2col.col2im(cols, grad_x5, rc * geometry.out_w, columns, n0, nb, r0, rc,
-                   *geometry.kernel_args(), n_threads)
+def _run_col2im(cols, grad_x5, geometry, n0, nb, r0, rc, n_threads, per_sample=False):
+    """Add ``cols``, laid out as for :func:`_run_im2col`, back onto grad_x5."""
+    _im2col.col2im(cols, grad_x5, *_column_strides(geometry, nb, rc, per_sample), n0, nb, r0,
+                   rc, *geometry.kernel_args(), n_threads)
 
 
 def parallel_threads(g, itemsize, chunks, n_buffers=1):
@@ -630,8 +631,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     check_allocation((n, g.rows, g.positions), x.itemsize, "column matrix")
     cols = np.empty((n, g.rows, g.positions), dtype=x.dtype)
     x5 = np.ascontiguousarray(x).reshape((n, c) + g.in3)
-    _im2col.im2col(x5, cols.reshape(-1), g.rows * g.positions, g.positions, 0, n, 0,
-                   g.out_rows, *g.kernel_args(), threads_for(cols.size))
+    _run_im2col(x5, cols.reshape(-1), g, 0, n, 0, g.out_rows, threads_for(cols.size),
+                per_sample=True)
     return cols
 
 
@@ -685,9 +686,8 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
             f"stride, padding and dilation gives {g.out_spatial} = {g.positions} positions")
     check_allocation((n, c) + out_hw, cols.itemsize, "output")
     x = np.zeros((n, c) + out_hw, dtype=cols.dtype)
-    _im2col.col2im(np.ascontiguousarray(cols).reshape(-1), x.reshape((n, c) + g.in3),
-                   g.rows * g.positions, g.positions, 0, n, 0, g.out_rows,
-                   *g.kernel_args(), threads_for(cols.size))
+    _run_col2im(np.ascontiguousarray(cols).reshape(-1), x.reshape((n, c) + g.in3), g, 0, n, 0,
+                g.out_rows, threads_for(cols.size), per_sample=True)
     return x
 
 

@@ -4,10 +4,9 @@ import math
 import numpy as np
 
 from pyxconv import functional as F
-from pyxconv._kernels import _im2col
 from pyxconv._parallel import map_blocks, small_product
 from pyxconv._threads import threads_for
-from pyxconv.functional._conv import _Geometry
+from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
 from pyxconv.functional._conv_transpose import check_output_padding
 from pyxconv.functional._validation import (
     as_int,
@@ -163,8 +162,8 @@ class _ConvNd(Module):
 
         def forward_block(block):
             n0, n1 = block
-            _im2col.im2col(x5, cols[n0:n1].reshape(-1), k * positions, positions, n0, n1 - n0,
-                           0, g.out_rows, *g.kernel_args(), kernel_threads)
+            _run_im2col(x5, cols[n0:n1].reshape(-1), g, n0, n1 - n0, 0, g.out_rows,
+                        kernel_threads, per_sample=True)
             np.matmul(w2, cols[n0:n1], out=out[n0:n1])
             if b is not None:
                 out[n0:n1] += b[:, None]
@@ -218,9 +217,8 @@ class _ConvNd(Module):
                 np.matmul(g[n0:n1], cols[n0:n1].transpose(0, 2, 1), out=products[n0:n1])
             if needs_input_grad:
                 np.matmul(w2_t, g[n0:n1], out=grad_cols[n0:n1])
-                _im2col.col2im(grad_cols[n0:n1].reshape(-1), grad_x5, k * positions, positions,
-                               n0, n1 - n0, 0, geometry.out_rows, *geometry.kernel_args(),
-                               kernel_threads)
+                _run_col2im(grad_cols[n0:n1].reshape(-1), grad_x5, geometry, n0, n1 - n0, 0,
+                            geometry.out_rows, kernel_threads, per_sample=True)
 
         map_blocks(backward_block, blocks, n_parallel)
         grad_w = products.sum(axis=0)
