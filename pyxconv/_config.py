@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from pyxconv._blas import gemm_library
 from pyxconv._version import __version__
 from pyxconv._kernels import _openmp_helpers
 from pyxconv._threads import get_num_threads
@@ -23,6 +24,7 @@ def config_info():
         "threads": get_num_threads(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "workspace limit (bytes)": get_workspace_limit(),
+        "direct GEMM (Conv2d layers)": gemm_library() or "no: NumPy's matmul",
     }
     pools = []
     try:

@@ -135,6 +135,12 @@ def small_product(mult_adds):
     return contextlib.nullcontext()
 
 
+def blas_on_one_thread_if(condition):
+    """The BLAS on one thread inside the block if ``condition`` (for a parallel kernel
+    that calls the BLAS from its own threads), else no change."""
+    return _blas_on_one_thread() if condition else contextlib.nullcontext()
+
+
 def map_blocks(fn, blocks, n_threads):
     """``[fn(block) for block in blocks]``, on up to ``n_threads`` threads.
 

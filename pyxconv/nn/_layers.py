@@ -4,7 +4,9 @@ import math
 import numpy as np
 
 from pyxconv import functional as F
-from pyxconv._parallel import map_blocks, small_product
+from pyxconv._blas import ensure_gemm
+from pyxconv._kernels import _im2col
+from pyxconv._parallel import blas_on_one_thread_if, map_blocks, small_product
 from pyxconv._threads import threads_for
 from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
 from pyxconv.functional._conv_transpose import check_output_padding
@@ -150,7 +152,9 @@ class _ConvNd(Module):
 
     def _forward_cached(self, x, w, b):
         # columns (N, C_in*kH*kW, L) from the im2col kernel, kept for backward;
-        # one GEMM per sample writes straight into the (N, C_out, L) output
+        # one GEMM per sample writes straight into the (N, C_out, L) output: all of it
+        # in one nogil OpenMP loop when the kernels can call the BLAS (pyxconv._blas),
+        # else im2col and numpy.matmul on blocks of samples
         x = np.ascontiguousarray(x)
         g = self._geometry_for(x)
         n, k, positions = g.n, g.rows, g.positions
@@ -159,6 +163,14 @@ class _ConvNd(Module):
         cols = np.empty((n, k, positions), dtype=x.dtype)
         out = np.empty((n, self.out_channels, positions), dtype=x.dtype)
         n_parallel, kernel_threads, blocks = self._sample_blocks(g)
+        if ensure_gemm():
+            with blas_on_one_thread_if(n_parallel > 1):
+                _im2col.conv_forward_samples(x5, np.ascontiguousarray(w2),
+                                             None if b is None else np.ascontiguousarray(b),
+                                             cols, out,
+                                             *g.kernel_args(), max(n_parallel, kernel_threads))
+            self._x, self._cols = x, cols
+            return out.reshape(self._out_shape(x.shape))
 
         def forward_block(block):
             n0, n1 = block
@@ -202,11 +214,6 @@ class _ConvNd(Module):
         else:
             products = np.empty((n, self.out_channels, k), dtype=g.dtype)
         needs_input_grad = self.requires_input_grad
-        if needs_input_grad:
-            grad_cols = np.empty((n, k, positions), dtype=g.dtype)
-            grad_x = np.zeros(x.shape, dtype=g.dtype)  # col2im adds
-            grad_x5 = grad_x.reshape((n, self.in_channels) + geometry.in3)
-        n_parallel, kernel_threads, blocks = self._sample_blocks(geometry)
 
         def backward_block(block):
             n0, n1 = block
@@ -220,7 +227,24 @@ class _ConvNd(Module):
                 _run_col2im(grad_cols[n0:n1].reshape(-1), grad_x5, geometry, n0, n1 - n0, 0,
                             geometry.out_rows, kernel_threads, per_sample=True)
 
-        map_blocks(backward_block, blocks, n_parallel)
+        n_parallel, kernel_threads, blocks = self._sample_blocks(geometry)
+        if needs_input_grad:
+            grad_x = np.zeros(x.shape, dtype=g.dtype)  # col2im adds
+            grad_x5 = grad_x.reshape((n, self.in_channels) + geometry.in3)
+        if ensure_gemm():
+            threads = max(n_parallel, kernel_threads)
+            size = _im2col.backward_workspace_size(k, self.out_channels, positions, transposed,
+                                                   needs_input_grad)
+            workspace = np.empty((threads, size), g.dtype) if size else None
+            with blas_on_one_thread_if(n_parallel > 1):
+                _im2col.conv_backward_samples(
+                    cols, g, np.ascontiguousarray(self.weight.data.reshape(self.out_channels, -1)),
+                    products, transposed, grad_x5 if needs_input_grad else None, workspace,
+                    *geometry.kernel_args(), threads)
+        else:
+            if needs_input_grad:
+                grad_cols = np.empty((n, k, positions), dtype=g.dtype)
+            map_blocks(backward_block, blocks, n_parallel)
         grad_w = products.sum(axis=0)
         self.weight.grad += (grad_w.T if transposed else grad_w).reshape(self.weight.shape)
         if self.bias is not None:
@@ -275,6 +299,11 @@ _CONV_DOC = """{nd}-D convolution layer (cross-correlation), ``torch.nn.Conv{nd}
     H_out * W_out`` values) fits in ``COLUMN_CACHE_BYTES`` (64 MiB) also keeps
     the columns, so ``backward`` does not rebuild them; otherwise it calls
     :func:`pyxconv.functional.conv2d_backward`, which works in chunks.
+    On that cached path each sample's im2col, GEMMs and col2im run in one
+    OpenMP loop without the GIL, with the GEMMs calling NumPy's own BLAS
+    directly when it is the OpenBLAS of NumPy's wheels (``pyxconv.show_config()``
+    tells); otherwise the same products go through ``numpy.matmul``. Both give
+    the same bits.
 
     Examples
     --------

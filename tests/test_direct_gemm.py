@@ -1,0 +1,249 @@
+"""The Conv2d layer's per-sample kernels that call NumPy's BLAS directly (pyxconv._blas).
+
+Both paths of the layer's training mode (the direct-GEMM kernels and the
+NumPy path they replace) are checked against plain loops; the direct
+kernels' own argument checks are checked to refuse what would write out of
+bounds.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reference import conv2d_by_loops
+import pyxconv
+from pyxconv import _blas, nn
+from pyxconv._kernels import _im2col
+
+DIRECT = _blas.ensure_gemm()
+needs_direct = pytest.mark.skipif(not DIRECT, reason="NumPy's BLAS offers no ILP64 CBLAS GEMM")
+
+
+@pytest.fixture(params=["direct", "numpy"])
+def gemm_path(request):
+    """Run the test with the direct-GEMM kernels, then with the NumPy path."""
+    if request.param == "direct" and not DIRECT:
+        pytest.skip("NumPy's BLAS offers no ILP64 CBLAS GEMM")
+    old = _blas.allow_direct_gemm(request.param == "direct")
+    yield request.param
+    _blas.allow_direct_gemm(old)
+
+
+# (c_in, c_out, kernel, stride, padding, dilation, bias, (H, W), input grad)
+CASES = [
+    (1, 6, 5, 1, 0, 1, True, (9, 8), False),  # LeNet's first layer, no input gradient
+    (2, 3, 3, 1, 1, 1, True, (5, 6), True),
+    (3, 2, (3, 2), (2, 1), (1, 0), 1, False, (7, 5), True),
+    (2, 4, 3, 2, 1, (1, 2), True, (7, 8), True),  # dilation, stride-2 tap pairs
+    (15, 2, 3, 1, 1, 1, True, (3, 4), True),  # K = 135: products taken transposed
+    (2, 2, 4, 2, ((2, 1), (0, 3)), 1, True, (6, 5), True),  # uneven padding
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_conv2d_training_path_matches_plain_loops(gemm_path, case, dtype):
+    c_in, c_out, kernel, stride, padding, dilation, bias, hw, input_grad = case
+    rng = np.random.default_rng(len(str(case)))
+    nn.manual_seed(1)
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation, bias=bias, dtype=dtype)
+    conv.requires_input_grad = input_grad
+    x = rng.standard_normal((3, c_in) + hw).astype(dtype)
+    out = conv(x)
+    assert conv._cols is not None  # the cached training path, not the functional one
+    expected, backward = conv2d_by_loops(x, conv.weight.data, None if conv.bias is None
+                                         else conv.bias.data, conv.stride, conv._pads,
+                                         conv.dilation)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    grad_x = conv.backward(g)
+    ref_gx, ref_gw, ref_gb = backward(g)
+    np.testing.assert_allclose(conv.weight.grad, ref_gw, rtol=tol, atol=10 * tol)
+    if bias:
+        np.testing.assert_allclose(conv.bias.grad, ref_gb, rtol=tol, atol=10 * tol)
+    if input_grad:
+        assert grad_x.dtype == dtype
+        np.testing.assert_allclose(grad_x, ref_gx, rtol=tol, atol=10 * tol)
+    else:
+        assert grad_x is None
+
+
+@needs_direct
+@pytest.mark.parametrize("c_in", [6, 15])  # K = 54 and 135: both weight-gradient forms
+def test_direct_and_numpy_paths_give_the_same_bits(c_in):
+    """Both make the same BLAS calls with the same arguments, sample by sample."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, c_in, 10, 9)).astype(np.float32)
+    results = []
+    for direct in (True, False):
+        old = _blas.allow_direct_gemm(direct)
+        try:
+            nn.manual_seed(2)
+            conv = nn.Conv2d(c_in, 5, 3, stride=(1, 2), padding=1)
+            out = conv(x)
+            results.append((out, conv.backward(np.sin(out)), conv.weight.grad, conv.bias.grad))
+        finally:
+            _blas.allow_direct_gemm(old)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_direct
+def test_direct_kernels_give_the_same_bits_at_any_thread_count():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((9, 3, 11, 12)).astype(np.float32)
+    results = []
+    for n_threads in (1, 2, 3):
+        nn.manual_seed(4)
+        conv = nn.Conv2d(3, 8, 3, padding=1)
+        with pyxconv.num_threads(n_threads):
+            out = _run_direct(conv, x, n_threads)
+        results.append(out)
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def _run_direct(conv, x, n_threads):
+    """The kernels called as the layer calls them, with n_threads forced."""
+    g = conv._geometry_for(x)
+    n, k, positions = g.n, g.rows, g.positions
+    w2 = conv.weight.data.reshape(conv.out_channels, -1)
+    cols = np.empty((n, k, positions), x.dtype)
+    out = np.empty((n, conv.out_channels, positions), x.dtype)
+    _im2col.conv_forward_samples(x.reshape((n, 3, 1) + x.shape[2:]), w2, conv.bias.data, cols,
+                                 out, *g.kernel_args(), n_threads)
+    grad_out = np.cos(out)
+    products = np.empty((n, conv.out_channels, k), x.dtype)
+    grad_x = np.zeros_like(x)
+    size = _im2col.backward_workspace_size(k, conv.out_channels, positions, False, True)
+    workspace = np.empty((n_threads, size), x.dtype)
+    _im2col.conv_backward_samples(cols, grad_out, w2, products, False,
+                                  grad_x.reshape((n, 3, 1) + x.shape[2:]), workspace,
+                                  *g.kernel_args(), n_threads)
+    return out, products, grad_x
+
+
+def _forward_args(n=2, c_in=2, c_out=3, hw=5, k=3, dtype=np.float32):
+    """Consistent arguments for conv_forward_samples (3x3, stride 1, no padding)."""
+    out_hw = hw - k + 1
+    return dict(x=np.zeros((n, c_in, 1, hw, hw), dtype),
+                weight=np.zeros((c_out, c_in * k * k), dtype),
+                bias=np.zeros(c_out, dtype),
+                cols=np.zeros((n, c_in * k * k, out_hw * out_hw), dtype),
+                out=np.zeros((n, c_out, out_hw * out_hw), dtype),
+                geometry=(1, out_hw, out_hw, 1, k, k, 1, 1, 1, 0, 0, 0, 1, 1, 1))
+
+
+def _call_forward(args, n_threads=1):
+    _im2col.conv_forward_samples(args["x"], args["weight"], args["bias"], args["cols"],
+                                 args["out"], *args["geometry"], n_threads)
+
+
+@needs_direct
+@pytest.mark.parametrize("name,bad", [
+    ("weight", np.zeros((3, 17), np.float32)),
+    ("weight", np.zeros((4, 18), np.float32)),
+    ("bias", np.zeros(4, np.float32)),
+    ("cols", np.zeros((2, 18, 8), np.float32)),
+    ("cols", np.zeros((1, 18, 9), np.float32)),
+    ("out", np.zeros((3, 3, 9), np.float32)),
+    ("out", np.zeros((2, 3, 10), np.float32)),
+])
+def test_forward_kernel_refuses_inconsistent_shapes(name, bad):
+    args = _forward_args()
+    _call_forward(args)  # consistent: runs
+    args[name] = bad
+    with pytest.raises(ValueError):
+        _call_forward(args)
+
+
+@needs_direct
+def test_forward_kernel_refuses_a_geometry_that_does_not_fit_the_arrays():
+    args = _forward_args()
+    args["geometry"] = (1, 4, 4) + args["geometry"][3:]  # claims 16 output positions
+    with pytest.raises(ValueError):
+        _call_forward(args)
+    args = _forward_args()
+    args["geometry"] = (1, 3, 3, 1, 2, 2) + args["geometry"][6:]  # 2x2 kernel, K = 8
+    with pytest.raises(ValueError):
+        _call_forward(args)
+
+
+@needs_direct
+@pytest.mark.parametrize("transposed", [False, True])
+def test_backward_kernel_refuses_a_short_workspace_and_wrong_products(transposed):
+    f = _forward_args()
+    _call_forward(f)
+    k, positions = f["cols"].shape[1:]
+    c_out = f["out"].shape[1]
+    products = np.zeros((2, k, c_out) if transposed else (2, c_out, k), np.float32)
+    grad_x = np.zeros_like(f["x"])
+    size = _im2col.backward_workspace_size(k, c_out, positions, transposed, True)
+    assert size == k * positions
+
+    def call(workspace, products=products, n_threads=2):
+        _im2col.conv_backward_samples(f["cols"], f["out"], f["weight"], products, transposed,
+                                      grad_x, workspace, *f["geometry"], n_threads)
+
+    call(np.zeros((2, size), np.float32))
+    for workspace in (None, np.zeros((1, size), np.float32), np.zeros((2, size - 1), np.float32)):
+        with pytest.raises(ValueError, match="workspace"):
+            call(workspace)
+    with pytest.raises(ValueError, match="products"):
+        call(np.zeros((2, size), np.float32), products=np.ascontiguousarray(products[:, :-1]))
+    # without the input gradient only the transposed form needs a workspace, of C_out * L
+    assert _im2col.backward_workspace_size(k, c_out, positions, transposed, False) == (
+        c_out * positions if transposed else 0)
+
+
+def test_set_gemm_wants_both_entry_points():
+    with pytest.raises(ValueError, match="both"):
+        _im2col.set_gemm(1, 0)
+
+
+def test_only_blas_libraries_inside_numpy_are_used(monkeypatch):
+    import threadpoolctl
+    from pathlib import Path
+
+    numpy_dir = Path(np.__file__).resolve().parent
+    inside = numpy_dir.parent / "numpy.libs" / "libscipy_openblas64_-x.so"
+    infos = [
+        dict(user_api="blas", internal_api="openblas", filepath="/elsewhere/torch/libopenblas.so"),
+        dict(user_api="blas", internal_api="openblas", filepath=str(inside)),
+        dict(user_api="blas", internal_api="mkl", filepath=str(numpy_dir / "libmkl_rt.so")),
+        dict(user_api="openmp", internal_api="openmp", filepath=str(numpy_dir / "libgomp.so")),
+    ]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: infos)
+    assert _blas._numpy_blas_paths() == [str(inside.resolve())]
+
+
+def test_without_direct_gemm_the_layer_takes_the_numpy_path():
+    """PYXCONV_DIRECT_GEMM=0: nothing installed, the kernels refuse, the layer still works."""
+    code = """
+import numpy as np, pytest
+from pyxconv import _blas, nn
+from pyxconv._kernels import _im2col
+assert not _blas.ensure_gemm() and _blas.gemm_library() is None
+assert not _im2col.has_gemm()
+conv = nn.Conv2d(2, 3, 3)
+x = np.ones((2, 2, 5, 5), np.float32)
+out = conv(x)
+conv.backward(np.ones_like(out))
+assert conv._cols is not None
+with pytest.raises(RuntimeError, match="no GEMM"):
+    _im2col.conv_forward_samples(x.reshape(2, 2, 1, 5, 5), conv.weight.data.reshape(3, -1),
+                                 None, np.empty((2, 18, 9), np.float32),
+                                 np.empty((2, 3, 9), np.float32),
+                                 1, 3, 3, 1, 3, 3, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1)
+print("ok")
+"""
+    env = dict(os.environ, PYXCONV_DIRECT_GEMM="0")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
