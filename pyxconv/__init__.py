@@ -6,12 +6,16 @@ names, layouts and output sizes.
 """
 import os
 
-# Idle OpenMP threads sleep instead of spinning. pyxconv alternates its OpenMP
-# loops with GEMMs in NumPy's BLAS, whose own threads spin after each call; on
-# two cores the two pools then starve each other (measured: conv_transpose2d
-# forward 145 ms with both pools spinning at 2 threads, 7.3 ms with this).
-# It must be set before the kernels load libgomp; a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin for a while (~1.7 ms measured) before they sleep.
+# Waking a sleeping thread cost ~0.1 ms per parallel loop on a 2-core VM, and
+# a training step runs a dozen loops with short serial gaps between them: a
+# LeNet-5 step at 2 threads took 5.1 ms with OMP_WAIT_POLICY=PASSIVE, 3.6 ms
+# with this. pyxconv keeps NumPy's BLAS on one thread inside its own parallel
+# sections, so the two pools do not alternate on the cores (see
+# pyxconv._threads). Set before the kernels load libgomp; either variable set
+# by the user wins.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "100000"
 
 from pyxconv._version import __version__  # noqa: E402
 from pyxconv._threads import get_num_threads, num_threads, set_num_threads

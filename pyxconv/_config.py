@@ -23,6 +23,7 @@ def config_info():
         "boundscheck (debug build)": _openmp_helpers.boundscheck_enabled(),
         "threads": get_num_threads(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "(unset)"),
         "workspace limit (bytes)": get_workspace_limit(),
         "direct GEMM (Conv2d layers)": gemm_library() or "no: NumPy's matmul",
     }

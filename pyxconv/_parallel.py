@@ -22,7 +22,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pyxconv._threads import num_threads
+from pyxconv._threads import get_num_threads, num_threads
 
 _lock = threading.Lock()
 _executor = None
@@ -147,13 +147,17 @@ def map_blocks(fn, blocks, n_threads):
     The calling thread takes part, so ``n_threads - 1`` pool threads are
     woken. Blocks are handed out one at a time, in order, to whichever
     thread is free. Exceptions propagate. With ``n_threads`` 1, or a single
-    block, it is a plain loop on the calling thread, whose thread settings
-    are left alone.
+    block, it is a plain loop on the calling thread, whose kernels keep
+    their thread count; if that is more than one, the BLAS runs on one
+    thread meanwhile, so that the two pools do not take turns on the cores.
     """
     blocks = list(blocks)
     n_threads = min(n_threads, len(blocks))
     if n_threads <= 1:
-        return [fn(block) for block in blocks]
+        # the blocks' kernels may still use several OpenMP threads: the BLAS takes
+        # none of its own between them (see pyxconv._threads)
+        with blas_on_one_thread_if(get_num_threads() > 1):
+            return [fn(block) for block in blocks]
     results = [None] * len(blocks)
     counter = itertools.count()
     counter_lock = threading.Lock()

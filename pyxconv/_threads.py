@@ -14,24 +14,30 @@ to one thread for the whole process. Results are the same, to the bit, at
 any thread count.
 
 The matrix products go to the BLAS that NumPy ships, which has its own
-thread pool. pyxconv's OpenMP loops and the BLAS calls run one after the
-other, but idle threads of either pool busy-wait for a while after their
-work, and on a machine with few cores that steals the cores the other pool
-needs. So that idle OpenMP threads sleep, ``import pyxconv`` sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it, and the
-kernels run on one thread when the work is small (:func:`threads_for`).
+thread pool. Idle threads of either pool busy-wait for a while after their
+work; if the two pools took turns on a machine with few cores, each would
+spin on the cores the other needs. So inside pyxconv's parallel sections the
+BLAS runs on one thread (or is called from pyxconv's own threads), and
+OpenBLAS's threads stay idle; only products outside them (``Linear`` on
+large inputs, and the user's own) use the BLAS's threads.
 
-What a second thread costs, measured on a 2-core virtual machine: with
-PASSIVE waiting, an OpenMP region that wakes a sleeping thread took about
-0.1 ms before any work was done (5 us on one thread), so work below a few
-tenths of a millisecond runs faster on one thread. Letting the threads spin
-briefly instead (``GOMP_SPINCOUNT``) removed that cost in a loop of pyxconv
-calls, but made a convolution that alternates BLAS calls and pyxconv kernels
-up to 8x slower: the spinning threads of one pool took the cores the other
-pool's threads needed.
+Waiting policy. ``import pyxconv`` sets ``GOMP_SPINCOUNT=100000`` unless
+the environment sets it or ``OMP_WAIT_POLICY``: an idle OpenMP thread spins
+about 1.7 ms (measured here) before it sleeps. With
+``OMP_WAIT_POLICY=PASSIVE`` an OpenMP loop that wakes a sleeping thread took
+about 0.1 ms before any work was done, on a 2-core virtual machine, and a
+LeNet-5 training step runs a dozen loops with short serial gaps: at 2
+threads a step took 5.1 ms with PASSIVE and 3.6 ms with the spin. The
+policy's cost: a program that alternates pyxconv's kernels with its own
+multi-threaded NumPy matrix products pays it, because pyxconv's spinning
+threads delay the BLAS's (measured: a 400x400 matmul followed by a max-pool,
+1.2 ms a pair with PASSIVE, 4.7 ms with the spin). Such a program should set
+``OMP_WAIT_POLICY=PASSIVE``; :func:`threads_sleep_when_idle` then reports it,
+and small kernels stay on one thread.
 """
 import contextlib
 import operator
+import os
 import threading
 
 from pyxconv._kernels import _openmp_helpers
@@ -141,6 +147,26 @@ def num_threads(n):
         yield n
     finally:
         _state.override = previous
+
+
+def _sleeping_policy(environ):
+    policy = environ.get("OMP_WAIT_POLICY", "").strip().lower()
+    spin = environ.get("GOMP_SPINCOUNT", "").strip()
+    return policy == "passive" or spin == "0"
+
+
+# read once: libgomp reads the environment once, when it loads
+_THREADS_SLEEP_WHEN_IDLE = _sleeping_policy(os.environ)
+
+
+def threads_sleep_when_idle():
+    """Whether idle OpenMP threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``).
+
+    As the environment said when pyxconv was imported. When they do, every
+    parallel loop pays to wake them, and kernels need more work before a
+    second thread pays off.
+    """
+    return _THREADS_SLEEP_WHEN_IDLE
 
 
 # Below this many elements a thread, waking a team of OpenMP threads costs more

@@ -131,17 +131,6 @@ def test_demo_prints_the_lecture_result(capsys):
     assert "[[ 5  0 -2]" in text and "[ 4  9  7]]" in text
 
 
-@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_idle_openmp_threads_sleep_unless_the_user_chose_otherwise(preset, expected):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if preset:
-        env["OMP_WAIT_POLICY"] = preset
-    code = "import os, pyxconv; print(os.environ['OMP_WAIT_POLICY'])"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    assert out.strip() == expected
-
-
 def test_submodules_are_reachable_from_a_plain_import():
     code = ("import pyxconv; print(pyxconv.nn.Conv2d.__name__, pyxconv.optim.SGD.__name__, "
             "pyxconv.data.read_idx.__name__, pyxconv.teach.summary.__name__)")
@@ -150,3 +139,55 @@ def test_submodules_are_reachable_from_a_plain_import():
     assert out.split() == ["Conv2d", "SGD", "read_idx", "summary"]
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         pyxconv.nonexistent
+
+
+_WAIT_CODE = """
+import os, pyxconv
+from pyxconv import _threads
+from pyxconv.functional import _pool
+print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"),
+      _threads.threads_sleep_when_idle(), _pool._GRAIN)
+"""
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({}, "None 100000 False 16384"),  # pyxconv's default: spin ~1.7 ms, then sleep
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None True 262144"),
+    ({"OMP_WAIT_POLICY": "passive"}, "passive None True 262144"),
+    ({"GOMP_SPINCOUNT": "0"}, "None 0 True 262144"),
+    ({"GOMP_SPINCOUNT": "5000"}, "None 5000 False 16384"),  # the user's value wins
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE None False 16384"),
+])
+def test_wait_policy_default_and_user_settings(env, expected):
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", _WAIT_CODE], env=dict(clean, **env),
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == expected
+
+
+def test_show_config_reports_the_wait_settings(capsys):
+    pyxconv.show_config()
+    text = capsys.readouterr().out
+    assert f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}" in text
+    assert "direct GEMM (Conv2d layers): " in text
+
+
+@pytest.mark.skipif(not _openmp_helpers.openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("kernel_threads", [1, 2])
+def test_a_single_block_runs_with_the_blas_on_one_thread_when_kernels_use_more(kernel_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from pyxconv._parallel import map_blocks
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with pyxconv.num_threads(kernel_threads):
+            seen = map_blocks(lambda block: blas_threads(), [0], 1)
+        assert blas_threads() == before
+    if not before:
+        pytest.skip("no BLAS thread pool found")
+    assert seen == [[1] * len(before) if kernel_threads > 1 else before]

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from pyxconv._kernels import _pool
-from pyxconv._threads import threads_for
+from pyxconv._threads import threads_for, threads_sleep_when_idle
 from pyxconv.functional._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
@@ -28,12 +28,13 @@ from pyxconv.functional._validation import (
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
 _INT32_MAX = 2**31 - 1
-# Below twice this many elements touched, a call runs on one thread: waking
-# and joining a second OpenMP thread costs more than it saves. The kernels do
-# about a billion elements a second, so 2**19 elements is ~0.4 ms of work;
-# measured on 2 cores, max_pool2d of (64, 6, 28, 28) (0.3 M elements) took
-# 0.24 ms on one thread and on two, and its backward was slower on two.
-_GRAIN = 2**18
+# Below twice this many elements touched, a call runs on one thread. With
+# threads that spin between loops (pyxconv's default policy) a second thread
+# paid off from (8, 16, 16, 16) (32 K elements: 0.027 -> 0.022 ms forward).
+# With OMP_WAIT_POLICY=PASSIVE, waking the second thread costs ~0.1 ms: the
+# kernels do about a billion elements a second, and max_pool2d of
+# (64, 6, 28, 28) (0.3 M elements) took 0.24 ms on one thread and on two.
+_GRAIN = 2**18 if threads_sleep_when_idle() else 2**14
 
 
 def _threads_for(elements):
