@@ -9,26 +9,22 @@ Usage::
 
     python benchmarks/bench_conv.py [--repeats 7] [--threads 1 2] [--out benchmarks/results/conv.json]
 """
-import os
-
-# torch and pyxconv each bring an OpenMP runtime; idle threads of one that
-# spin steal the cores the other needs when both run in one process. Both
-# sleep when idle here, which is pyxconv's own default; set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import json
 import math
 import platform
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from threadpoolctl import threadpool_limits
+from _timing import WAIT_POLICY_HELP, median_time, wait_policy_from_argv, wait_settings
 
-from _timing import median_time  # noqa: E402
-import pyxconv
-from pyxconv.functional import conv2d, conv2d_backward
+WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
+import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from pyxconv.functional import conv2d, conv2d_backward  # noqa: E402
 
 # (N, C_in, H, W, C_out, k, stride, pad)
 LAYERS = [
@@ -104,10 +100,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "conv.json"))
+    parser.add_argument("--wait-policy", choices=["pyxconv", "passive"], default="pyxconv",
+                        help=WAIT_POLICY_HELP)
     args = parser.parse_args()
     results = {"machine": platform.processor() or platform.machine(),
                "torch": torch.__version__, "numpy": np.__version__,
-               "pyxconv": pyxconv.__version__, "sgemm_gflops": {}, "records": []}
+               "pyxconv": pyxconv.__version__, "wait_policy": WAIT_POLICY, **wait_settings(),
+               "sgemm_gflops": {}, "records": []}
     for threads in args.threads:
         torch.set_num_threads(threads)
         with pyxconv.num_threads(threads), threadpool_limits(threads, user_api="blas"):

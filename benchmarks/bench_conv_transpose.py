@@ -8,17 +8,18 @@ The ratio is ``torch_ms / pyxconv_ms``: above 1 pyxconv is faster.
 The machine is shared with other developers while this runs, so the figures
 are noisy: rerun before reading much into a difference of 10-20 %.
 
-Wait policy: pyxconv's OpenMP loops and NumPy's OpenBLAS GEMMs take turns,
-and each pool busy-waits after its turn by default. At 2 threads on 2 cores
-the two spinning pools starve each other (measured: 7.4 ms at 1 thread,
-145 ms at 2). ``--wait-policy passive`` (the default here) sets
-``OMP_WAIT_POLICY=PASSIVE`` before any OpenMP runtime loads, for pyxconv and
-torch alike; ``--wait-policy default`` leaves the environment alone.
+Wait policy: torch and pyxconv share one OpenMP runtime here (libgomp,
+same soname), which reads its settings once. pyxconv is imported first, so
+both run with what ``import pyxconv`` sets (idle threads spin ~1.7 ms, see
+``pyxconv._threads``); ``--wait-policy passive`` sets
+``OMP_WAIT_POLICY=PASSIVE`` for both instead. Before pyxconv kept NumPy's
+BLAS on one thread inside its parallel sections, spinning pools starved
+each other here (7.4 ms at 1 thread, 145 ms at 2).
 
 Usage::
 
     python benchmarks/bench_conv_transpose.py [--repeats 7] [--threads 1 2]
-        [--out benchmarks/results/conv_transpose.json]
+        [--out benchmarks/results/conv_transpose.json] [--wait-policy pyxconv|passive]
 """
 import argparse
 import json
@@ -27,18 +28,13 @@ import platform
 import sys
 from pathlib import Path
 
-if __name__ == "__main__" and "--wait-policy=default" not in sys.argv and not (
-        "--wait-policy" in sys.argv
-        and sys.argv[sys.argv.index("--wait-policy") + 1:][:1] == ["default"]):
-    # before numpy, torch or pyxconv load an OpenMP runtime (see the module notes)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _timing import WAIT_POLICY_HELP, median_time, wait_policy_from_argv, wait_settings
 
+WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
+import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
-
-from _timing import median_time  # noqa: E402
-import pyxconv  # noqa: E402
 from pyxconv.functional import conv_transpose2d, conv_transpose2d_backward  # noqa: E402
 
 # (N, C_in, H, W, C_out, k, stride, pad, output_padding), from the issue
@@ -104,14 +100,14 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"
                                              / "conv_transpose.json"))
-    parser.add_argument("--wait-policy", choices=["passive", "default"], default="passive",
-                        help="OMP_WAIT_POLICY for both libraries (see the module notes)")
+    parser.add_argument("--wait-policy", choices=["pyxconv", "passive"], default="pyxconv",
+                        help=WAIT_POLICY_HELP)
     args = parser.parse_args()
     results = {"machine": platform.processor() or platform.machine(),
                "torch": torch.__version__, "numpy": np.__version__,
                "pyxconv": pyxconv.__version__,
                "note": "shared 2-core machine, other developers compiling and testing: noisy",
-               "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+               "wait_policy": WAIT_POLICY, **wait_settings(),
                "records": []}
     for threads in args.threads:
         torch.set_num_threads(threads)

@@ -13,11 +13,12 @@ BLAS via threadpoolctl, against ``torch.set_num_threads(n)``.
 Timings are noisy when other processes share the machine: run it on an
 idle machine, and compare ratios from the same run.
 
-``--omp-wait-policy`` sets ``OMP_WAIT_POLICY`` in both children. pyxconv sets
-PASSIVE itself unless the environment says otherwise: with GNU OpenMP's
-active spinning, OpenMP threads that spin after a kernel compete with
-OpenBLAS's threads for the cores, and at 2 threads on a 2-core machine that
-made pyxconv's epoch ~10x slower in our runs.
+``--omp-wait-policy`` sets ``OMP_WAIT_POLICY`` in both children; by
+default each library runs with its own settings: pyxconv's import sets
+``GOMP_SPINCOUNT=100000`` (idle OpenMP threads spin ~1.7 ms, then sleep),
+torch keeps libgomp's default (they spin longer). With PASSIVE, every
+parallel loop pays ~0.1 ms to wake a thread, and pyxconv's 2-thread epoch
+was ~35% longer in our runs.
 
 Usage::
 
@@ -168,7 +169,7 @@ def main():
         % args.batch_size,
         training_images=args.limit or 60000,
         omp_wait_policy=env.get("OMP_WAIT_POLICY",
-                                "(not set here; pyxconv defaults to PASSIVE, torch to active)"),
+                                "(not set here; each library's own default)"),
         machine=dict(platform=platform.platform(), processor=platform.processor(),
                      cpu_count=os.cpu_count(), python=platform.python_version()),
         versions=dict(pyxconv=pyxconv.__version__, torch=torch.__version__),

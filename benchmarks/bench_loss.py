@@ -25,14 +25,17 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from _timing import WAIT_POLICY_HELP, wait_policy_from_argv, wait_settings
 
-import pyxconv
-from pyxconv.functional import cross_entropy, softmax_cross_entropy
+WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
+import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from pyxconv.functional import cross_entropy, softmax_cross_entropy  # noqa: E402
 
 SHAPES = [(256, 10), (4096, 10), (1024, 1000)]
 # Seconds of rest before each timed batch. PyTorch and pyxconv each bring an
@@ -103,6 +106,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "loss.json"))
+    parser.add_argument("--wait-policy", choices=["pyxconv", "passive"], default="pyxconv",
+                        help=WAIT_POLICY_HELP)
     args = parser.parse_args()
 
     records = []
@@ -126,7 +131,8 @@ def main():
                     records.append(dict(op=op, shape=list(shape), threads=threads,
                                         pyxconv_ms=round(ours_ms, 5),
                                         torch_ms=round(theirs_ms, 5), ratio=round(ratio, 3),
-                                        dtype="float32", load_average=_load()))
+                                        dtype="float32", load_average=_load(),
+                                        wait_policy=WAIT_POLICY, **wait_settings()))
                     print(f"{op:32s} {str(shape):>12s} {threads:3d} {ours_ms:11.4f} "
                           f"{theirs_ms:9.4f} {ratio:6.2f}", flush=True)
     out = Path(args.out)

@@ -8,19 +8,18 @@ medians. The ratio is ``torch_ms / pyxconv_ms``: above 1 pyxconv is faster.
 Throughput is in millions of input elements per second. Average pooling is
 timed too, for information.
 
-Wait policy: pyxconv's OpenMP runtime and torch's own (bundled) one take
-turns in this process, and by default each pool busy-waits after its turn.
-At 2 threads on 2 cores the spinning pools starve each other, and calls of
-a fraction of a millisecond take several. ``--wait-policy passive`` (the
-default) sets ``OMP_WAIT_POLICY=PASSIVE`` before any OpenMP runtime loads,
-for pyxconv and torch alike; ``--wait-policy default`` leaves the
-environment alone. The machine is shared with other developers while this
-runs: the load average is recorded, and the 2-thread rows suffer most.
+Wait policy: torch and pyxconv share one OpenMP runtime here (libgomp,
+same soname), which reads its settings once. pyxconv is imported first, so
+both run with what ``import pyxconv`` sets (idle threads spin ~1.7 ms, see
+``pyxconv._threads``); ``--wait-policy passive`` sets
+``OMP_WAIT_POLICY=PASSIVE`` for both instead, which costs every 2-thread
+call ~0.1 ms to wake the second thread. The load average is recorded: other
+jobs on the machine distort the 2-thread rows most.
 
 Usage::
 
     python benchmarks/bench_pool.py [--repeats 7] [--threads 1 2]
-        [--out benchmarks/results/pool.json] [--wait-policy passive|default]
+        [--out benchmarks/results/pool.json] [--wait-policy pyxconv|passive]
 """
 import argparse
 import json
@@ -30,17 +29,12 @@ import platform
 import sys
 from pathlib import Path
 
-if __name__ == "__main__" and "--wait-policy=default" not in sys.argv and not (
-        "--wait-policy" in sys.argv
-        and sys.argv[sys.argv.index("--wait-policy") + 1:][:1] == ["default"]):
-    # before numpy, torch or pyxconv load an OpenMP runtime (see the module notes)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _timing import WAIT_POLICY_HELP, median_time, wait_policy_from_argv, wait_settings
 
+WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
+import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from _timing import median_time  # noqa: E402
-import pyxconv  # noqa: E402
 from pyxconv.functional import (  # noqa: E402
     avg_pool2d,
     avg_pool2d_backward,
@@ -145,14 +139,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pool.json"))
-    parser.add_argument("--wait-policy", choices=["passive", "default"], default="passive",
-                        help="OMP_WAIT_POLICY for both libraries (see the module notes)")
+    parser.add_argument("--wait-policy", choices=["pyxconv", "passive"], default="pyxconv",
+                        help=WAIT_POLICY_HELP)
     args = parser.parse_args()
     results = {"machine": platform.processor() or platform.machine(),
                "torch": torch.__version__, "numpy": np.__version__,
                "pyxconv": pyxconv.__version__,
                "note": "shared 2-core machine, other developers compiling and testing: noisy",
-               "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+               "wait_policy": WAIT_POLICY, **wait_settings(),
                # other jobs on the machine distort the 2-thread figures most
                "loadavg_before": os.getloadavg(), "records": []}
     for threads in args.threads:
