@@ -52,7 +52,6 @@ def _load(data, limit):
 
 
 def run_pyxconv(data, threads, limit, batch_size):
-    import numpy as np
     from threadpoolctl import threadpool_limits
 
     import pyxconv

@@ -5,7 +5,6 @@ runs in ``.ci/steps/docs.sh``; these tests are the fast part of it that runs
 with the test suite.
 """
 import doctest
-import os
 import re
 import runpy
 import sys

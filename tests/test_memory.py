@@ -1,5 +1,4 @@
 """Memory stays flat: thousands of training steps leak nothing."""
-import sys
 from pathlib import Path
 
 import numpy as np
