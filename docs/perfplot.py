@@ -39,7 +39,7 @@ def case_label(record):
     """The record's ``case``, or else a label made of its other descriptive fields."""
     if record.get("case") not in (None, ""):
         return str(record["case"])
-    skip = set(FIELDS) | {"source"}
+    skip = set(FIELDS) | {"source", "wait_policy", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}
     parts = []
     for key, value in record.items():
         if key in skip or isinstance(value, float):

@@ -103,11 +103,20 @@ def set_num_threads(n):
     Notes
     -----
     The count covers pyxconv's OpenMP kernels and the Python threads among
-    which a convolution shares its chunks (or, in the Conv2d layer, blocks of
-    samples): each of those threads runs the kernels and the BLAS on one
-    core, and while such a call runs the BLAS is limited to one thread for
-    the whole process. Small work stays on one thread. Results are the same,
-    bit for bit, at any thread count.
+    which a convolution shares its chunks: each of those threads runs the
+    kernels and the BLAS on one core, and while such a call runs the BLAS is
+    limited to one thread for the whole process. The Conv2d layer's
+    training path runs its samples in one OpenMP loop that calls the BLAS
+    itself. Small work stays on one thread. Results are the same, bit for
+    bit, at any thread count.
+
+    Idle OpenMP threads spin about 1.7 ms before they sleep
+    (``GOMP_SPINCOUNT=100000``, set by ``import pyxconv`` unless the
+    environment sets it or ``OMP_WAIT_POLICY``), so the many short loops of
+    a training step do not each pay ~0.1 ms to wake a thread. A program that
+    alternates pyxconv's kernels with its own multi-threaded NumPy matrix
+    products should set ``OMP_WAIT_POLICY=PASSIVE`` before importing
+    pyxconv (see the notes of ``pyxconv._threads``).
 
     Examples
     --------
