@@ -455,3 +455,45 @@ def test_conv2d_backward_rejects_a_wrong_gradient_shape():
     conv(np.zeros((1, 1, 5, 5), np.float32))
     with pytest.raises(ValueError, match=r"grad_out of shape \(1, 2, 3, 3\)"):
         conv.backward(np.zeros((1, 2, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])  # kernel; numpy path
+def test_relu_follows_torch_rules_for_nan_zero_and_masked_gradients(dtype):
+    relu = nn.ReLU()
+    x = np.array([-1.0, 0.0, -0.0, 2.0, np.nan, -np.inf, np.inf], dtype)
+    out = relu(x)
+    np.testing.assert_array_equal(out, np.array([0, 0, 0, 2, np.nan, 0, np.inf], dtype))
+    assert out.dtype == dtype and not np.signbit(out[:3]).any()
+    grad = np.array([-3.0, -np.inf, np.nan, 5.0, 7.0, -1.0, 2.0], dtype)
+    grad_in = relu.backward(grad)
+    # a select: +0 where out <= 0, whatever the gradient; the gradient where out is NaN
+    np.testing.assert_array_equal(grad_in, np.array([0, 0, 0, 5, 7, 0, 2], dtype))
+    assert not np.signbit(grad_in).any()
+
+
+def test_relu_matches_a_plain_formula_on_threads_and_pytorch():
+    import pyxconv
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)  # above the 1-thread grain
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    expected_out = np.where(x <= 0, np.float32(0), x)
+    expected_grad = np.where(expected_out <= 0, np.float32(0), g)
+    for n in (1, 2, 3):
+        relu = nn.ReLU()
+        with pyxconv.num_threads(n):
+            np.testing.assert_array_equal(relu(x[:, :, ::2]), expected_out[:, :, ::2])
+            np.testing.assert_array_equal(relu.backward(g[:, :, ::2]), expected_grad[:, :, ::2])
+    torch = pytest.importorskip("torch")
+    tx = torch.from_numpy(x).requires_grad_()
+    torch.relu(tx).backward(torch.from_numpy(g))
+    relu = nn.ReLU()
+    np.testing.assert_array_equal(relu(x), torch.relu(tx).detach().numpy())
+    np.testing.assert_array_equal(relu.backward(g), tx.grad.numpy())
+
+
+def test_relu_backward_rejects_a_gradient_of_another_shape():
+    relu = nn.ReLU()
+    relu(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"grad_out of shape \(2, 3\)"):
+        relu.backward(np.ones((3, 2), np.float32))

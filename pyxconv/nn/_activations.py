@@ -14,13 +14,22 @@ Softplus    log(1 + e^(beta x)) / beta                      sigmoid(beta x)
 """
 import numpy as np
 
+from pyxconv._kernels import _activations
+from pyxconv._threads import threads_for
 from pyxconv.nn._module import Module
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Sigmoid", "Softplus", "Tanh"]
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 class ReLU(Module):
     """``max(0, x)``; the gradient passes where the output is positive.
+
+    As ``torch.relu``: a NaN input gives NaN, and the backward pass is a
+    select (``0 if out <= 0 else grad``), so masked entries are +0.0 whatever
+    the incoming gradient. float32 and float64 run in a compiled kernel on
+    pyxconv's threads.
 
     Examples
     --------
@@ -34,12 +43,30 @@ class ReLU(Module):
     """
 
     def forward(self, x):
-        out = np.maximum(x, 0)
+        if isinstance(x, np.ndarray) and x.dtype in _KERNEL_DTYPES:
+            x = np.ascontiguousarray(x)
+            out = np.empty_like(x)
+            _activations.relu_forward(x.reshape(-1), out.reshape(-1), threads_for(x.size))
+        else:
+            x = np.asarray(x)
+            out = np.where(x <= 0, x.dtype.type(0), x)
         self._out = out
         return out
 
     def backward(self, grad_out):
-        return grad_out * (self._out > 0)
+        out = self._out
+        if getattr(grad_out, "shape", None) != out.shape:
+            raise ValueError(f"ReLU.backward expected grad_out of shape {out.shape}, got "
+                             f"{getattr(grad_out, 'shape', None)}")
+        # a select, as torch's threshold_backward: +0 where masked, even for a
+        # negative, infinite or NaN gradient
+        if out.dtype in _KERNEL_DTYPES and grad_out.dtype == out.dtype:
+            grad_out = np.ascontiguousarray(grad_out)
+            grad_in = np.empty_like(out)
+            _activations.relu_backward(grad_out.reshape(-1), out.reshape(-1),
+                                       grad_in.reshape(-1), threads_for(out.size))
+            return grad_in
+        return np.where(out <= 0, grad_out.dtype.type(0), grad_out)
 
 
 class LeakyReLU(Module):
