@@ -28,3 +28,19 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.skip("../shared is not beside the repository")
     return SHARED
+
+
+@pytest.fixture(params=["direct", "numpy"])
+def gemm_path(request):
+    """Run the test with the kernels that call the BLAS directly, then with the NumPy path.
+
+    (see pyxconv._blas; "direct" is skipped where NumPy's BLAS offers no ILP64
+    CBLAS entry points)
+    """
+    from pyxconv import _blas
+
+    if request.param == "direct" and not _blas.ensure_gemm():
+        pytest.skip("NumPy's BLAS offers no ILP64 CBLAS GEMM")
+    old = _blas.allow_direct_gemm(request.param == "direct")
+    yield request.param
+    _blas.allow_direct_gemm(old)

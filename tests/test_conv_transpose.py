@@ -22,6 +22,10 @@ from pyxconv.functional import (
     conv_transpose_output_size,
 )
 
+# every test runs with the per-sample kernels that call the BLAS directly and with
+# the chunked NumPy path (conftest.gemm_path)
+pytestmark = pytest.mark.usefixtures("gemm_path")
+
 FORWARD = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}
 BACKWARD = {1: conv_transpose1d_backward, 2: conv_transpose2d_backward,
             3: conv_transpose3d_backward}
@@ -279,7 +283,10 @@ def test_large_problem_does_not_depend_on_thread_count_or_chunking():
 
 
 @pytest.mark.parametrize("chunk_bytes", [6100, 900])  # a sample a chunk; a row a chunk
-def test_chunks_spread_over_python_threads_give_the_same_bits(monkeypatch, chunk_bytes):
+def test_chunks_spread_over_python_threads_give_the_same_bits(monkeypatch, chunk_bytes,
+                                                             gemm_path):
+    if gemm_path == "direct":
+        pytest.skip("the chunked path only")
     # with many chunks and room for a buffer each, 2 and 3 threads each take whole chunks
     import pyxconv.functional._conv_transpose as module
     monkeypatch.setattr(module, "_CHUNK_BYTES", chunk_bytes)
@@ -447,3 +454,38 @@ def test_workspace_too_small_for_one_row_raises_memory_error():
             conv_transpose2d(x, w)
     finally:
         pyxconv.set_workspace_limit(None)
+
+
+@pytest.mark.parametrize("products_bytes", [1, 10**9])  # a sample a wave; one wave
+def test_direct_path_waves_and_threads_give_the_same_bits(monkeypatch, products_bytes,
+                                                          gemm_path):
+    if gemm_path != "direct":
+        pytest.skip("the direct path only")
+    import pyxconv.functional._conv_transpose as module
+    monkeypatch.setattr(module, "_PRODUCTS_BYTES", products_bytes)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 2, 3, 3)).astype(np.float64)
+    w = rng.standard_normal((2, 3, 4, 3)).astype(np.float64)
+    kw = dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 0), dilation=(1, 2))
+    up = rng.standard_normal(conv_transpose2d(x, w, **kw).shape)
+    results = [_forward_and_backward(n, x, w, up, kw) for n in (1, 2, 3)]
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)
+    out, grad_x, grad_w, grad_b = results[0]
+    np.testing.assert_allclose(out, reference_conv_transpose(x, w, **kw), rtol=1e-12,
+                               atol=1e-12)
+    # <conv_transpose(x), up> is linear in x and in w: its gradients by the definition
+    ref_gw = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        e = np.zeros_like(w)
+        e[i] = 1
+        ref_gw[i] = (reference_conv_transpose(x, e, **kw) * up).sum()
+    np.testing.assert_allclose(grad_w, ref_gw, rtol=1e-12, atol=1e-11)
+    ref_gx = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = 1
+        ref_gx[i] = (reference_conv_transpose(e, w, **kw) * up).sum()
+    np.testing.assert_allclose(grad_x, ref_gx, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(grad_b, up.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)

@@ -21,16 +21,6 @@ DIRECT = _blas.ensure_gemm()
 needs_direct = pytest.mark.skipif(not DIRECT, reason="NumPy's BLAS offers no ILP64 CBLAS GEMM")
 
 
-@pytest.fixture(params=["direct", "numpy"])
-def gemm_path(request):
-    """Run the test with the direct-GEMM kernels, then with the NumPy path."""
-    if request.param == "direct" and not DIRECT:
-        pytest.skip("NumPy's BLAS offers no ILP64 CBLAS GEMM")
-    old = _blas.allow_direct_gemm(request.param == "direct")
-    yield request.param
-    _blas.allow_direct_gemm(old)
-
-
 # (c_in, c_out, kernel, stride, padding, dilation, bias, (H, W), input grad)
 CASES = [
     (1, 6, 5, 1, 0, 1, True, (9, 8), False),  # LeNet's first layer, no input gradient
@@ -247,3 +237,45 @@ print("ok")
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def _fold_args(n=2, m=3, c=2, hw=5, k=3):
+    """Consistent arguments for fold_samples/unfold_samples (3x3, stride 1, no padding)."""
+    positions = (hw - k + 1) ** 2
+    rows = c * k * k
+    return dict(x=np.zeros((n, m, positions)), weight=np.zeros((m, rows)),
+                out=np.zeros((n, c, 1, hw, hw)), bias=np.zeros(c),
+                geometry=(1, hw - k + 1, hw - k + 1, 1, k, k, 1, 1, 1, 0, 0, 0, 1, 1, 1),
+                rows=rows, positions=positions)
+
+
+@needs_direct
+def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
+    a = _fold_args()
+    rows, positions = a["rows"], a["positions"]
+
+    def fold(workspace, bias=a["bias"], out=a["out"], threads=2):
+        _im2col.fold_samples(a["x"], a["weight"], bias, out, workspace, *a["geometry"], threads)
+
+    fold(np.zeros((2, rows * positions)))
+    for workspace in (np.zeros((1, rows * positions)), np.zeros((2, rows * positions - 1))):
+        with pytest.raises(ValueError, match="workspace"):
+            fold(workspace)
+    with pytest.raises(ValueError, match="bias"):
+        fold(np.zeros((2, rows * positions)), bias=np.zeros(3))
+    with pytest.raises(ValueError):
+        fold(np.zeros((2, rows * positions)), out=np.zeros((2, 3, 1, 5, 5)))
+
+    def unfold(workspace, grad_x=np.zeros((2, 3, positions)),
+               products=np.zeros((2, rows, 3))):
+        _im2col.unfold_samples(a["out"], a["x"], a["weight"], grad_x, products, workspace,
+                               *a["geometry"], 2)
+
+    unfold(np.zeros((2, (rows + 3) * positions)))
+    unfold(np.zeros((2, (rows + 3) * positions)), grad_x=None)
+    with pytest.raises(ValueError, match="workspace"):
+        unfold(np.zeros((2, (rows + 3) * positions - 1)))
+    with pytest.raises(ValueError, match="products"):
+        unfold(np.zeros((2, (rows + 3) * positions)), products=np.zeros((2, 3, rows)))
+    with pytest.raises(ValueError, match="grad_x"):
+        unfold(np.zeros((2, (rows + 3) * positions)), grad_x=np.zeros((2, 3, positions + 1)))

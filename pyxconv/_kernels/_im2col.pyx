@@ -599,3 +599,100 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
             _unfold_sample(&grad_x[s, 0, 0, 0, 0], grad_cols, True, channels, positions,
                            in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w, stride_d,
                            stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+
+
+def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
+                 const floating[::1] bias, floating[:, :, :, :, ::1] out,
+                 floating[:, ::1] workspace,
+                 Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                 Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                 Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                 Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                 Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                 int n_threads):
+    """Per sample n: ``out[n] = col2im(weight^T @ x[n]) (+ bias)``, a transposed convolution.
+
+    x (N, M, L); weight (M, K) with K = C * k_d * k_h * k_w; bias (C,) or
+    None; out (N, C, D, H, W), whose convolution with this geometry has L
+    output positions. ``out`` is overwritten: each sample is zeroed, folded
+    into and given its bias while it is in cache. The columns go to the
+    thread's row of ``workspace`` (n_threads, >= K * L).
+    """
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], positions = x.shape[2]
+    cdef Py_ssize_t k = weight.shape[1], channels = out.shape[1]
+    cdef Py_ssize_t in_d = out.shape[2], in_h = out.shape[3], in_w = out.shape[4]
+    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, m, k, positions,
+                         out.shape[0], weight.shape[0], n, k, positions, n_threads)
+    if workspace.shape[0] < n_threads or workspace.shape[1] < k * positions:
+        raise ValueError(f"workspace must be ({n_threads}, >= {k * positions})")
+    cdef bint has_bias = bias is not None
+    if has_bias and bias.shape[0] != channels:
+        raise ValueError(f"bias has {bias.shape[0]} values for {channels} output channels")
+    cdef Py_ssize_t plane = in_d * in_h * in_w
+    cdef Py_ssize_t s, c, p
+    cdef floating* cols
+    cdef floating* target
+    cdef floating b
+    for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
+        cols = &workspace[threadid(), 0]
+        _gemm(True, False, k, positions, m, &weight[0, 0], k, &x[s, 0, 0], positions,
+              cols, positions)
+        target = &out[s, 0, 0, 0, 0]
+        memset(target, 0, channels * plane * sizeof(floating))
+        _unfold_sample(target, cols, True, channels, positions, in_d, in_h, in_w,
+                       out_d, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h, stride_w,
+                       pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        if has_bias:
+            for c in range(channels):
+                b = bias[c]
+                for p in range(plane):
+                    target[c * plane + p] = target[c * plane + p] + b
+
+
+def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, :, ::1] x,
+                   const floating[:, ::1] weight, floating[:, :, ::1] grad_x,
+                   floating[:, :, ::1] products, floating[:, ::1] workspace,
+                   Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                   Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                   Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                   Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                   Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                   int n_threads):
+    """The backward pass of :func:`fold_samples`, per sample n, with ``cols = im2col(y[n])``:
+
+    ``grad_x[n] = weight @ cols`` (skipped when grad_x is None) and
+    ``products[n] = cols @ x[n]^T`` (K, M), the weight gradient's share of
+    the sample, transposed; the caller sums them over n, in order. y (N, C,
+    D, H, W) is the gradient of fold_samples' output, x (N, M, L) its input.
+    ``workspace`` is (n_threads, >= (K + M) * L): the columns, then x[n]^T
+    (OpenBLAS ran cols @ x^T faster from a contiguous copy).
+    """
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], positions = x.shape[2]
+    cdef Py_ssize_t k = weight.shape[1], channels = y.shape[1]
+    cdef Py_ssize_t in_d = y.shape[2], in_h = y.shape[3], in_w = y.shape[4]
+    cdef bint needs_input_grad = grad_x is not None
+    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, m, k, positions,
+                         y.shape[0], weight.shape[0], n, k, positions, n_threads)
+    if needs_input_grad and (grad_x.shape[0] != n or grad_x.shape[1] != m
+                             or grad_x.shape[2] != positions):
+        raise ValueError("grad_x must have x's shape")
+    if products.shape[0] != n or products.shape[1] != k or products.shape[2] != m:
+        raise ValueError(f"products must be ({n}, {k}, {m})")
+    if workspace.shape[0] < n_threads or workspace.shape[1] < (k + m) * positions:
+        raise ValueError(f"workspace must be ({n_threads}, >= {(k + m) * positions})")
+    cdef Py_ssize_t s, c, p
+    cdef floating* cols
+    cdef floating* x_t
+    for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
+        cols = &workspace[threadid(), 0]
+        x_t = cols + k * positions
+        _unfold_sample(&y[s, 0, 0, 0, 0], cols, False, channels, positions, in_d, in_h, in_w,
+                       out_d, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h, stride_w,
+                       pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        if needs_input_grad:
+            _gemm(False, False, m, positions, k, &weight[0, 0], k, cols, positions,
+                  &grad_x[s, 0, 0], positions)
+        for c in range(m):
+            for p in range(positions):
+                x_t[p * m + c] = x[s, c, p]
+        _gemm(False, False, k, m, positions, cols, positions, x_t, m, &products[s, 0, 0], m)
