@@ -362,12 +362,12 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
             grad_w[gi] = np.tensordot(x_g, go_g, axes=([0, 2], [0, 2]))
             if needs_input_grad:
                 np.matmul(w[gi], go_g, out=grad_x[:, gi * cxg:(gi + 1) * cxg])
-    elif threads := _sample_threads(g, (g.rows + g.c_out) * g.positions, x.itemsize):
+    elif threads := _sample_threads(g, g.rows * g.positions, x.itemsize):
         # one nogil loop over the samples of a wave: im2col of grad_out into the
         # thread's columns, then both GEMMs; the waves' weight gradients are summed
         # in sample order, waves of a size set by the shapes alone
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
-        workspace = np.empty((threads, (g.rows + g.c_out) * g.positions), x.dtype)
+        workspace = np.empty((threads, g.rows * g.positions), x.dtype)
         wave = max(1, min(n, _PRODUCTS_BYTES // (kg * cxg * x.itemsize)))
         products = np.empty((wave, kg, cxg), x.dtype)
         grad_w_t = np.zeros((kg, cxg), dtype=x.dtype)
