@@ -21,6 +21,10 @@ from pyxconv.functional import (
     same_padding,
 )
 
+# every test runs with the per-sample kernels that call the BLAS directly and with
+# the chunked NumPy path (conftest.gemm_path)
+pytestmark = pytest.mark.usefixtures("gemm_path")
+
 FORWARD = {1: conv1d, 2: conv2d, 3: conv3d}
 BACKWARD = {1: conv1d_backward, 2: conv2d_backward, 3: conv3d_backward}
 

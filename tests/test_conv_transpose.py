@@ -461,8 +461,8 @@ def test_direct_path_waves_and_threads_give_the_same_bits(monkeypatch, products_
                                                           gemm_path):
     if gemm_path != "direct":
         pytest.skip("the direct path only")
-    import pyxconv.functional._conv_transpose as module
-    monkeypatch.setattr(module, "_PRODUCTS_BYTES", products_bytes)
+    import pyxconv.functional._conv as _conv_module
+    monkeypatch.setattr(_conv_module, "_PRODUCTS_BYTES", products_bytes)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((3, 2, 3, 3)).astype(np.float64)
     w = rng.standard_normal((2, 3, 4, 3)).astype(np.float64)

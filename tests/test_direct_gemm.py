@@ -268,7 +268,7 @@ def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
 
     def unfold(workspace, grad_x=np.zeros((2, 3, positions)),
                products=np.zeros((2, rows, 3))):
-        _im2col.unfold_samples(a["out"], a["x"], a["weight"], grad_x, products, workspace,
+        _im2col.unfold_samples(a["out"], a["weight"], grad_x, a["x"], products, workspace,
                                *a["geometry"], 2)
 
     unfold(np.zeros((2, rows * positions)))
@@ -277,5 +277,8 @@ def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
         unfold(np.zeros((2, rows * positions - 1)))
     with pytest.raises(ValueError, match="products"):
         unfold(np.zeros((2, rows * positions)), products=np.zeros((2, 3, rows)))
-    with pytest.raises(ValueError, match="grad_x"):
+    with pytest.raises(ValueError, match="out must be"):
         unfold(np.zeros((2, rows * positions)), grad_x=np.zeros((2, 3, positions + 1)))
+    with pytest.raises(ValueError, match="products need x"):
+        _im2col.unfold_samples(a["out"], a["weight"], None, None, np.zeros((2, rows, 3)),
+                               np.zeros((2, rows * positions)), *a["geometry"], 2)

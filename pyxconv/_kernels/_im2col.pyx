@@ -649,8 +649,8 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
                     target[c * plane + p] = target[c * plane + p] + b
 
 
-def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, :, ::1] x,
-                   const floating[:, ::1] weight, floating[:, :, ::1] grad_x,
+def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] weight,
+                   floating[:, :, ::1] out, const floating[:, :, ::1] x,
                    floating[:, :, ::1] products, floating[:, ::1] workspace,
                    Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
                    Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
@@ -658,27 +658,33 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, :, ::1] 
                    Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
                    Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
                    int n_threads):
-    """The backward pass of :func:`fold_samples`, per sample n, with ``cols = im2col(y[n])``:
+    """Per sample n, with ``cols = im2col(y[n])`` in the thread's row of ``workspace``:
 
-    ``grad_x[n] = weight @ cols`` (skipped when grad_x is None) and
-    ``products[n] = cols @ x[n]^T`` (K, M), the weight gradient's share of
-    the sample, transposed; the caller sums them over n, in order. y (N, C,
-    D, H, W) is the gradient of fold_samples' output, x (N, M, L) its input.
-    The columns go to the thread's row of ``workspace`` (n_threads, >= K * L).
-    (With x[n]^T copied first, as the chunked path does, the benchmark
-    layer's backward took 14.9 ms instead of 12.1.)
+    ``out[n] = weight @ cols`` unless out is None (a convolution of y), and
+    ``products[n] = cols @ x[n]^T`` (K, M) unless products is None (the
+    weight gradient's share of the sample, transposed, with x the gradient
+    of that convolution's output; the caller sums them over n, in order).
+    y (N, C, D, H, W); weight (M, K) with K = C * k_d * k_h * k_w; out and x
+    (N, M, L) with L the output positions; workspace (n_threads, >= K * L).
+    For a transposed convolution, y is the gradient of its output and x its
+    input: out is then the input's gradient. (With x[n]^T copied first, as
+    the chunked path does, the transposed benchmark layer's backward took
+    14.9 ms instead of 12.1.)
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], positions = x.shape[2]
-    cdef Py_ssize_t k = weight.shape[1], channels = y.shape[1]
+    cdef Py_ssize_t n = y.shape[0], channels = y.shape[1]
     cdef Py_ssize_t in_d = y.shape[2], in_h = y.shape[3], in_w = y.shape[4]
-    cdef bint needs_input_grad = grad_x is not None
+    cdef Py_ssize_t m = weight.shape[0], k = weight.shape[1]
+    cdef Py_ssize_t positions = out_d * out_h * out_w
+    cdef bint has_out = out is not None, has_products = products is not None
     _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, m, k, positions,
-                         y.shape[0], weight.shape[0], n, k, positions, n_threads)
-    if needs_input_grad and (grad_x.shape[0] != n or grad_x.shape[1] != m
-                             or grad_x.shape[2] != positions):
-        raise ValueError("grad_x must have x's shape")
-    if products.shape[0] != n or products.shape[1] != k or products.shape[2] != m:
-        raise ValueError(f"products must be ({n}, {k}, {m})")
+                         n, m, n, k, positions, n_threads)
+    if has_out and (out.shape[0] != n or out.shape[1] != m or out.shape[2] != positions):
+        raise ValueError(f"out must be ({n}, {m}, {positions})")
+    if has_products:
+        if x is None or x.shape[0] != n or x.shape[1] != m or x.shape[2] != positions:
+            raise ValueError(f"products need x of shape ({n}, {m}, {positions})")
+        if products.shape[0] != n or products.shape[1] != k or products.shape[2] != m:
+            raise ValueError(f"products must be ({n}, {k}, {m})")
     if workspace.shape[0] < n_threads or workspace.shape[1] < k * positions:
         raise ValueError(f"workspace must be ({n_threads}, >= {k * positions})")
     cdef Py_ssize_t s
@@ -688,8 +694,9 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, :, ::1] 
         _unfold_sample(&y[s, 0, 0, 0, 0], cols, False, channels, positions, in_d, in_h, in_w,
                        out_d, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h, stride_w,
                        pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
-        if needs_input_grad:
+        if has_out:
             _gemm(False, False, m, positions, k, &weight[0, 0], k, cols, positions,
-                  &grad_x[s, 0, 0], positions)
-        _gemm(False, True, k, m, positions, cols, positions, &x[s, 0, 0], positions,
-              &products[s, 0, 0], m)
+                  &out[s, 0, 0], positions)
+        if has_products:
+            _gemm(False, True, k, m, positions, cols, positions, &x[s, 0, 0], positions,
+                  &products[s, 0, 0], m)

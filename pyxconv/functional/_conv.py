@@ -12,8 +12,9 @@ import threading
 
 import numpy as np
 
+from pyxconv._blas import ensure_gemm
 from pyxconv._kernels import _im2col
-from pyxconv._parallel import map_blocks, waves
+from pyxconv._parallel import blas_on_one_thread_if, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._validation import (
@@ -182,6 +183,47 @@ def parallel_threads(g, itemsize, chunks, n_buffers=1):
     return n_threads
 
 
+#: The direct path's weight-gradient products are made for waves of samples
+#: whose products take at most this many bytes.
+_PRODUCTS_BYTES = 4 * 2**20
+
+
+def sample_threads(g, per_thread_elements, itemsize):
+    """Threads for the direct per-sample kernels, or 0 when they do not apply.
+
+    They need NumPy's BLAS as C functions (:mod:`pyxconv._blas`), one group,
+    and per-thread columns within the workspace limit; larger samples go the
+    chunked way instead.
+    """
+    if g.groups != 1 or not ensure_gemm():
+        return 0
+    threads = min(g.n, threads_for(g.n * per_thread_elements))
+    if threads * per_thread_elements * itemsize > get_workspace_limit():
+        threads = 1
+        if per_thread_elements * itemsize > get_workspace_limit():
+            return 0
+    return threads
+
+
+def weight_gradient_by_samples(y5, weight2, x3, g, threads, workspace, out3=None):
+    """sum_n im2col(y5[n]) @ x3[n]^T, (K, M), in sample order and in waves set by the shapes.
+
+    With ``out3`` (N, M, L) given, also ``out3[n] = weight2 @ im2col(y5[n])``
+    from the same columns (:func:`_im2col.unfold_samples`).
+    """
+    n, k, m = g.n, weight2.shape[1], weight2.shape[0]
+    wave = max(1, min(n, _PRODUCTS_BYTES // (k * m * x3.itemsize)))
+    products = np.empty((wave, k, m), x3.dtype)
+    total = np.zeros((k, m), dtype=x3.dtype)
+    for n0 in range(0, n, wave):
+        nb = min(wave, n - n0)
+        _im2col.unfold_samples(y5[n0:n0 + nb], weight2,
+                               None if out3 is None else out3[n0:n0 + nb], x3[n0:n0 + nb],
+                               products[:nb], workspace, *g.kernel_args(), threads)
+        total += products[:nb].sum(axis=0)
+    return total
+
+
 def _thread_workspace(local, name, size, dtype):
     """A flat buffer of ``size`` elements, kept per thread in ``local`` across chunks."""
     buffer = getattr(local, name, None)
@@ -208,6 +250,12 @@ def _conv_forward(x, weight, bias, g):
         x3 = x.reshape(n, groups, cig, g.positions)
         for gi in range(groups):
             np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
+    elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
+        # one nogil loop over samples: im2col into the thread's columns, then the GEMM
+        workspace = np.empty((threads, g.rows * g.positions), x.dtype)
+        with blas_on_one_thread_if(threads > 1):
+            _im2col.unfold_samples(x.reshape((n, g.c_in) + g.in3), w[0], out, None, None,
+                                   workspace, *g.kernel_args(), threads)
     else:
         x5 = x.reshape((n, g.c_in) + g.in3)
         chunks = list(g.chunks(x.itemsize))
@@ -250,6 +298,16 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
             grad_w[gi] = np.tensordot(go_g, x3[:, gi], axes=([0, 2], [0, 2]))
             if needs_input_grad:
                 np.matmul(w[gi].T, go_g, out=gx3[:, gi])
+    elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
+        # two nogil loops over samples, each through the thread's own columns: the
+        # weight gradient from im2col(x[n]), the input gradient by col2im(W^T @ go[n])
+        workspace = np.empty((threads, g.rows * g.positions), x.dtype)
+        x5 = x.reshape((n, g.c_in) + g.in3)
+        with blas_on_one_thread_if(threads > 1):
+            grad_w[0] = weight_gradient_by_samples(x5, w[0], go, g, threads, workspace).T
+            if needs_input_grad:
+                _im2col.fold_samples(go, w[0], None, grad_x.reshape((n, g.c_in) + g.in3),
+                                     workspace, *g.kernel_args(), threads)
     else:
         x5 = x.reshape((n, g.c_in) + g.in3)
         gx5 = grad_x.reshape((n, g.c_in) + g.in3) if needs_input_grad else None

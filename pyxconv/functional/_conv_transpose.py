@@ -59,13 +59,14 @@ import threading
 
 import numpy as np
 
-from pyxconv._blas import ensure_gemm
 from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread_if, map_blocks, waves
-from pyxconv._threads import get_num_threads, threads_for
+from pyxconv._threads import get_num_threads
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._conv import (
     _Geometry,
+    sample_threads,
+    weight_gradient_by_samples,
     _run_col2im,
     _run_im2col,
     _thread_workspace,
@@ -262,28 +263,6 @@ def _chunks(g, itemsize, n_buffers=1):
         yield from g.chunks(itemsize, n_buffers)
 
 
-#: The direct path's weight-gradient products are made for waves of samples
-#: whose products take at most this many bytes.
-_PRODUCTS_BYTES = 4 * 2**20
-
-
-def _sample_threads(g, per_thread_elements, itemsize):
-    """Threads for the direct per-sample kernels, or 0 when they do not apply.
-
-    They need NumPy's BLAS as C functions (:mod:`pyxconv._blas`), one group,
-    and per-thread columns within the workspace limit; large samples go the
-    chunked way instead.
-    """
-    if g.groups != 1 or not ensure_gemm():
-        return 0
-    threads = min(g.n, threads_for(g.n * per_thread_elements))
-    if threads * per_thread_elements * itemsize > get_workspace_limit():
-        threads = 1
-        if per_thread_elements * itemsize > get_workspace_limit():
-            return 0
-    return threads
-
-
 def _column_block(a, n0, nb, start, m):
     """a[n0:n0+nb, :, start:start+m] of shape (nb, C, m) as (C, nb * m), contiguous."""
     block = a[n0:n0 + nb, :, start:start + m]
@@ -306,7 +285,7 @@ def _transpose_forward(x, weight, bias, g):
                       out=out[:, gi * cyg:(gi + 1) * cyg])
         out = out.reshape((n, g.c_in) + g.in_spatial)
     else:
-        threads = _sample_threads(g, g.rows * g.positions, x.itemsize)
+        threads = sample_threads(g, g.rows * g.positions, x.itemsize)
         if threads:
             # one nogil loop over samples: GEMM into the thread's columns, then the
             # sample's output zeroed, folded into and biased while in cache
@@ -362,22 +341,15 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
             grad_w[gi] = np.tensordot(x_g, go_g, axes=([0, 2], [0, 2]))
             if needs_input_grad:
                 np.matmul(w[gi], go_g, out=grad_x[:, gi * cxg:(gi + 1) * cxg])
-    elif threads := _sample_threads(g, g.rows * g.positions, x.itemsize):
+    elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
         # one nogil loop over the samples of a wave: im2col of grad_out into the
         # thread's columns, then both GEMMs; the waves' weight gradients are summed
         # in sample order, waves of a size set by the shapes alone
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         workspace = np.empty((threads, g.rows * g.positions), x.dtype)
-        wave = max(1, min(n, _PRODUCTS_BYTES // (kg * cxg * x.itemsize)))
-        products = np.empty((wave, kg, cxg), x.dtype)
-        grad_w_t = np.zeros((kg, cxg), dtype=x.dtype)
         with blas_on_one_thread_if(threads > 1):
-            for n0 in range(0, n, wave):
-                nb = min(wave, n - n0)
-                _im2col.unfold_samples(go5[n0:n0 + nb], xs[n0:n0 + nb], w[0],
-                                       grad_x[n0:n0 + nb] if needs_input_grad else None,
-                                       products[:nb], workspace, *g.kernel_args(), threads)
-                grad_w_t += products[:nb].sum(axis=0)
+            grad_w_t = weight_gradient_by_samples(go5, w[0], xs, g, threads, workspace,
+                                                  grad_x if needs_input_grad else None)
         grad_w = grad_w_t.T
     else:
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
