@@ -25,7 +25,7 @@ def config_info():
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "(unset)"),
         "workspace limit (bytes)": get_workspace_limit(),
-        "direct GEMM (Conv2d layers)": gemm_library() or "no: NumPy's matmul",
+        "direct GEMM (convolutions)": gemm_library() or "no: NumPy's matmul",
     }
     pools = []
     try:

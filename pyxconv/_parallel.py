@@ -22,7 +22,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pyxconv._threads import get_num_threads, num_threads
+from pyxconv._threads import num_threads
 
 _lock = threading.Lock()
 _executor = None
@@ -135,10 +135,17 @@ def small_product(mult_adds):
     return contextlib.nullcontext()
 
 
-def blas_on_one_thread_if(condition):
-    """The BLAS on one thread inside the block if ``condition`` (for a parallel kernel
-    that calls the BLAS from its own threads), else no change."""
-    return _blas_on_one_thread() if condition else contextlib.nullcontext()
+def blas_on_one_thread():
+    """The BLAS on one thread inside the block, for the whole process (counted, nestable).
+
+    pyxconv's convolutions make all their GEMMs this way, whatever its own
+    thread count: OpenBLAS on several threads sums some products in another
+    order (measured: a Conv2d(76, 12, 3) on a (3, 76, 24, 24) batch), so a
+    GEMM's bits would depend on the BLAS's thread count; and its threads
+    would take turns on the cores with pyxconv's. Parallelism comes from
+    pyxconv's threads, over samples or chunks.
+    """
+    return _blas_on_one_thread()
 
 
 def map_blocks(fn, blocks, n_threads):
@@ -148,15 +155,15 @@ def map_blocks(fn, blocks, n_threads):
     woken. Blocks are handed out one at a time, in order, to whichever
     thread is free. Exceptions propagate. With ``n_threads`` 1, or a single
     block, it is a plain loop on the calling thread, whose kernels keep
-    their thread count; if that is more than one, the BLAS runs on one
-    thread meanwhile, so that the two pools do not take turns on the cores.
+    their thread count. The BLAS runs on one thread throughout (see
+    :func:`blas_on_one_thread`).
     """
     blocks = list(blocks)
     n_threads = min(n_threads, len(blocks))
     if n_threads <= 1:
-        # the blocks' kernels may still use several OpenMP threads: the BLAS takes
-        # none of its own between them (see pyxconv._threads)
-        with blas_on_one_thread_if(get_num_threads() > 1):
+        # the BLAS on one thread here too: its bits must not depend on the thread
+        # count, and the blocks' kernels may use several OpenMP threads
+        with _blas_on_one_thread():
             return [fn(block) for block in blocks]
     results = [None] * len(blocks)
     counter = itertools.count()

@@ -5,13 +5,15 @@ which honours ``OMP_NUM_THREADS`` and limits set with threadpoolctl
 (``threadpool_limits(n, user_api="openmp")``). :func:`set_num_threads`
 overrides that for pyxconv alone, and :func:`num_threads` does so for a block.
 
-Convolutions work in chunks that alternate GEMMs and im2col/col2im. With
-several threads, whole chunks (and, in the Conv2d layer, blocks of samples)
-go to a small pool of Python threads, each running the kernels and the BLAS
-on one core, rather than every chunk using every thread of two pools in
-turn (``pyxconv._parallel``). While such a call runs, the BLAS is limited
-to one thread for the whole process. Results are the same, to the bit, at
-any thread count.
+Convolutions run each sample's im2col, GEMMs and col2im in one OpenMP loop
+over the samples, calling NumPy's BLAS from the loop's threads
+(``pyxconv._blas``). Where that BLAS cannot be called so (or with groups,
+or samples too large for the workspace), they work in chunks that
+alternate GEMMs and im2col/col2im, and with several threads whole chunks go
+to a small pool of Python threads, each running the kernels and the BLAS
+on one core (``pyxconv._parallel``). Either way the BLAS runs on one thread
+while a convolution runs, for the whole process, and results are the same,
+to the bit, at any thread count, pyxconv's or the BLAS's.
 
 The matrix products go to the BLAS that NumPy ships, which has its own
 thread pool. Idle threads of either pool busy-wait for a while after their
@@ -32,8 +34,9 @@ policy's cost: a program that alternates pyxconv's kernels with its own
 multi-threaded NumPy matrix products pays it, because pyxconv's spinning
 threads delay the BLAS's (measured: a 400x400 matmul followed by a max-pool,
 1.2 ms a pair with PASSIVE, 4.7 ms with the spin). Such a program should set
-``OMP_WAIT_POLICY=PASSIVE``; :func:`threads_sleep_when_idle` then reports it,
-and small kernels stay on one thread.
+``OMP_WAIT_POLICY=PASSIVE`` before any OpenMP runtime loads (before importing
+pyxconv, torch or scikit-learn); :func:`threads_sleep_when_idle` then
+reports it, and pooling keeps small inputs on one thread.
 """
 import contextlib
 import operator
@@ -102,13 +105,11 @@ def set_num_threads(n):
 
     Notes
     -----
-    The count covers pyxconv's OpenMP kernels and the Python threads among
-    which a convolution shares its chunks: each of those threads runs the
-    kernels and the BLAS on one core, and while such a call runs the BLAS is
-    limited to one thread for the whole process. The Conv2d layer's
-    training path runs its samples in one OpenMP loop that calls the BLAS
-    itself. Small work stays on one thread. Results are the same, bit for
-    bit, at any thread count.
+    The count covers pyxconv's OpenMP kernels, whose convolution loops
+    call the BLAS themselves, and the Python threads among which a
+    chunked convolution shares its chunks; while a convolution runs the
+    BLAS is limited to one thread for the whole process. Small work stays on
+    one thread. Results are the same, bit for bit, at any thread count.
 
     Idle OpenMP threads spin about 1.7 ms before they sleep
     (``GOMP_SPINCOUNT=100000``, set by ``import pyxconv`` unless the

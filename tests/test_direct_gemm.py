@@ -282,3 +282,45 @@ def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
     with pytest.raises(ValueError, match="products need x"):
         _im2col.unfold_samples(a["out"], a["weight"], None, None, np.zeros((2, rows, 3)),
                                np.zeros((2, rows * positions)), *a["geometry"], 2)
+
+
+def _conv2d_layer(x, w):
+    conv = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:])
+    conv.weight.data[...] = w
+    out = conv(x)
+    return out, conv.backward(np.cos(out)), conv.weight.grad
+
+
+def _conv2d_functional(x, w):
+    from pyxconv.functional import conv2d, conv2d_backward
+    out = conv2d(x, w)
+    return (out, *conv2d_backward(np.cos(out), x, w))
+
+
+def _conv_transpose2d(x, w):
+    from pyxconv.functional import conv_transpose2d, conv_transpose2d_backward
+    out = conv_transpose2d(x, w, stride=2)
+    return (out, *conv_transpose2d_backward(np.cos(out), x, w, stride=2))
+
+
+@pytest.mark.parametrize("run,x_shape,w_shape", [
+    # shapes large enough for OpenBLAS to split its GEMMs over 2 threads, which sums
+    # some products in another order than on 1 (found in review)
+    (_conv2d_layer, (3, 76, 24, 24), (12, 76, 3, 3)),
+    (_conv2d_functional, (3, 76, 24, 24), (12, 76, 3, 3)),
+    (_conv_transpose2d, (2, 39, 37, 22), (39, 5, 2, 2)),
+])
+def test_bits_depend_neither_on_pyxconv_nor_on_blas_thread_counts(gemm_path, run, x_shape,
+                                                                   w_shape):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    results = []
+    for blas, ours in ((1, 1), (2, 1), (2, 2), (1, 3)):
+        with threadpoolctl.threadpool_limits(blas, user_api="blas"), pyxconv.num_threads(ours):
+            nn.manual_seed(0)
+            results.append(run(x, w))
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)

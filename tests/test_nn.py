@@ -463,7 +463,8 @@ def test_relu_follows_torch_rules_for_nan_zero_and_masked_gradients(dtype):
     x = np.array([-1.0, 0.0, -0.0, 2.0, np.nan, -np.inf, np.inf], dtype)
     out = relu(x)
     np.testing.assert_array_equal(out, np.array([0, 0, 0, 2, np.nan, 0, np.inf], dtype))
-    assert out.dtype == dtype and not np.signbit(out[:3]).any()
+    # 0 if x < 0 else x, as torch.relu: -0.0 is kept
+    assert out.dtype == dtype and list(np.signbit(out[:3])) == [False, False, True]
     grad = np.array([-3.0, -np.inf, np.nan, 5.0, 7.0, -1.0, 2.0], dtype)
     grad_in = relu.backward(grad)
     # a select: +0 where out <= 0, whatever the gradient; the gradient where out is NaN
@@ -477,7 +478,7 @@ def test_relu_matches_a_plain_formula_on_threads_and_pytorch():
     rng = np.random.default_rng(7)
     x = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)  # above the 1-thread grain
     g = rng.standard_normal(x.shape).astype(np.float32)
-    expected_out = np.where(x <= 0, np.float32(0), x)
+    expected_out = np.where(x < 0, np.float32(0), x)
     expected_grad = np.where(expected_out <= 0, np.float32(0), g)
     for n in (1, 2, 3):
         relu = nn.ReLU()
@@ -485,11 +486,21 @@ def test_relu_matches_a_plain_formula_on_threads_and_pytorch():
             np.testing.assert_array_equal(relu(x[:, :, ::2]), expected_out[:, :, ::2])
             np.testing.assert_array_equal(relu.backward(g[:, :, ::2]), expected_grad[:, :, ::2])
     torch = pytest.importorskip("torch")
+    x[0, 0, 0, :3] = [-0.0, 0.0, np.nan]
     tx = torch.from_numpy(x).requires_grad_()
     torch.relu(tx).backward(torch.from_numpy(g))
     relu = nn.ReLU()
-    np.testing.assert_array_equal(relu(x), torch.relu(tx).detach().numpy())
-    np.testing.assert_array_equal(relu.backward(g), tx.grad.numpy())
+    for ours, theirs in ((relu(x), torch.relu(tx).detach().numpy()),
+                         (relu.backward(g), tx.grad.numpy())):
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))  # -0.0 too
+
+
+def test_relu_keeps_the_shape_of_a_0d_array():
+    relu = nn.ReLU()
+    out = relu(np.array(-2.0))
+    assert out.shape == () and out == 0
+    assert relu.backward(np.array(3.0)).shape == ()
 
 
 def test_relu_backward_rejects_a_gradient_of_another_shape():
@@ -497,3 +508,24 @@ def test_relu_backward_rejects_a_gradient_of_another_shape():
     relu(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"grad_out of shape \(2, 3\)"):
         relu.backward(np.ones((3, 2), np.float32))
+
+
+def test_conv2d_refuses_a_weight_replaced_by_one_of_another_shape():
+    conv = nn.Conv2d(4, 3, 3)
+    out = conv(np.ones((2, 4, 5, 5), np.float32))
+    conv.weight.data = np.ones((3, 1, 1, 1), np.float32)  # K = 1 instead of 36
+    with pytest.raises(ValueError, match=r"weight \(3, 1, 1, 1\).*expected \(3, 4, 3, 3\)"):
+        conv.backward(np.ones_like(out))
+    with pytest.raises(ValueError, match="another shape"):
+        conv(np.ones((2, 4, 5, 5), np.float32))
+
+
+def test_conv2d_takes_a_float64_gradient_for_a_float32_layer():
+    conv = nn.Conv2d(2, 3, 3)
+    x = RNG.normal(size=(2, 2, 5, 5)).astype(np.float32)
+    out = conv(x)
+    g = RNG.normal(size=out.shape)
+    grad_x = conv.backward(g)
+    assert grad_x.dtype == np.float32
+    expected = conv.backward(g.astype(np.float32))
+    np.testing.assert_array_equal(grad_x, expected)

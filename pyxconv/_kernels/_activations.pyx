@@ -1,7 +1,7 @@
 """ReLU, forward and backward, as PyTorch computes them.
 
-Forward ``out = 0 if x <= 0 else x``: a NaN input stays NaN (``NaN <= 0`` is
-false), and -0.0 becomes +0.0. Backward ``grad_in = 0 if out <= 0 else grad``:
+Forward ``out = 0 if x < 0 else x``: a NaN input stays NaN (``NaN < 0`` is
+false), and -0.0 stays -0.0. Backward ``grad_in = 0 if out <= 0 else grad``:
 a select, not a product, so the masked entries are +0.0 even where ``grad``
 is negative, infinite or NaN (``grad * (out > 0)`` gives -0.0 or NaN there),
 and the gradient passes where the output is NaN. These are the rules of
@@ -17,14 +17,14 @@ from cython.parallel cimport prange
 
 
 def relu_forward(const floating[::1] x, floating[::1] out, int n_threads):
-    """``out[i] = 0 if x[i] <= 0 else x[i]``; x and out the same length."""
+    """``out[i] = 0 if x[i] < 0 else x[i]``; x and out the same length."""
     cdef Py_ssize_t n = x.shape[0], i
     if out.shape[0] != n:
         raise ValueError(f"out has {out.shape[0]} elements, x has {n}")
     cdef floating v
     for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
         v = x[i]
-        out[i] = 0 if v <= 0 else v
+        out[i] = 0 if v < 0 else v
 
 
 def relu_backward(const floating[::1] grad_out, const floating[::1] out,

@@ -567,7 +567,8 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
             raise ValueError(f"grad_x has {grad_x.shape[0]} samples, cols {n}")
         channels, in_d, in_h, in_w = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3], grad_x.shape[4]
     _check_sample_arrays(n, channels, kernel_volume, out_d, out_h, out_w, c_out, k, positions,
-                         grad_out.shape[0], weight.shape[0], n, k, grad_out.shape[2], n_threads)
+                         grad_out.shape[0], weight.shape[0], n, weight.shape[1],
+                         grad_out.shape[2], n_threads)
     cdef Py_ssize_t needed = backward_workspace_size(k, c_out, positions, transposed,
                                                      needs_input_grad)
     if needed and (workspace is None or workspace.shape[0] < n_threads

@@ -14,7 +14,7 @@ import numpy as np
 
 from pyxconv._blas import ensure_gemm
 from pyxconv._kernels import _im2col
-from pyxconv._parallel import blas_on_one_thread_if, map_blocks, waves
+from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._validation import (
@@ -253,7 +253,7 @@ def _conv_forward(x, weight, bias, g):
     elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
         # one nogil loop over samples: im2col into the thread's columns, then the GEMM
         workspace = np.empty((threads, g.rows * g.positions), x.dtype)
-        with blas_on_one_thread_if(threads > 1):
+        with blas_on_one_thread():
             _im2col.unfold_samples(x.reshape((n, g.c_in) + g.in3), w[0], out, None, None,
                                    workspace, *g.kernel_args(), threads)
     else:
@@ -303,7 +303,7 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
         # weight gradient from im2col(x[n]), the input gradient by col2im(W^T @ go[n])
         workspace = np.empty((threads, g.rows * g.positions), x.dtype)
         x5 = x.reshape((n, g.c_in) + g.in3)
-        with blas_on_one_thread_if(threads > 1):
+        with blas_on_one_thread():
             grad_w[0] = weight_gradient_by_samples(x5, w[0], go, g, threads, workspace).T
             if needs_input_grad:
                 _im2col.fold_samples(go, w[0], None, grad_x.reshape((n, g.c_in) + g.in3),

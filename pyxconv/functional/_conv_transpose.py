@@ -60,7 +60,7 @@ import threading
 import numpy as np
 
 from pyxconv._kernels import _im2col
-from pyxconv._parallel import blas_on_one_thread_if, map_blocks, waves
+from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads
 from pyxconv._workspace import get_workspace_limit
 from pyxconv.functional._conv import (
@@ -292,7 +292,7 @@ def _transpose_forward(x, weight, bias, g):
             out = np.empty((n, g.c_in) + g.in_spatial, dtype=x.dtype)
             workspace = np.empty((threads, g.rows * g.positions), x.dtype)
             b = None if bias is None else np.ascontiguousarray(bias)
-            with blas_on_one_thread_if(threads > 1):
+            with blas_on_one_thread():
                 _im2col.fold_samples(xs, w[0], b, out.reshape((n, g.c_in) + g.in3), workspace,
                                      *g.kernel_args(), threads)
             return out
@@ -347,7 +347,7 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
         # in sample order, waves of a size set by the shapes alone
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         workspace = np.empty((threads, g.rows * g.positions), x.dtype)
-        with blas_on_one_thread_if(threads > 1):
+        with blas_on_one_thread():
             grad_w_t = weight_gradient_by_samples(go5, w[0], xs, g, threads, workspace,
                                                   grad_x if needs_input_grad else None)
         grad_w = grad_w_t.T

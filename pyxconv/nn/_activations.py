@@ -26,9 +26,9 @@ _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class ReLU(Module):
     """``max(0, x)``; the gradient passes where the output is positive.
 
-    As ``torch.relu``: a NaN input gives NaN, and the backward pass is a
-    select (``0 if out <= 0 else grad``), so masked entries are +0.0 whatever
-    the incoming gradient. float32 and float64 run in a compiled kernel on
+    As ``torch.relu``: ``0 if x < 0 else x``, so a NaN input gives NaN (and
+    -0.0 stays -0.0), and the backward pass is a select (``0 if out <= 0
+    else grad``), so masked entries are +0.0 whatever the incoming gradient. float32 and float64 run in a compiled kernel on
     pyxconv's threads.
 
     Examples
@@ -44,12 +44,12 @@ class ReLU(Module):
 
     def forward(self, x):
         if isinstance(x, np.ndarray) and x.dtype in _KERNEL_DTYPES:
-            x = np.ascontiguousarray(x)
+            x = np.asarray(x, order="C")  # keeps a 0-d array 0-d
             out = np.empty_like(x)
             _activations.relu_forward(x.reshape(-1), out.reshape(-1), threads_for(x.size))
         else:
             x = np.asarray(x)
-            out = np.where(x <= 0, x.dtype.type(0), x)
+            out = np.where(x < 0, x.dtype.type(0), x)
         self._out = out
         return out
 
@@ -61,7 +61,7 @@ class ReLU(Module):
         # a select, as torch's threshold_backward: +0 where masked, even for a
         # negative, infinite or NaN gradient
         if out.dtype in _KERNEL_DTYPES and grad_out.dtype == out.dtype:
-            grad_out = np.ascontiguousarray(grad_out)
+            grad_out = np.asarray(grad_out, order="C")
             grad_in = np.empty_like(out)
             _activations.relu_backward(grad_out.reshape(-1), out.reshape(-1),
                                        grad_in.reshape(-1), threads_for(out.size))

@@ -6,7 +6,7 @@ import numpy as np
 from pyxconv import functional as F
 from pyxconv._blas import ensure_gemm
 from pyxconv._kernels import _im2col
-from pyxconv._parallel import blas_on_one_thread_if, map_blocks, small_product
+from pyxconv._parallel import blas_on_one_thread, map_blocks, small_product
 from pyxconv._threads import threads_for
 from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
 from pyxconv.functional._conv_transpose import check_output_padding
@@ -104,14 +104,24 @@ class _ConvNd(Module):
         if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2 \
                 or x.shape[1] != self.in_channels:
             _check_input(self, x, self._nd + 2, self.in_channels, _LAYOUTS[self._nd])
-        w = self.weight.data
-        b = None if self.bias is None else self.bias.data
+        w, b = self._checked_parameters()
         if (self.training and self._nd == 2 and self.groups == 1 and x.dtype == w.dtype
                 and x.shape[0] * self._cols_bytes_per_sample(x) <= COLUMN_CACHE_BYTES):
             return self._forward_cached(x, w, b)
         self._cols = None
         self._x = x
         return self._fwd(x, w, b, self.stride, self._pads, self.dilation, self.groups)
+
+    def _checked_parameters(self):
+        """(weight, bias) arrays, refused if someone replaced them with other shapes."""
+        w = self.weight.data
+        b = None if self.bias is None else self.bias.data
+        expected = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        if w.shape != expected or (b is not None and b.shape != (self.out_channels,)):
+            raise ValueError(f"{type(self).__name__}'s weight {w.shape} or bias "
+                             f"{None if b is None else b.shape} was replaced by one of another "
+                             f"shape; expected {expected} and ({self.out_channels},)")
+        return w, b
 
     def _out_shape(self, shape):
         cached = self._shape_memo
@@ -164,9 +174,10 @@ class _ConvNd(Module):
         out = np.empty((n, self.out_channels, positions), dtype=x.dtype)
         n_parallel, kernel_threads, blocks = self._sample_blocks(g)
         if ensure_gemm():
-            with blas_on_one_thread_if(n_parallel > 1):
+            with blas_on_one_thread():
                 _im2col.conv_forward_samples(x5, np.ascontiguousarray(w2),
-                                             None if b is None else np.ascontiguousarray(b),
+                                             None if b is None
+                                             else np.ascontiguousarray(b, dtype=x.dtype),
                                              cols, out,
                                              *g.kernel_args(), max(n_parallel, kernel_threads))
             self._x, self._cols = x, cols
@@ -185,6 +196,7 @@ class _ConvNd(Module):
         return out.reshape(self._out_shape(x.shape))
 
     def backward(self, grad_out):
+        self._checked_parameters()
         if self._cols is not None:
             return self._backward_cached(grad_out)
         gx, gw, gb = self._bwd(grad_out, self._x, self.weight.data, self.stride, self._pads,
@@ -202,7 +214,10 @@ class _ConvNd(Module):
                              f"{expected}, got {getattr(grad_out, 'shape', None)}")
         geometry = self._geometry_for(x)
         n, k, positions = geometry.n, geometry.rows, geometry.positions
-        g = np.ascontiguousarray(grad_out).reshape(n, self.out_channels, positions)
+        # the layer's dtype: the kernels take one (a float64 gradient for a float32 layer
+        # is rounded, as the float32 weight gradient it adds to would round it anyway)
+        g = np.ascontiguousarray(grad_out, dtype=x.dtype).reshape(n, self.out_channels,
+                                                                  positions)
         w2_t = self.weight.data.reshape(self.out_channels, -1).T
         # dL/dW = sum_n g[n] @ cols[n]^T (the per-sample products are summed below, in
         # sample order); dL/dcols = W^T @ g[n], folded back onto the input by col2im.
@@ -236,7 +251,7 @@ class _ConvNd(Module):
             size = _im2col.backward_workspace_size(k, self.out_channels, positions, transposed,
                                                    needs_input_grad)
             workspace = np.empty((threads, size), g.dtype) if size else None
-            with blas_on_one_thread_if(n_parallel > 1):
+            with blas_on_one_thread():
                 _im2col.conv_backward_samples(
                     cols, g, np.ascontiguousarray(self.weight.data.reshape(self.out_channels, -1)),
                     products, transposed, grad_x5 if needs_input_grad else None, workspace,
@@ -302,8 +317,7 @@ _CONV_DOC = """{nd}-D convolution layer (cross-correlation), ``torch.nn.Conv{nd}
     On that cached path each sample's im2col, GEMMs and col2im run in one
     OpenMP loop without the GIL, with the GEMMs calling NumPy's own BLAS
     directly when it is the OpenBLAS of NumPy's wheels (``pyxconv.show_config()``
-    tells); otherwise the same products go through ``numpy.matmul``. Both give
-    the same bits.
+    tells); otherwise the same products go through ``numpy.matmul``.
 
     Examples
     --------
