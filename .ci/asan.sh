@@ -20,9 +20,10 @@ mkdir -p no-torch/torch
 echo 'raise ModuleNotFoundError("torch is hidden during the ASan run")' > no-torch/torch/__init__.py
 export PYTHONPATH="$PWD/no-torch${PYTHONPATH:+:$PYTHONPATH}"
 # Python itself is not built with ASan: leaks of the interpreter are not ours.
-# (test_nn: the Conv2d layer calls the im2col kernels on blocks of samples itself)
+# (test_nn: the layers call kernels themselves; test_direct_gemm: the per-sample loops)
 kernel_tests=$(ls tests/test_conv.py tests/test_conv_transpose.py tests/test_pool.py \
-    tests/test_loss.py tests/test_bad_input.py tests/test_nn.py 2>/dev/null)
+    tests/test_loss.py tests/test_bad_input.py tests/test_nn.py tests/test_direct_gemm.py \
+    2>/dev/null)
 LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     "$python" -m pytest -q -p no:cacheprovider $kernel_tests "$@"
 echo "asan: no memory errors reported"

@@ -30,8 +30,9 @@ assert os.path.realpath(pyxconv.__file__).startswith(os.path.realpath(os.getcwd(
 assert _openmp_helpers.boundscheck_enabled(), "the debug build did not turn bounds checking on"
 print("debug-build: imported", pyxconv.__file__, "with bounds checking on")
 PY
-# (test_nn: the Conv2d layer calls the im2col kernels on blocks of samples itself)
+# (test_nn: the layers call kernels themselves; test_direct_gemm: the per-sample loops)
 kernel_tests=$(ls tests/test_conv.py tests/test_conv_transpose.py tests/test_pool.py \
-    tests/test_loss.py tests/test_bad_input.py tests/test_build.py tests/test_nn.py 2>/dev/null)
+    tests/test_loss.py tests/test_bad_input.py tests/test_build.py tests/test_nn.py \
+    tests/test_direct_gemm.py 2>/dev/null)
 python -m pytest -q -p no:cacheprovider $kernel_tests
 echo "debug-build: passed in $(( $(date +%s) - start )) s"
