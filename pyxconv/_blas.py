@@ -40,7 +40,7 @@ _GEMM_SYMBOLS = (
 )
 
 _lock = threading.Lock()
-_state = {"searched": False, "library": None, "enabled": True}
+_state = {"searched": False, "library": None, "threads": None, "enabled": True}
 
 
 def _numpy_blas_paths():
@@ -65,8 +65,16 @@ def _numpy_blas_paths():
     return paths
 
 
+#: (get, set) thread-count functions of the library, by the GEMM symbols' prefix
+_THREAD_SYMBOLS = {
+    "scipy_cblas_sgemm64_": ("scipy_openblas_get_num_threads64_",
+                             "scipy_openblas_set_num_threads64_"),
+    "cblas_sgemm64_": ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+}
+
+
 def _find_gemm():
-    """(library path, sgemm address, dgemm address) of NumPy's BLAS, or None."""
+    """(library path, sgemm address, dgemm address, (get, set) or None) of NumPy's BLAS."""
     for path in _numpy_blas_paths():
         try:
             library = ctypes.CDLL(path)
@@ -76,8 +84,16 @@ def _find_gemm():
             s_fn = getattr(library, s_name, None)
             d_fn = getattr(library, d_name, None)
             if s_fn is not None and d_fn is not None:
+                get_name, set_name = _THREAD_SYMBOLS[s_name]
+                get_fn = getattr(library, get_name, None)
+                set_fn = getattr(library, set_name, None)
+                threads = None
+                if get_fn is not None and set_fn is not None:
+                    get_fn.restype, get_fn.argtypes = ctypes.c_int, []
+                    set_fn.restype, set_fn.argtypes = None, [ctypes.c_int]
+                    threads = (get_fn, set_fn)
                 return (path, ctypes.cast(s_fn, ctypes.c_void_p).value,
-                        ctypes.cast(d_fn, ctypes.c_void_p).value)
+                        ctypes.cast(d_fn, ctypes.c_void_p).value, threads)
     return None
 
 
@@ -91,7 +107,7 @@ def ensure_gemm():
             if os.environ.get("PYXCONV_DIRECT_GEMM", "1") != "0":
                 found = _find_gemm()
             if found is not None:
-                _state["library"] = found[0]
+                _state["library"], _state["threads"] = found[0], found[3]
                 _im2col.set_gemm(found[1], found[2])
             _state["searched"] = True
     return _state["enabled"] and _state["library"] is not None
@@ -105,6 +121,16 @@ def allow_direct_gemm(enabled):
     old = _state["enabled"]
     _state["enabled"] = bool(enabled)
     return old
+
+
+def numpy_blas_threads():
+    """(get, set) of the thread count of NumPy's OpenBLAS as ctypes functions, or None.
+
+    Found with the GEMM entry points (:func:`ensure_gemm`), whether or not
+    the kernels may call them.
+    """
+    ensure_gemm()
+    return _state["threads"]
 
 
 def gemm_library():

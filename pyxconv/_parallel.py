@@ -22,6 +22,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from pyxconv._blas import numpy_blas_threads
 from pyxconv._threads import num_threads
 
 _lock = threading.Lock()
@@ -71,20 +72,28 @@ def _blas_on_one_thread():
     Counted, so that calls overlapping in several Python threads restore the
     BLAS's own setting once, when the last of them ends (two threadpoolctl
     limits saved and restored out of order would leave it at one thread).
+    NumPy's own OpenBLAS, the BLAS pyxconv calls, is set through its C
+    functions when :mod:`pyxconv._blas` found them (1 us; threadpoolctl took
+    16 us a section); otherwise every BLAS threadpoolctl sees is limited.
     """
     global _controller, _blas_users, _blas_limiter
     with _blas_lock:
         if _blas_users == 0:
-            if _controller is None:
-                from threadpoolctl import ThreadpoolController
+            threads = numpy_blas_threads()
+            if threads is not None:
+                if threads[0]() > 1:
+                    _blas_limiter = _CountRestorer(threads)
+            else:
+                if _controller is None:
+                    from threadpoolctl import ThreadpoolController
 
-                _controller = ThreadpoolController()
-            if any((lib.get_num_threads() or 1) > 1 for lib in _controller.lib_controllers
-                   if lib.user_api == "blas"):
-                _release_blas_control()
-                _blas_limiter = _controller.limit(limits=1, user_api="blas")
-                _release_blas_control()
-            # else: already on one thread; setting and restoring took 13 us a call
+                    _controller = ThreadpoolController()
+                if any((lib.get_num_threads() or 1) > 1 for lib in _controller.lib_controllers
+                       if lib.user_api == "blas"):
+                    _release_blas_control()
+                    _blas_limiter = _controller.limit(limits=1, user_api="blas")
+                    _release_blas_control()
+                # else: already on one thread; setting and restoring took 13 us a call
         _blas_users += 1
     try:
         yield
@@ -96,6 +105,18 @@ def _blas_on_one_thread():
                 _blas_limiter.restore_original_limits()
                 _release_blas_control()
                 _blas_limiter = None
+
+
+class _CountRestorer:
+    """Sets NumPy's OpenBLAS to one thread; ``restore_original_limits`` undoes it."""
+
+    def __init__(self, threads):
+        get, self._set = threads
+        self._original = get()
+        self._set(1)
+
+    def restore_original_limits(self):
+        self._set(self._original)
 
 
 def _release_blas_control():

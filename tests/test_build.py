@@ -191,3 +191,33 @@ def test_a_single_block_runs_with_the_blas_on_one_thread(kernel_threads):
     if not before:
         pytest.skip("no BLAS thread pool found")
     assert seen == [[1] * len(before)]
+
+
+@pytest.mark.parametrize("through", ["numpy_blas_c_functions", "threadpoolctl"])
+def test_blas_on_one_thread_nests_and_restores(monkeypatch, through):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from pyxconv import _parallel
+
+    if through == "threadpoolctl":
+        monkeypatch.setattr(_parallel, "numpy_blas_threads", lambda: None)
+    elif _parallel.numpy_blas_threads() is None:
+        pytest.skip("NumPy's BLAS thread functions were not found")
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        if not before or max(before) < 2:
+            pytest.skip("no BLAS pool with two threads")
+        with _parallel.blas_on_one_thread():
+            assert max(blas_threads()) == 1
+            with _parallel.blas_on_one_thread():
+                assert max(blas_threads()) == 1
+            assert max(blas_threads()) == 1  # the outer section still holds it
+        assert blas_threads() == before
+        with pytest.raises(KeyError):
+            with _parallel.blas_on_one_thread():
+                raise KeyError("inside")
+        assert blas_threads() == before
