@@ -1,4 +1,4 @@
-"""Optimisers (SGD with momentum/Nesterov/weight decay, Adam) and learning-rate schedules.
+"""Optimisers (SGD with momentum/Nesterov/weight decay, Adam, AdamW) and learning-rate schedules.
 
 The update rules are PyTorch's, so the same hyper-parameters give the same
 trajectory. Each optimiser updates ``param.data`` in place from
@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Adam", "CosineAnnealingLR", "SGD", "StepLR"]
+__all__ = ["Adam", "AdamW", "CosineAnnealingLR", "SGD", "StepLR"]
 
 
 def _check_params(params):
@@ -146,6 +146,8 @@ class Adam(Optimizer):
         self._v = [np.zeros_like(p.data) for p in self.params]
         self.t = 0
 
+    _decoupled = False
+
     def step(self):
         self.t += 1
         b1, b2 = self.betas
@@ -154,7 +156,9 @@ class Adam(Optimizer):
         step = self.lr / c1
         for p, m, v in zip(self.params, self._m, self._v):
             g = p.grad
-            if self.weight_decay:
+            if self.weight_decay and self._decoupled:
+                p.data *= 1 - self.lr * self.weight_decay
+            elif self.weight_decay:
                 g = g + self.weight_decay * p.data
             m *= b1
             m += (1 - b1) * g
@@ -163,6 +167,43 @@ class Adam(Optimizer):
             denom = np.sqrt(v / c2)
             denom += self.eps
             p.data -= step * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
+
+    The weights shrink by ``lr * weight_decay`` of themselves before the Adam
+    step, instead of the decay entering the gradient (and so being rescaled
+    by Adam's per-weight step sizes, as in :class:`Adam`)::
+
+        w = w * (1 - lr * weight_decay)
+        w = w - lr * m_hat / (sqrt(v_hat) + eps)
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 1e-2
+        PyTorch's default.
+
+    Examples
+    --------
+    With a zero gradient only the decay acts:
+
+    >>> import numpy as np
+    >>> from pyxconv.nn import Parameter
+    >>> from pyxconv.optim import AdamW
+    >>> w = Parameter(np.array([1.0, -2.0]))
+    >>> AdamW([w], lr=0.1, weight_decay=0.5).step(); w.data
+    array([ 0.95, -1.9 ])
+    """
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
 
 
 class StepLR:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pyxconv.nn import Parameter
-from pyxconv.optim import SGD, Adam, CosineAnnealingLR, StepLR
+from pyxconv.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 
 RNG = np.random.default_rng(0)
 
@@ -45,6 +45,23 @@ def test_adam_follows_the_formulas():
         np.testing.assert_allclose(p.data, w, rtol=1e-12)
 
 
+def test_adamw_decays_the_weights_apart_from_the_gradient():
+    w = RNG.normal(size=4)
+    p = Parameter(w.copy())
+    opt = AdamW([p], lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)
+    m = np.zeros(4)
+    v = np.zeros(4)
+    for t in range(1, 5):
+        g = RNG.normal(size=4)
+        p.grad[...] = g
+        opt.step()
+        w = w * (1 - 0.01 * 0.1)
+        m = 0.8 * m + 0.2 * g
+        v = 0.9 * v + 0.1 * g * g
+        w = w - 0.01 * (m / (1 - 0.8 ** t)) / (np.sqrt(v / (1 - 0.9 ** t)) + 1e-6)
+        np.testing.assert_allclose(p.data, w, rtol=1e-12)
+
+
 @pytest.mark.parametrize("make", [
     lambda ps: SGD(ps, lr=0.1),
     lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
@@ -72,6 +89,9 @@ def test_optimisers_match_torch_optim():
          lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.5, nesterov=True)),
         (lambda ps: Adam(ps, lr=0.01, weight_decay=0.1),
          lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1)),
+        (lambda ps: AdamW(ps, lr=0.01, betas=(0.8, 0.95), weight_decay=0.3),
+         lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.8, 0.95), weight_decay=0.3)),
+        (lambda ps: AdamW(ps), lambda ps: torch.optim.AdamW(ps)),  # both defaults
     ]
     for ours_make, theirs_make in cases:
         p = Parameter(w0.copy())
