@@ -529,3 +529,18 @@ def test_conv2d_takes_a_float64_gradient_for_a_float32_layer():
     assert grad_x.dtype == np.float32
     expected = conv.backward(g.astype(np.float32))
     np.testing.assert_array_equal(grad_x, expected)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 5])
+def test_conv2d_splits_a_small_batch_into_non_empty_blocks(monkeypatch, batch):
+    import pyxconv
+    from pyxconv.nn import _layers
+
+    monkeypatch.setattr(_layers, "PARALLEL_MULT_ADDS_PER_THREAD", 1)  # split whatever it costs
+    conv = nn.Conv2d(2, 3, 3)
+    x = np.ones((batch, 2, 6, 6), np.float32)
+    with pyxconv.num_threads(3):
+        n_parallel, _, blocks = conv._sample_blocks(conv._geometry_for(x))
+    assert n_parallel == min(3, batch)
+    assert all(n1 > n0 for n0, n1 in blocks)
+    assert [n0 for n0, _ in blocks] + [blocks[-1][1]] == sorted({0, batch} | {b for b, _ in blocks})

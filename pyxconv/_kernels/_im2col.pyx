@@ -358,6 +358,8 @@ def im2col(const floating[:, :, :, :, ::1] x, floating[::1] cols,
     cdef Py_ssize_t channels = x.shape[1]
     cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t task, n, c
+    if n_count <= 0 or row_count <= 0 or cols.shape[0] == 0:
+        return  # nothing to unfold (and no first element to point at)
     cdef floating* cols_ptr = &cols[0]
     for task in prange(n_count * channels, nogil=True, schedule="guided",
                        num_threads=n_threads):
@@ -388,6 +390,8 @@ def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
     cdef Py_ssize_t channels = grad_x.shape[1]
     cdef Py_ssize_t in_d = grad_x.shape[2], in_h = grad_x.shape[3], in_w = grad_x.shape[4]
     cdef Py_ssize_t task, n, c
+    if n_count <= 0 or row_count <= 0 or cols.shape[0] == 0:
+        return  # nothing to fold (and no first element to point at)
     cdef floating* cols_ptr = <floating*>&cols[0]  # only read when folding
     for task in prange(n_count * channels, nogil=True, schedule="guided",
                        num_threads=n_threads):

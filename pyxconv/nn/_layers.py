@@ -156,7 +156,7 @@ class _ConvNd(Module):
         elements = n * g.rows * g.positions
         n_parallel = min(threads_for(elements * g.c_out, PARALLEL_MULT_ADDS_PER_THREAD), n)
         kernel_threads = threads_for(elements) if n_parallel == 1 else 1
-        n_blocks = 2 * n_parallel if n_parallel > 1 else 1
+        n_blocks = min(n, 2 * n_parallel) if n_parallel > 1 else 1  # none empty
         bounds = [n * i // n_blocks for i in range(n_blocks + 1)]
         return n_parallel, kernel_threads, list(zip(bounds[:-1], bounds[1:]))
 
