@@ -31,11 +31,11 @@ _rng = np.random.default_rng()
 COLUMN_CACHE_BYTES = 64 * 2**20
 
 #: With several threads, Conv2d's cached path gives each thread at least this
-#: many multiply-adds (blocks of samples on Python threads); below twice that
-#: it runs on one thread, since waking a second thread costs ~0.1 ms. LeNet-5's
-#: layers (7.5 M and 15 M multiply-adds a forward) both gain: a training step
-#: at 2 threads took 4.94 ms with both split, 5.26 ms with only the second,
-#: 6.00 ms with neither (alternating runs in one process).
+#: many multiply-adds; below twice that it runs on one thread. LeNet-5's layers
+#: (7.5 M and 15 M multiply-adds a forward) both gain: a training step at 2
+#: threads took 4.94 ms with both split, 5.26 ms with only the second, 6.00 ms
+#: with neither (alternating runs in one process, measured on the NumPy path
+#: with sleeping threads; with spinning threads splitting is cheaper still).
 PARALLEL_MULT_ADDS_PER_THREAD = 2**21
 
 #: From this many column-matrix rows (C_in * kH * kW) up, Conv2d's cached path
@@ -145,12 +145,13 @@ class _ConvNd(Module):
         return g
 
     def _sample_blocks(self, g):
-        """(Python threads, kernel threads, sample ranges) for the cached path.
+        """(threads over samples, kernel threads, sample ranges) for the cached path.
 
         Every sample is computed on its own (its im2col, its GEMMs, its col2im),
-        so any split of the batch gives the same bits; with several threads and
-        enough work, blocks of samples go to Python threads that each run the
-        kernels and the BLAS on one core (see pyxconv._parallel).
+        so any split of the batch gives the same bits. The direct kernels loop
+        over the samples on ``max`` of the two thread counts; the NumPy path
+        gives the blocks of samples to Python threads that each run the kernels
+        and the BLAS on one core (see pyxconv._parallel).
         """
         n = g.n
         elements = n * g.rows * g.positions
