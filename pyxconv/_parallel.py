@@ -10,8 +10,8 @@ convolution of the benchmarks ran no faster than with 1.
 :func:`map_blocks` instead gives each Python thread whole chunks and runs
 everything in them on that thread: the kernels through
 ``pyxconv.num_threads(1)`` and the BLAS limited to one thread for the
-duration of the call (threadpoolctl; the limit is process-wide, so other
-threads' BLAS calls made meanwhile also run on one thread). A chunk is
+duration of the call (:func:`blas_on_one_thread`; the limit is process-wide,
+so other threads' BLAS calls made meanwhile also run on one thread). A chunk is
 computed the same way whichever thread takes it, so results do not depend
 on the number of threads, to the bit; callers that combine the chunks'
 results do so in chunk order.
@@ -66,15 +66,22 @@ _blas_limiter = None
 
 
 @contextlib.contextmanager
-def _blas_on_one_thread():
+def blas_on_one_thread():
     """The BLAS on one thread inside the block, for the whole process.
 
+    pyxconv's convolutions make all their GEMMs this way, whatever its own
+    thread count: OpenBLAS on several threads sums some products in another
+    order (found on a Conv2d(76, 12, 3) over a (3, 76, 24, 24) batch), so a
+    GEMM's bits would depend on the BLAS's thread count; and its threads
+    would take turns on the cores with pyxconv's. Parallelism comes from
+    pyxconv's threads, over samples or chunks.
+
     Counted, so that calls overlapping in several Python threads restore the
-    BLAS's own setting once, when the last of them ends (two threadpoolctl
-    limits saved and restored out of order would leave it at one thread).
-    NumPy's own OpenBLAS, the BLAS pyxconv calls, is set through its C
-    functions when :mod:`pyxconv._blas` found them (1 us; threadpoolctl took
-    16 us a section); otherwise every BLAS threadpoolctl sees is limited.
+    BLAS's own setting once, when the last of them ends (two limits saved and
+    restored out of order would leave it at one thread); nestable. NumPy's
+    own OpenBLAS, the BLAS pyxconv calls, is set through its C functions when
+    :mod:`pyxconv._blas` found them (4 us a section; threadpoolctl took 16);
+    otherwise every BLAS threadpoolctl sees is limited.
     """
     global _controller, _blas_users, _blas_limiter
     with _blas_lock:
@@ -90,9 +97,7 @@ def _blas_on_one_thread():
                     _controller = ThreadpoolController()
                 if any((lib.get_num_threads() or 1) > 1 for lib in _controller.lib_controllers
                        if lib.user_api == "blas"):
-                    _release_blas_control()
-                    _blas_limiter = _controller.limit(limits=1, user_api="blas")
-                    _release_blas_control()
+                    _blas_limiter = _ThreadpoolctlRestorer(_controller)
                 # else: already on one thread; setting and restoring took 13 us a call
         _blas_users += 1
     try:
@@ -101,22 +106,34 @@ def _blas_on_one_thread():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0 and _blas_limiter is not None:
-                _release_blas_control()
-                _blas_limiter.restore_original_limits()
-                _release_blas_control()
+                _blas_limiter.restore()
                 _blas_limiter = None
 
 
 class _CountRestorer:
-    """Sets NumPy's OpenBLAS to one thread; ``restore_original_limits`` undoes it."""
+    """Sets NumPy's OpenBLAS to one thread through its C functions; ``restore`` undoes it."""
 
     def __init__(self, threads):
         get, self._set = threads
         self._original = get()
         self._set(1)
 
-    def restore_original_limits(self):
+    def restore(self):
         self._set(self._original)
+
+
+class _ThreadpoolctlRestorer:
+    """Limits every BLAS threadpoolctl sees to one thread; ``restore`` undoes it."""
+
+    def __init__(self, controller):
+        _release_blas_control()
+        self._limiter = controller.limit(limits=1, user_api="blas")
+        _release_blas_control()
+
+    def restore(self):
+        _release_blas_control()
+        self._limiter.restore_original_limits()
+        _release_blas_control()
 
 
 def _release_blas_control():
@@ -147,26 +164,15 @@ def small_product(mult_adds):
     """Context for one matrix product: the BLAS on one thread if it is small.
 
     For a product of ``mult_adds`` multiply-adds below
-    ``SMALL_PRODUCT_MULT_ADDS``; otherwise the BLAS keeps its threads. The
-    BLAS gives the same result at any thread count, so this only changes
-    speed.
+    ``SMALL_PRODUCT_MULT_ADDS``; otherwise the BLAS keeps its threads. On
+    the products of fully connected layers we tried above that size (up to
+    64x9216x4096), OpenBLAS gave the same bits on 1 and 2 threads, so this
+    changed only speed there; it is not a guarantee of OpenBLAS's (see
+    :func:`blas_on_one_thread`).
     """
     if mult_adds < SMALL_PRODUCT_MULT_ADDS:
-        return _blas_on_one_thread()
+        return blas_on_one_thread()
     return contextlib.nullcontext()
-
-
-def blas_on_one_thread():
-    """The BLAS on one thread inside the block, for the whole process (counted, nestable).
-
-    pyxconv's convolutions make all their GEMMs this way, whatever its own
-    thread count: OpenBLAS on several threads sums some products in another
-    order (measured: a Conv2d(76, 12, 3) on a (3, 76, 24, 24) batch), so a
-    GEMM's bits would depend on the BLAS's thread count; and its threads
-    would take turns on the cores with pyxconv's. Parallelism comes from
-    pyxconv's threads, over samples or chunks.
-    """
-    return _blas_on_one_thread()
 
 
 def map_blocks(fn, blocks, n_threads):
@@ -184,7 +190,7 @@ def map_blocks(fn, blocks, n_threads):
     if n_threads <= 1:
         # the BLAS on one thread here too: its bits must not depend on the thread
         # count, and the blocks' kernels may use several OpenMP threads
-        with _blas_on_one_thread():
+        with blas_on_one_thread():
             return [fn(block) for block in blocks]
     results = [None] * len(blocks)
     counter = itertools.count()
@@ -199,7 +205,7 @@ def map_blocks(fn, blocks, n_threads):
                     return
                 results[i] = fn(blocks[i])
 
-    with _blas_on_one_thread():
+    with blas_on_one_thread():
         futures = []
         try:
             pool = _pool(n_threads - 1)
