@@ -64,7 +64,9 @@ def compiler_supports_openmp():
 def kernel_source_hash():
     """Hash of the kernel sources, compiled into the extension to detect stale builds."""
     digest = hashlib.sha256()
-    for path in sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in")):
+    sources = (sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in"))
+               + sorted(KERNEL_DIR.glob("*.h")))
+    for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -106,7 +108,8 @@ def extensions():
             Extension(
                 f"pyxconv._kernels.{pyx.stem}",
                 [str(pyx.relative_to(HERE))],
-                include_dirs=[numpy.get_include()],
+                include_dirs=[numpy.get_include(), str(KERNEL_DIR.relative_to(HERE))],
+                depends=[str(h.relative_to(HERE)) for h in sorted(KERNEL_DIR.glob("*.h"))],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
                 extra_compile_args=compile_args,
                 extra_link_args=link_args,

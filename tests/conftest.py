@@ -30,17 +30,27 @@ def shared_dir():
     return SHARED
 
 
-@pytest.fixture(params=["direct", "numpy"])
+@pytest.fixture(params=["direct", "direct-blas", "numpy"])
 def gemm_path(request):
-    """Run the test with the kernels that call the BLAS directly, then with the NumPy path.
+    """Run the test on each way the convolutions make their products.
 
-    (see pyxconv._blas; "direct" is skipped where NumPy's BLAS offers no ILP64
-    CBLAS entry points)
+    "direct": the per-sample kernels as they run by default, with float32
+    products on pyxconv's own AVX-512 GEMM where the CPU has it;
+    "direct-blas": the same kernels with every product on NumPy's BLAS
+    (skipped where it would repeat "direct"); "numpy": the chunked NumPy path.
+    (see pyxconv._blas; the direct paths are skipped where NumPy's BLAS offers
+    no ILP64 CBLAS entry points)
     """
     from pyxconv import _blas
+    from pyxconv._kernels import _im2col
 
-    if request.param == "direct" and not _blas.ensure_gemm():
+    direct = request.param.startswith("direct")
+    if direct and not _blas.ensure_gemm():
         pytest.skip("NumPy's BLAS offers no ILP64 CBLAS GEMM")
-    old = _blas.allow_direct_gemm(request.param == "direct")
+    if request.param == "direct-blas" and not _im2col.avx512_available():
+        pytest.skip("no AVX-512 here: 'direct' already runs on the BLAS")
+    old = _blas.allow_direct_gemm(direct)
+    old_own = _im2col.use_avx512(request.param == "direct")
     yield request.param
+    _im2col.use_avx512(old_own)
     _blas.allow_direct_gemm(old)

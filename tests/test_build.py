@@ -19,7 +19,9 @@ KERNEL_DIR = Path(pyxconv.__file__).parent / "_kernels"
 def _source_hash():
     # The same recipe as setup.py's kernel_source_hash().
     digest = hashlib.sha256()
-    for path in sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in")):
+    sources = (sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in"))
+               + sorted(KERNEL_DIR.glob("*.h")))
+    for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

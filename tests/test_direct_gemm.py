@@ -5,6 +5,7 @@ NumPy path they replace) are checked against plain loops; the direct
 kernels' own argument checks are checked to refuse what would write out of
 bounds.
 """
+import math
 import os
 import subprocess
 import sys
@@ -65,18 +66,23 @@ def test_conv2d_training_path_matches_plain_loops(gemm_path, case, dtype):
 @needs_direct
 @pytest.mark.parametrize("c_in", [6, 15])  # K = 54 and 135: both weight-gradient forms
 def test_direct_and_numpy_paths_give_the_same_bits(c_in):
-    """Both make the same BLAS calls with the same arguments, sample by sample."""
+    """Both make the same BLAS calls with the same arguments, sample by sample.
+
+    (With pyxconv's own float32 GEMM off: it sums each product in another order.)
+    """
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, c_in, 10, 9)).astype(np.float32)
     results = []
     for direct in (True, False):
         old = _blas.allow_direct_gemm(direct)
+        old_own = _im2col.use_avx512(False)
         try:
             nn.manual_seed(2)
             conv = nn.Conv2d(c_in, 5, 3, stride=(1, 2), padding=1)
             out = conv(x)
             results.append((out, conv.backward(np.sin(out)), conv.weight.grad, conv.bias.grad))
         finally:
+            _im2col.use_avx512(old_own)
             _blas.allow_direct_gemm(old)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
@@ -324,3 +330,185 @@ def test_bits_depend_neither_on_pyxconv_nor_on_blas_thread_counts(gemm_path, run
     for other in results[1:]:
         for a, b in zip(other, results[0]):
             np.testing.assert_array_equal(a, b)
+
+
+needs_avx512 = pytest.mark.skipif(not _im2col.avx512_available(),
+                                     reason="no AVX-512 here: pyxconv's own GEMM is not used")
+
+
+def _own_sgemm_cases():
+    """(m, n, k, transpose_a, accumulate): every tile height (12, 8, 4, 2, 1), partial
+    column panels, an empty sum and depths beyond one pass (512)."""
+    return [(1, 1, 1, False, False), (12, 32, 64, False, False), (13, 33, 7, True, False),
+            (31, 47, 513, False, True), (27, 16, 1100, True, True), (5, 70, 0, False, False),
+            (5, 70, 0, True, True), (64, 256, 512, False, False), (40, 17, 300, True, False),
+            (3, 15, 31, False, True)]
+
+
+@needs_avx512
+@pytest.mark.parametrize("m,n,k,transpose_a,accumulate", _own_sgemm_cases())
+def test_own_sgemm_is_exact_on_small_integers(m, n, k, transpose_a, accumulate):
+    # small integers: every partial sum is exact, in any order, so any wrong index,
+    # mask or edge tile shows as a wrong value
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a = rng.integers(-8, 9, (k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.integers(-8, 9, (k, n)).astype(np.float32)
+    c = rng.integers(-8, 9, (m, n)).astype(np.float32)
+    expected = (a.T if transpose_a else a).astype(np.float64) @ b + (c if accumulate else 0)
+    _im2col.sgemm_avx512(a, b, c, transpose_a, accumulate)
+    np.testing.assert_array_equal(c, expected)
+
+
+@needs_avx512
+def test_own_sgemm_reads_and_writes_rows_through_their_strides():
+    rng = np.random.default_rng(3)
+    wide = rng.integers(-8, 9, (3, 40, 50)).astype(np.float32)
+    a, b, c = wide[0, :13, 5:40], wide[1, :35, 3:21], np.zeros((13, 50), np.float32)
+    _im2col.sgemm_avx512(a, b, c[:, 7:25])
+    np.testing.assert_array_equal(c[:, 7:25], a.astype(np.float64) @ b)
+    assert not c[:, :7].any() and not c[:, 25:].any()  # nothing written beside the view
+
+
+@needs_avx512
+def test_own_sgemm_element_depends_only_on_its_row_and_column():
+    # one chain of multiply-adds per element: any slice of the product has the same bits
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((29, 700)).astype(np.float32)
+    b = rng.standard_normal((700, 45)).astype(np.float32)
+    full = np.empty((29, 45), np.float32)
+    _im2col.sgemm_avx512(a, b, full)
+    np.testing.assert_allclose(full, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    for rows, cols in ((slice(5, 18), slice(3, 40)), (slice(28, 29), slice(0, 45)),
+                       (slice(0, 29), slice(44, 45))):
+        part = np.empty((rows.stop - rows.start, cols.stop - cols.start), np.float32)
+        _im2col.sgemm_avx512(np.ascontiguousarray(a[rows]), np.ascontiguousarray(b[:, cols]), part)
+        np.testing.assert_array_equal(part, full[rows, cols])
+
+
+@needs_avx512
+def test_own_sgemm_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="shapes do not match"):
+        _im2col.sgemm_avx512(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32),
+                          np.ones((2, 5), np.float32))
+
+
+def test_use_avx512_switches_and_reports():
+    old = _im2col.use_avx512(False)
+    try:
+        assert not _im2col.avx512_in_use()
+        _im2col.use_avx512(True)
+        assert _im2col.avx512_in_use() == _im2col.avx512_available()
+    finally:
+        _im2col.use_avx512(old)
+
+
+# The per-sample kernels' own im2col (by phases, for strides) and col2im (band by band
+# in a buffer) against the chunked kernels _im2col.im2col / col2im, to the bit. With the
+# identity as weight the GEMMs copy exactly, so the kernels' outputs are their columns.
+# Geometries: (input D, H, W), kernel, stride, padding (before), extra padding after,
+# dilation. They reach: the benchmark's 4x4 stride 2; odd sizes and strides 3; dilation
+# with a stride; stride 1 (col2im's band buffer without phases); 3-D; planes whose
+# phases need several bands, or do not fit one buffer; strides beyond the input.
+_FOLD_GEOMETRIES = [
+    ((1, 8, 8), (1, 4, 4), (1, 2, 2), (0, 1, 1), (0, 0, 0), (1, 1, 1)),
+    ((1, 11, 7), (1, 3, 5), (1, 3, 2), (0, 1, 2), (0, 2, 0), (1, 1, 1)),
+    ((1, 9, 10), (1, 3, 3), (1, 2, 2), (0, 2, 1), (0, 0, 1), (1, 2, 2)),
+    ((1, 6, 9), (1, 3, 2), (1, 1, 1), (0, 1, 0), (0, 1, 1), (1, 1, 1)),
+    ((5, 6, 7), (3, 3, 3), (2, 2, 2), (1, 1, 1), (0, 1, 0), (1, 1, 1)),
+    ((1, 70, 66), (1, 4, 4), (1, 2, 2), (0, 1, 1), (0, 0, 0), (1, 1, 1)),
+    ((1, 64, 64), (1, 3, 3), (1, 2, 2), (0, 1, 1), (0, 1, 1), (1, 1, 1)),
+    ((1, 1, 13), (1, 1, 3), (1, 1, 4), (0, 0, 1), (0, 0, 3), (1, 1, 1)),
+    ((1, 4, 5), (1, 2, 2), (1, 9, 7), (0, 3, 2), (0, 9, 7), (1, 1, 1)),
+]
+
+
+def _fold_case(geometry, dtype, n=3, channels=2, seed=0):
+    size, kernel, stride, pad, pad_after, dilation = geometry
+    out = tuple((i + p + q - d * (k - 1) - 1) // s + 1
+                for i, k, s, p, q, d in zip(size, kernel, stride, pad, pad_after, dilation))
+    assert min(out) >= 1, geometry
+    k_rows = channels * math.prod(kernel)
+    positions = math.prod(out)
+    args = (*out, *kernel, *stride, *pad, *dilation)
+    rng = np.random.default_rng(seed)
+    return rng, args, k_rows, positions, np.eye(k_rows, dtype=dtype)
+
+
+@pytest.mark.parametrize("avx512", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", _FOLD_GEOMETRIES)
+def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, avx512):
+    rng, args, k_rows, positions, eye = _fold_case(geometry, dtype)
+    y = rng.standard_normal((3, 2) + geometry[0]).astype(dtype)
+    expected = np.empty(3 * k_rows * positions, dtype)
+    _im2col.im2col(y, expected, k_rows * positions, positions, 0, 3, 0, args[0] * args[1],
+                   *args, 1)
+    old = _im2col.use_avx512(avx512)
+    try:
+        for threads in (1, 2):
+            out = np.empty((3, k_rows, positions), dtype)
+            sums = np.empty((3, 2), dtype)
+            _im2col.unfold_samples(y, eye, out, None, None,
+                                   np.empty((threads, k_rows * positions), dtype), *args,
+                                   threads, channel_sums=sums)
+            np.testing.assert_array_equal(out.ravel(), expected)
+            np.testing.assert_allclose(sums, y.sum(axis=(2, 3, 4)), rtol=1e-5, atol=1e-5)
+    finally:
+        _im2col.use_avx512(old)
+
+
+@pytest.mark.parametrize("avx512", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", _FOLD_GEOMETRIES)
+def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, avx512):
+    rng, args, k_rows, positions, eye = _fold_case(geometry, dtype, seed=1)
+    cols = rng.standard_normal((3, k_rows, positions)).astype(dtype)
+    bias = rng.standard_normal(2).astype(dtype)
+    expected = np.zeros((3, 2) + geometry[0], dtype)
+    _im2col.col2im(cols.ravel(), expected, k_rows * positions, positions, 0, 3, 0,
+                   args[0] * args[1], *args, 1)
+    old = _im2col.use_avx512(avx512)
+    try:
+        for threads, b in ((1, None), (2, bias)):
+            out = np.full((3, 2) + geometry[0], np.nan, dtype)  # every value must be written
+            _im2col.fold_samples(cols, eye, b, out,
+                                 np.empty((threads, k_rows * positions), dtype), *args, threads)
+            want = expected if b is None else expected + b.reshape(1, 2, 1, 1, 1)
+            np.testing.assert_array_equal(out, want)
+    finally:
+        _im2col.use_avx512(old)
+
+
+@pytest.mark.parametrize("samples_per_product", [1, 2, 3, 5])
+@pytest.mark.parametrize("dtype,channels,m,geometry", [
+    (np.float64, 2, 4, _FOLD_GEOMETRIES[1]),
+    # 72 rows, 32 columns, depth 256: pyxconv's own GEMM where it runs, x[n] copied
+    (np.float32, 8, 32, ((1, 16, 16), (1, 3, 3), (1, 1, 1), (0, 1, 1), (0, 1, 1), (1, 1, 1))),
+])
+def test_weight_gradient_runs_sum_their_samples_in_the_kernel(samples_per_product, dtype,
+                                                              channels, m, geometry):
+    rng, args, k_rows, positions, _ = _fold_case(geometry, dtype, n=5, channels=channels,
+                                                 seed=2)
+    y = rng.standard_normal((5, channels) + geometry[0]).astype(dtype)
+    x = rng.standard_normal((5, m, positions)).astype(dtype)
+    weight = rng.standard_normal((m, k_rows)).astype(dtype)
+    cols = np.empty(5 * k_rows * positions, dtype)
+    _im2col.im2col(y, cols, k_rows * positions, positions, 0, 5, 0, args[0] * args[1], *args, 1)
+    cols = cols.reshape(5, k_rows, positions).astype(np.float64)
+    runs = -(-5 // samples_per_product)
+    products = np.full((runs, k_rows, m), np.nan, dtype)  # the first sample of a run overwrites
+    _im2col.unfold_samples(y, weight, None, x, products, np.empty((2, k_rows * positions), dtype),
+                           *args, 2, samples_per_product=samples_per_product)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for run in range(runs):
+        samples = range(run * samples_per_product, min(5, (run + 1) * samples_per_product))
+        expected = sum(cols[s] @ x[s].T.astype(np.float64) for s in samples)
+        np.testing.assert_allclose(products[run], expected, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="products must be"):  # a run short
+        _im2col.unfold_samples(y, weight, None, x, np.empty((runs - 1, k_rows, m), dtype),
+                               np.empty((2, k_rows * positions), dtype), *args, 2,
+                               samples_per_product=samples_per_product)
+    with pytest.raises(ValueError, match="samples_per_product"):
+        _im2col.unfold_samples(y, weight, None, x, products,
+                               np.empty((2, k_rows * positions), dtype), *args, 2,
+                               samples_per_product=0)

@@ -27,7 +27,7 @@ from pyxconv._blas import ensure_gemm
 from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
-from pyxconv._workspace import get_workspace_limit
+from pyxconv._workspace import get_workspace_limit, thread_workspace
 from pyxconv.functional._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
@@ -198,6 +198,12 @@ def parallel_threads(g, itemsize, chunks, n_buffers=1):
 #: whose products take at most this many bytes.
 _PRODUCTS_BYTES = 4 * 2**20
 
+#: Runs of consecutive samples a batch is cut into for the weight gradient: the
+#: kernel sums a run's products in place (one product to read back per run, not
+#: per sample), and the runs, shared among the threads, are summed in order.
+#: Set by the batch size alone, so the bits do not depend on the thread count.
+_PRODUCT_RUNS = 8
+
 
 def sample_threads(g, per_thread_elements, itemsize):
     """Threads for the direct per-sample kernels, or 0 when they do not apply.
@@ -216,22 +222,33 @@ def sample_threads(g, per_thread_elements, itemsize):
     return threads
 
 
-def weight_gradient_by_samples(y5, weight2, x3, g, threads, workspace, out3=None):
+def weight_gradient_by_samples(y5, weight2, x3, g, threads, workspace, out3=None,
+                               channel_sums=None):
     """sum_n im2col(y5[n]) @ x3[n]^T, (K, M), in sample order and in waves set by the shapes.
 
-    With ``out3`` (N, M, L) given, also ``out3[n] = weight2 @ im2col(y5[n])``
-    from the same columns (:func:`_im2col.unfold_samples`).
+    The kernel sums each run of a few consecutive samples itself (about
+    _PRODUCT_RUNS runs a batch, whatever the thread count); the runs are summed
+    here, in order, a wave of at most _PRODUCTS_BYTES at a time. With ``out3``
+    (N, M, L) given, also ``out3[n] = weight2 @ im2col(y5[n])`` from the same
+    columns, and with ``channel_sums`` (N, C) each channel of y5[n] summed
+    (:func:`_im2col.unfold_samples`).
     """
     n, k, m = g.n, weight2.shape[1], weight2.shape[0]
-    wave = max(1, min(n, _PRODUCTS_BYTES // (k * m * x3.itemsize)))
-    products = np.empty((wave, k, m), x3.dtype)
+    per_run = -(-n // _PRODUCT_RUNS)
+    runs_per_wave = max(1, min(-(-n // per_run), _PRODUCTS_BYTES // (k * m * x3.itemsize)))
+    wave = runs_per_wave * per_run
+    products = np.empty((runs_per_wave, k, m), x3.dtype)
     total = np.zeros((k, m), dtype=x3.dtype)
     for n0 in range(0, n, wave):
         nb = min(wave, n - n0)
+        runs = -(-nb // per_run)
         _im2col.unfold_samples(y5[n0:n0 + nb], weight2,
                                None if out3 is None else out3[n0:n0 + nb], x3[n0:n0 + nb],
-                               products[:nb], workspace, *g.kernel_args(), threads)
-        total += products[:nb].sum(axis=0)
+                               products[:runs], workspace, *g.kernel_args(), threads,
+                               samples_per_product=per_run,
+                               channel_sums=None if channel_sums is None
+                               else channel_sums[n0:n0 + nb])
+        total += products[:runs].sum(axis=0)
     return total
 
 
@@ -263,7 +280,7 @@ def _conv_forward(x, weight, bias, g):
             np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
     elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
         # one nogil loop over samples: im2col into the thread's columns, then the GEMM
-        workspace = np.empty((threads, g.rows * g.positions), x.dtype)
+        workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
         with blas_on_one_thread():
             _im2col.unfold_samples(x.reshape((n, g.c_in) + g.in3), w[0], out, None, None,
                                    workspace, *g.kernel_args(), threads)
@@ -313,7 +330,7 @@ def _conv_backward(grad_out, x, weight, g, needs_input_grad):
     elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
         # two nogil loops over samples, each through the thread's own columns: the
         # weight gradient from im2col(x[n]), the input gradient by col2im(W^T @ go[n])
-        workspace = np.empty((threads, g.rows * g.positions), x.dtype)
+        workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
         x5 = x.reshape((n, g.c_in) + g.in3)
         with blas_on_one_thread():
             grad_w[0] = weight_gradient_by_samples(x5, w[0], go, g, threads, workspace).T

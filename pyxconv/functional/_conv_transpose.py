@@ -62,7 +62,7 @@ import numpy as np
 from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads
-from pyxconv._workspace import get_workspace_limit
+from pyxconv._workspace import get_workspace_limit, thread_workspace
 from pyxconv.functional._conv import (
     _Geometry,
     sample_threads,
@@ -290,7 +290,7 @@ def _transpose_forward(x, weight, bias, g):
             # one nogil loop over samples: GEMM into the thread's columns, then the
             # sample's output zeroed, folded into and biased while in cache
             out = np.empty((n, g.c_in) + g.in_spatial, dtype=x.dtype)
-            workspace = np.empty((threads, g.rows * g.positions), x.dtype)
+            workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
             b = None if bias is None else np.ascontiguousarray(bias)
             with blas_on_one_thread():
                 _im2col.fold_samples(xs, w[0], b, out.reshape((n, g.c_in) + g.in3), workspace,
@@ -331,7 +331,7 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
     w = weight.reshape(groups, cxg, kg)
     xs = x.reshape(n, g.c_out, g.positions)
     go = grad_out.reshape(n, g.c_in, -1)
-    grad_bias = go.sum(axis=(0, 2))
+    grad_bias = None
     grad_x = np.empty((n, g.c_out, g.positions), dtype=x.dtype) if needs_input_grad else None
     if g.is_pointwise:
         grad_w = np.zeros((groups, cxg, kg), dtype=x.dtype)
@@ -345,12 +345,16 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
         # one nogil loop over the samples of a wave: im2col of grad_out into the
         # thread's columns, then both GEMMs; the waves' weight gradients are summed
         # in sample order, waves of a size set by the shapes alone
+        # (grad_out's channels are summed there too, for the bias, while in cache)
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
-        workspace = np.empty((threads, g.rows * g.positions), x.dtype)
+        workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
+        channel_sums = np.empty((n, g.c_in), x.dtype)
         with blas_on_one_thread():
             grad_w_t = weight_gradient_by_samples(go5, w[0], xs, g, threads, workspace,
-                                                  grad_x if needs_input_grad else None)
+                                                  grad_x if needs_input_grad else None,
+                                                  channel_sums)
         grad_w = grad_w_t.T
+        grad_bias = channel_sums.sum(axis=0)
     else:
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         grad_w_t = np.zeros((groups, kg, cxg), dtype=x.dtype)
@@ -390,6 +394,8 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
                 for gi in range(groups):
                     grad_w_t[gi] += partial[gi]
         grad_w = grad_w_t.transpose(0, 2, 1)
+    if grad_bias is None:
+        grad_bias = go.sum(axis=(0, 2))
     if needs_input_grad:
         grad_x = grad_x.reshape(x.shape)
     return grad_x, np.ascontiguousarray(grad_w).reshape(weight.shape), grad_bias

@@ -8,6 +8,7 @@ from pyxconv._blas import ensure_gemm
 from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, small_product
 from pyxconv._threads import threads_for
+from pyxconv._workspace import thread_workspace
 from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
 from pyxconv.functional._conv_transpose import check_output_padding
 from pyxconv.functional._validation import (
@@ -251,7 +252,7 @@ class _ConvNd(Module):
             threads = max(n_parallel, kernel_threads)
             size = _im2col.backward_workspace_size(k, self.out_channels, positions, transposed,
                                                    needs_input_grad)
-            workspace = np.empty((threads, size), g.dtype) if size else None
+            workspace = thread_workspace(threads, size, g.dtype) if size else None
             with blas_on_one_thread():
                 _im2col.conv_backward_samples(
                     cols, g, np.ascontiguousarray(self.weight.data.reshape(self.out_channels, -1)),
