@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from pyxconv._blas import gemm_library
+from pyxconv._blas import float32_gemm, gemm_library
 from pyxconv._version import __version__
 from pyxconv._kernels import _openmp_helpers
 from pyxconv._threads import get_num_threads
@@ -26,6 +26,7 @@ def config_info():
         "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "(unset)"),
         "workspace limit (bytes)": get_workspace_limit(),
         "direct GEMM (convolutions)": gemm_library() or "no: NumPy's matmul",
+        "float32 GEMM (convolutions)": float32_gemm() if gemm_library() else "NumPy's matmul",
     }
     pools = []
     try:

@@ -512,3 +512,26 @@ def test_weight_gradient_runs_sum_their_samples_in_the_kernel(samples_per_produc
         _im2col.unfold_samples(y, weight, None, x, products,
                                np.empty((2, k_rows * positions), dtype), *args, 2,
                                samples_per_product=0)
+
+
+def test_pyxconv_avx512_0_in_the_environment_turns_the_avx512_kernels_off():
+    code = ("import pyxconv\nfrom pyxconv._kernels import _im2col\nfrom pyxconv import _blas\n"
+            "print(_im2col.avx512_in_use(), _blas.float32_gemm())")
+    env = dict(os.environ, PYXCONV_AVX512="0")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    in_use, description = result.stdout.strip().split(" ", 1)
+    assert in_use == "False"
+    assert description.startswith("the BLAS")
+
+
+def test_float32_gemm_says_what_makes_the_products():
+    old = _blas.use_avx512(True)
+    try:
+        expected = "pyxconv's AVX-512" if _im2col.avx512_available() else "the BLAS (no AVX-512"
+        assert _blas.float32_gemm().startswith(expected)
+        _blas.use_avx512(False)
+        assert _blas.float32_gemm().startswith("the BLAS")
+    finally:
+        _blas.use_avx512(old)
