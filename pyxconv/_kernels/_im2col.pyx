@@ -69,7 +69,8 @@ cdef inline void _add(floating* dst, const floating* src, Py_ssize_t lo,
                       Py_ssize_t hi) noexcept nogil:
     """dst[i] += src[i] for lo <= i < hi (the two do not overlap)."""
     if floating is float:
-        if _use_avx512:
+        # AVX-512 pays for its call on long runs only: LeNet's 10-value rows ran slower
+        if _use_avx512 and hi - lo >= 64:
             pyxconv_add_avx512(dst + lo, src + lo, hi - lo)
         else:
             pyxconv_add_float(dst, src, lo, hi)
