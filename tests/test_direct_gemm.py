@@ -535,3 +535,14 @@ def test_float32_gemm_says_what_makes_the_products():
         assert _blas.float32_gemm().startswith("the BLAS")
     finally:
         _blas.use_avx512(old)
+
+
+def test_a_run_longer_than_the_batch_is_one_run():
+    rng, args, k_rows, positions, eye = _fold_case(_FOLD_GEOMETRIES[0], np.float64, seed=3)
+    y = rng.standard_normal((3, 2) + _FOLD_GEOMETRIES[0][0])
+    out = np.full((3, k_rows, positions), np.nan)
+    products = np.full((1, k_rows, k_rows), np.nan)
+    _im2col.unfold_samples(y, eye, out, out, products, np.empty((2, k_rows * positions)),
+                           *args, 2, samples_per_product=sys.maxsize)
+    assert not np.isnan(out).any()
+    np.testing.assert_allclose(products[0], sum(c @ c.T for c in out), rtol=1e-12)

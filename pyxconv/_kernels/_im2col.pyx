@@ -494,7 +494,8 @@ cdef inline void* _align_up(void* block) noexcept nogil:
 cdef inline floating _sum(const floating* values, Py_ssize_t count) noexcept nogil:
     """values[0] + ... + values[count - 1], accumulated in double in eight running
     sums added in a fixed order: the same bits on every run and thread. (float32
-    in SSE2 registers on x86-64, pyxconv_sum_f32.)"""
+    in SSE2 registers, pyxconv_sum_f32, where the AVX-512 kernels are in use;
+    the loop below gives the same sums.)"""
     cdef double lanes[8]
     cdef Py_ssize_t i, lane
     if floating is float and _use_avx512:
@@ -787,7 +788,8 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
 # zeroing and the bias pass) to about 1 ms, with the AVX-512 adds and interleave.
 
 cdef enum:
-    # float32 values of one buffer band: 16 KiB, well inside a core's L1
+    # values of one buffer band or phase buffer: 16 KiB in float32 (32 KiB in
+    # float64), inside a core's L1 of 48 KiB on the development machine
     _BAND_VALUES = 4096
 
 
@@ -1201,9 +1203,10 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
     y (N, C, D, H, W); weight (M, K) with K = C * k_d * k_h * k_w; out and x
     (N, M, L) with L the output positions; workspace (n_threads, >= K * L).
     For a transposed convolution, y is the gradient of its output and x its
-    input: out is then the input's gradient. (With x[n]^T copied first, as
-    the chunked path does, the transposed benchmark layer's backward took
-    14.9 ms instead of 12.1.)
+    input: out is then the input's gradient. The weight-gradient product is
+    made from x[n] as it is, with the BLAS's transpose flag, except where
+    pyxconv's own GEMM makes it: that kernel reads its right operand by rows,
+    so x[n]^T is first copied to a line-aligned buffer of the thread's.
     """
     cdef Py_ssize_t n = y.shape[0], channels = y.shape[1]
     cdef Py_ssize_t in_d = y.shape[2], in_h = y.shape[3], in_w = y.shape[4]
@@ -1216,6 +1219,8 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
         raise ValueError(f"out must be ({n}, {m}, {positions})")
     if samples_per_product < 1:
         raise ValueError(f"samples_per_product must be >= 1, got {samples_per_product}")
+    if samples_per_product > n:
+        samples_per_product = n if n > 0 else 1  # one run (and no overflow below)
     cdef Py_ssize_t runs = (n + samples_per_product - 1) // samples_per_product
     if has_products:
         if x is None or x.shape[0] != n or x.shape[1] != m or x.shape[2] != positions:

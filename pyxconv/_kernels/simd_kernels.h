@@ -4,8 +4,10 @@
  *     C (m x n) = A (m x k) @ B (k x n)        (or C += ..., with accumulate)
  *
  * B and C are row-major with leading dimensions ldb and ldc. A is addressed by
- * two strides, element (i, p) at a[i * a_row + p * a_col], so a transposed A
- * costs nothing: row-major A is (lda, 1), a transposed one (1, lda).
+ * two strides, element (i, p) at a[i * a_row + p * a_col], one of which must be
+ * 1: row-major A is (lda, 1), a transposed one (1, lda), which costs nothing.
+ * (The tiles read a row-major A along p and a transposed one along i, with
+ * the other stride 1; pyxconv_sgemm_avx512 refuses other strides.)
  *
  * Why not NumPy's OpenBLAS: the convolutions' products are many small ones,
  * one or two per sample (k = 64 to 512, n = a few hundred). On them OpenBLAS
@@ -133,6 +135,8 @@ static PYXCONV_AVX512 void pyxconv_sgemm_avx512(
         int accumulate) {
     ptrdiff_t p0, j, i, depth;
     __mmask16 lo, hi;
+    if (a_row != 1 && a_col != 1)
+        return;  /* outside the contract; the callers never pass it (see the top) */
     if (k <= 0) {  /* an empty sum: C = 0, or C unchanged */
         if (!accumulate)
             for (i = 0; i < m; i++)
@@ -295,6 +299,10 @@ static int pyxconv_cpu_has_avx512f(void) {
 
 #else  /* another compiler or architecture: the kernel is not built */
 #define PYXCONV_AVX512_KERNEL_BUILT 0
+
+/* Stubs, so that _im2col.pyx compiles everywhere. They do nothing: every call
+ * in _im2col.pyx sits behind use of the AVX-512 kernels, which
+ * pyxconv_cpu_has_avx512f() (0 here) never allows. */
 
 static void pyxconv_sgemm_avx512(
         ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a, ptrdiff_t a_row,
