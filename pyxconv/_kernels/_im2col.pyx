@@ -44,7 +44,7 @@ dilations >= 1, paddings >= 0, and ``cols`` large enough for the strides.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 
@@ -1017,6 +1017,18 @@ cdef inline void _split_phases(const floating* plane_slice, floating* buffer, Py
                 even[(iw % stride_w) * phase_size + iw // stride_w] = row[iw]
 
 
+cdef inline void _zero_short(floating* dst, Py_ssize_t count) noexcept nogil:
+    """dst[0:count] = 0; a store or two for the one or two columns of padding at a
+    row's edge, where a call to memset cost more than the stores."""
+    if count == 1:
+        dst[0] = 0
+    elif count == 2:
+        dst[0] = 0
+        dst[1] = 0
+    elif count > 2:
+        memset(dst, 0, count * sizeof(floating))
+
+
 cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, floating* buffer,
                                       Py_ssize_t c, Py_ssize_t positions, Py_ssize_t in_d,
                                       Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t out_d,
@@ -1042,7 +1054,7 @@ cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, flo
     cdef const Py_ssize_t* col_taps = row_taps + 4 * k_h
     cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
     cdef Py_ssize_t slice_size = out_h * out_w
-    cdef Py_ssize_t od, a, b, e, id_, oh, oh_lo, oh_hi, lo, hi
+    cdef Py_ssize_t od, a, b, e, id_, oh, oh_lo, oh_hi, lo, hi, first
     cdef floating* dst
     cdef const floating* src
     cdef Py_ssize_t value_size = sizeof(floating)
@@ -1067,10 +1079,16 @@ cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, flo
                         * phase_size + row_taps[4 * b + 3] * span_w + col_taps[4 * e + 3]
                     if oh_lo > 0:
                         memset(dst, 0, oh_lo * out_w * value_size)
-                    if lo == 0 and hi == out_w and span_w == out_w:
-                        if oh_hi > oh_lo:
-                            memcpy(dst + oh_lo * out_w, src + oh_lo * span_w,
-                                   (oh_hi - oh_lo) * out_w * value_size)
+                    if span_w == out_w and hi > lo and oh_hi > oh_lo:
+                        # the tap's rows as one run: from its first valid value to its
+                        # last, then zeros over the columns between rows that lie in
+                        # the padding (what the run copied there are neighbours)
+                        first = oh_lo * out_w + lo
+                        memcpy(dst + first, src + first,
+                               ((oh_hi - 1) * out_w + hi - first) * value_size)
+                        for oh in range(oh_lo, oh_hi):
+                            _zero_short(dst + oh * out_w, lo)
+                            _zero_short(dst + oh * out_w + hi, out_w - hi)
                     else:
                         for oh in range(oh_lo, oh_hi):
                             if lo > 0:
@@ -1255,7 +1273,9 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
         tables = _fold_tables(in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
                               stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                               dil_d, dil_h, dil_w)
-        phase_buffers = <floating*>malloc(n_threads * _BAND_VALUES * sizeof(floating))
+        # zeroed once: a tap's run may copy phase values that no row of the plane
+        # filled (odd sizes), before zeros overwrite them
+        phase_buffers = <floating*>calloc(n_threads * _BAND_VALUES, sizeof(floating))
         if phase_buffers == NULL:
             free(tables)
             raise MemoryError("no memory for im2col's phase buffers")
