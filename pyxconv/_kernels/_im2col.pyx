@@ -1126,7 +1126,8 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     None; out (N, C, D, H, W), whose convolution with this geometry has L
     output positions. ``out`` is overwritten: each row of a sample's planes
     is summed in a buffer that stays in L1, given its bias and written once
-    (:func:`_fold_plane`); adding the bias in a second pass would give the
+    (:func:`_fold_plane`, for float32 strided folds its AVX-512 port
+    pyxconv_fold_plane_avx512); adding the bias in a second pass would give the
     same bits. The columns go to the
     thread's row of ``workspace`` (n_threads, >= K * L).
     """
