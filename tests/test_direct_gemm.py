@@ -315,6 +315,9 @@ def _conv_transpose2d(x, w):
     (_conv2d_layer, (3, 76, 24, 24), (12, 76, 3, 3)),
     (_conv2d_functional, (3, 76, 24, 24), (12, 76, 3, 3)),
     (_conv_transpose2d, (2, 39, 37, 22), (39, 5, 2, 2)),
+    # the benchmark's kind of layer, smaller: 9 samples make runs of 2 (5 runs, shared
+    # unevenly by 2 and 3 threads), products on pyxconv's own GEMM with x[n]^T copied
+    (_conv_transpose2d, (9, 32, 8, 8), (32, 16, 4, 4)),
 ])
 def test_bits_depend_neither_on_pyxconv_nor_on_blas_thread_counts(gemm_path, run, x_shape,
                                                                    w_shape):
