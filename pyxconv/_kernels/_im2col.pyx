@@ -61,8 +61,10 @@ cdef extern from *:
         for (Py_ssize_t i = lo; i < hi; i++) dst[i] += src[i];
     }
     """
-    void pyxconv_add_float(float* dst, const float* src, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
-    void pyxconv_add_double(double* dst, const double* src, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+    void pyxconv_add_float(float* dst, const float* src, Py_ssize_t lo,
+                           Py_ssize_t hi) noexcept nogil
+    void pyxconv_add_double(double* dst, const double* src, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil
 
 
 cdef inline void _add(floating* dst, const floating* src, Py_ssize_t lo,

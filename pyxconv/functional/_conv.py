@@ -203,9 +203,10 @@ _PRODUCTS_BYTES = 4 * 2**20
 #: sample), and the runs, shared among the threads, are summed here in order.
 #: A run holds at most _SAMPLES_PER_RUN samples, and there are at least
 #: _PRODUCT_RUNS runs where the batch allows, so the loop over runs can keep
-#: max(8, N / 4) threads busy. Set by the batch size alone, so the bits do not depend on the
-#: thread count. (Transposed benchmark layer, backward at 1 thread: 9.18 ms with
-#: runs of 4 samples, 9.38 with runs of 2, 9.68 with one sample a run.)
+#: max(8, N / 4) threads busy. Set by the batch size alone, so the bits do not
+#: depend on the thread count. (Transposed benchmark layer, backward at 1
+#: thread: 9.18 ms with runs of 4 samples, 9.38 with runs of 2, 9.68 with one
+#: sample a run.)
 _PRODUCT_RUNS = 8
 _SAMPLES_PER_RUN = 4
 

@@ -288,7 +288,8 @@ def _transpose_forward(x, weight, bias, g):
         threads = sample_threads(g, g.rows * g.positions, x.itemsize)
         if threads:
             # one nogil loop over samples: GEMM into the thread's columns, then the
-            # sample's output zeroed, folded into and biased while in cache
+            # sample's output summed band by band in a small buffer, given its bias
+            # and written once (col2im by phases)
             out = np.empty((n, g.c_in) + g.in_spatial, dtype=x.dtype)
             workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
             b = None if bias is None else np.ascontiguousarray(bias)
