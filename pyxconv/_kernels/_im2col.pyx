@@ -467,8 +467,6 @@ cdef extern from "simd_kernels.h":
                                Py_ssize_t cols) noexcept nogil
     double pyxconv_sum_f32(const float* values, Py_ssize_t count) noexcept nogil
     void pyxconv_add_avx512(float* dst, const float* src, Py_ssize_t n) noexcept nogil
-    void pyxconv_interleave_avx512(float* row, const float* even, const float* odd,
-                                   Py_ssize_t half, int has_bias, float bias) noexcept nogil
     void pyxconv_deinterleave_avx512(const float* row, float* even, float* odd,
                                      Py_ssize_t half) noexcept nogil
     void pyxconv_fold_plane_avx512(const float* cols, float* plane, float* buffer,
@@ -893,7 +891,7 @@ cdef inline void _fold_plane(const floating* cols, floating* plane, floating* bu
     cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
     cdef Py_ssize_t id_, a, b, e, od, oh, oh_lo, oh_hi, lo, hi, i
     cdef Py_ssize_t band, band_lo, band_hi, mh, ph, pw, ih, m
-    cdef bint whole_rows, interleaved
+    cdef bint whole_rows
     cdef const floating* src
     cdef floating* dst
     cdef floating* row
@@ -951,16 +949,9 @@ cdef inline void _fold_plane(const floating* cols, floating* plane, floating* bu
                             memcpy(row, even, in_w * sizeof(floating))
                     elif stride_w == 2:
                         odd = even + phase_size
-                        interleaved = False
-                        if floating is float:
-                            if _use_avx512:
-                                pyxconv_interleave_avx512(row, even, odd, in_w // 2, has_bias,
-                                                          bias)
-                                interleaved = True
-                        if not interleaved:
-                            for m in range(in_w // 2):
-                                row[2 * m] = even[m] + bias if has_bias else even[m]
-                                row[2 * m + 1] = odd[m] + bias if has_bias else odd[m]
+                        for m in range(in_w // 2):
+                            row[2 * m] = even[m] + bias if has_bias else even[m]
+                            row[2 * m + 1] = odd[m] + bias if has_bias else odd[m]
                         if in_w % 2:
                             m = in_w // 2
                             row[2 * m] = even[m] + bias if has_bias else even[m]
@@ -1152,7 +1143,7 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     cdef bint folded
     # the planes summed band by band (_fold_plane), or else zeroed and folded into
     cdef bint phased = _fold_phases_fit(in_h, in_w, stride_h, stride_w)
-    cdef Py_ssize_t band_size = 0
+    cdef Py_ssize_t band_size = 0, band_rows = 0
     cdef Py_ssize_t* tables = NULL
     cdef floating* bands = NULL
     # pyxconv's own float32 GEMM gets x[n] copied to a line-aligned buffer (see _align_up)
@@ -1164,9 +1155,9 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     cdef const floating* x_s
     try:
         if phased:
-            band_size = stride_h * stride_w * ((in_w + stride_w - 1) // stride_w) * _band_rows(
-                (in_h + stride_h - 1) // stride_h, stride_h, stride_w,
-                (in_w + stride_w - 1) // stride_w)
+            band_rows = _band_rows((in_h + stride_h - 1) // stride_h, stride_h, stride_w,
+                                   (in_w + stride_w - 1) // stride_w)
+            band_size = stride_h * stride_w * ((in_w + stride_w - 1) // stride_w) * band_rows
             tables = _fold_tables(in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
                                   stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                                   dil_d, dil_h, dil_w)
@@ -1202,9 +1193,7 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
                             pyxconv_fold_plane_avx512(
                                 cols, target + c * plane, band, has_bias,
                                 bias[c] if has_bias else 0, c, positions, in_d, in_h, in_w,
-                                out_h, out_w, k_d, k_h, k_w, stride_h, stride_w,
-                                _band_rows((in_h + stride_h - 1) // stride_h, stride_h,
-                                           stride_w, (in_w + stride_w - 1) // stride_w),
+                                out_h, out_w, k_d, k_h, k_w, stride_h, stride_w, band_rows,
                                 tables)
                             folded = True
                     if not folded:

@@ -223,12 +223,6 @@ PYXCONV_AVX512_INLINE void pyxconv_interleave(float* row, const float* even,
     }
 }
 
-static PYXCONV_AVX512 void pyxconv_interleave_avx512(float* row, const float* even,
-                                                     const float* odd, ptrdiff_t half,
-                                                     int has_bias, float bias) {
-    pyxconv_interleave(row, even, odd, half, has_bias, bias);
-}
-
 /* _im2col.pyx's _fold_plane for float32, compiled for AVX-512: the same loops and
  * tables, adding in the same order (so the same bits), with the adds and the
  * rows' interleave 16 lanes wide and inline (from Cython, each short row's add
@@ -421,11 +415,6 @@ static void pyxconv_sgemm_avx512(
 
 static void pyxconv_add_avx512(float* dst, const float* src, ptrdiff_t n) {
     (void)dst; (void)src; (void)n;
-}
-
-static void pyxconv_interleave_avx512(float* row, const float* even, const float* odd,
-                                      ptrdiff_t half, int has_bias, float bias) {
-    (void)row; (void)even; (void)odd; (void)half; (void)has_bias; (void)bias;
 }
 
 static void pyxconv_fold_plane_avx512(
