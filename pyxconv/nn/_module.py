@@ -16,9 +16,12 @@ Parameter and buffer names follow PyTorch (``weight``, ``bias``,
 keys such as ``"0.weight"`` are the keys of the PyTorch model of the same
 architecture.
 """
+import os
 from collections import OrderedDict
 
 import numpy as np
+
+from .._io import atomic_write
 
 __all__ = ["Concat", "Module", "Parameter", "Residual", "Sequential"]
 
@@ -246,8 +249,18 @@ class Module:
                 module._buffers[name][...] = converted[key]
 
     def save(self, path):
-        """Write :meth:`state_dict` to an ``.npz`` file."""
-        np.savez(path, **self.state_dict())
+        """Write :meth:`state_dict` to an ``.npz`` file, atomically.
+
+        As with ``np.savez``, ``.npz`` is appended to a name without it. The
+        file is written beside the target and renamed over it (see
+        :func:`pyxconv._io.atomic_write`), so a crash or a kill mid-write
+        leaves the previous file whole.
+        """
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        with atomic_write(path) as f:
+            np.savez(f, **self.state_dict())
 
     def load(self, path):
         """Read an ``.npz`` written by :meth:`save` (or ``np.savez(**state_dict)``)."""
