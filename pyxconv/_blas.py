@@ -1,131 +1,111 @@
-"""NumPy's own BLAS, called from inside the compiled kernels.
+"""The matrix products inside the compiled kernels: which code makes them.
 
 Convolutions (functional and layers, transposed too) run each sample's
 im2col, GEMMs and col2im in one OpenMP loop without the GIL
 (``_im2col.conv_forward_samples``, ``conv_backward_samples``,
-``unfold_samples``, ``fold_samples``). That needs the GEMM as a C
-function, which NumPy does not export; its wheels, though, ship OpenBLAS as
-a shared library with the ILP64 CBLAS interface (``scipy_cblas_sgemm64_``,
-64-bit integers). :func:`ensure_gemm` finds that library among the ones
-loaded in the process (with threadpoolctl, which reads the same libraries
-to set their thread counts), looks the two entry points up with ctypes and
-hands them to the kernels. The products are then made by the same library
-as ``numpy.matmul`` makes them.
+``unfold_samples``, ``fold_samples``). Their GEMMs are C calls into the BLAS
+that SciPy links, cimported from ``scipy.linalg.cython_blas`` when the kernels
+are compiled, as scikit-learn's ``sklearn/utils/_cython_blas.pyx`` does:
+OpenBLAS in SciPy's wheels, MKL under conda, Accelerate on macOS. Nothing is
+looked up by symbol name at run time, so every installation takes the same
+path, whichever BLAS NumPy itself uses.
 
-Where NumPy's BLAS is something else (Accelerate, MKL, a system OpenBLAS
-without the suffixed symbols), nothing is installed and the callers keep
-their NumPy path: the same products, slower, and equal to the last bit
-except where NumPy switches to a matrix-vector routine (one output channel,
-or one output position) or a chunk groups a sum differently.
-``PYXCONV_DIRECT_GEMM=0`` in the environment, or ``allow_direct_gemm(False)``,
-does the same (tests use it to run both paths).
+float32 products of at least 24 x 32 x 32 go instead to pyxconv's own GEMM
+(``_kernels/simd_kernels.h``) where the CPU has AVX2 with FMA or AVX-512:
+the same C source compiled for each instruction set, chosen at import.
+``PYXCONV_ISA`` in the environment (``avx512``, ``avx2`` or ``none``) or
+:func:`set_isa` picks a lower one, so an AVX-512 machine can run and time
+the AVX2 code; ``none`` leaves every product to the BLAS. Each element of an
+own-GEMM product is the same chain of fused multiply-adds on either
+instruction set, so the choice does not change a result's bits.
 
-Measured: LeNet-5's training step (batch 64), alternating the two paths in
-one process, 5.14 -> 5.05 ms at 1 thread and 5.79 -> 5.02 ms at 2, before
-other changes: no Python runs between the samples' steps, and threads never
-wait for the GIL.
-
-On CPUs with AVX-512 (checked at import), the per-sample kernels make their
-float32 products of at least 24 x 32 x 32 with pyxconv's own GEMM instead
-(``_kernels/simd_kernels.h``): on the convolutions' per-sample shapes it
-ran at 170-180 GFLOP/s where OpenBLAS ran at about 125, one core of a
-Sapphire Rapids. float64, small products and other CPUs stay on the BLAS.
-``PYXCONV_AVX512=0`` in the environment, or ``use_avx512(False)``, turns it
-and the other AVX-512 helpers off.
+``PYXCONV_DIRECT_GEMM=0``, or :func:`allow_direct_gemm`, sends the callers
+down their NumPy path instead (chunks of ``numpy.matmul`` on Python threads),
+the path that grouped convolutions take; tests use it to compare the two.
 """
-import ctypes
 import os
 import threading
+import warnings
 from pathlib import Path
 
 from pyxconv._kernels import _im2col
 
-#: Symbol names tried in order: (sgemm, dgemm), ILP64 only, since the kernels
-#: pass 64-bit integers.
-_GEMM_SYMBOLS = (
-    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"),  # NumPy >= 2 wheels (scipy-openblas64)
-    ("cblas_sgemm64_", "cblas_dgemm64_"),  # OpenBLAS built with the 64_ suffix
-)
-
 _lock = threading.Lock()
-_state = {"searched": False, "library": None, "threads": None, "enabled": True}
+_state = {"enabled": os.environ.get("PYXCONV_DIRECT_GEMM", "1") != "0",
+          "controls": None, "library": None}
 
-if os.environ.get("PYXCONV_AVX512", "1") == "0":
-    _im2col.use_avx512(False)
-
-
-def _numpy_blas_paths():
-    """Files of the BLAS libraries loaded in this process that ship inside NumPy."""
-    import numpy
-    from threadpoolctl import threadpool_info
-
-    numpy_dir = Path(numpy.__file__).resolve().parent
-    # numpy/.dylibs (macOS wheels) lies in the first; numpy.libs (Linux, Windows) is beside it
-    homes = (numpy_dir, numpy_dir.parent / "numpy.libs")
-    paths = []
-    try:
-        infos = threadpool_info()
-    except Exception:  # a library threadpoolctl cannot read: use the NumPy path
-        return []
-    for info in infos:
-        if info.get("user_api") != "blas" or info.get("internal_api") != "openblas":
-            continue
-        path = Path(info["filepath"]).resolve()
-        if any(home in path.parents for home in homes):
-            paths.append(str(path))
-    return paths
+#: instruction sets of the own float32 GEMM, best first, as PYXCONV_ISA names them
+ISA_CHOICES = ("avx512", "avx2", "none")
 
 
-#: (get, set) thread-count functions of the library, by the GEMM symbols' prefix
-_THREAD_SYMBOLS = {
-    "scipy_cblas_sgemm64_": ("scipy_openblas_get_num_threads64_",
-                             "scipy_openblas_set_num_threads64_"),
-    "cblas_sgemm64_": ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-}
+def _isa_from_environment():
+    """Apply ``PYXCONV_ISA`` (or the older ``PYXCONV_AVX512=0``) at import."""
+    requested = os.environ.get("PYXCONV_ISA", "").strip().lower()
+    if not requested and os.environ.get("PYXCONV_AVX512", "1") == "0":
+        requested = "avx2"  # the older switch: AVX-512 off
+    if not requested:
+        return
+    if requested not in ISA_CHOICES:
+        raise ImportError(f"PYXCONV_ISA must be one of {', '.join(ISA_CHOICES)}; "
+                          f"got {requested!r}")
+    # the best available at or below the one asked for
+    below = ISA_CHOICES[ISA_CHOICES.index(requested):]
+    chosen = next(isa for isa in below if _im2col.isa_available(isa))
+    if chosen != requested:
+        warnings.warn(f"PYXCONV_ISA={requested}: not available on this CPU or build; "
+                      f"using {chosen}", RuntimeWarning, stacklevel=2)
+    _im2col.set_isa(chosen)
 
 
-def _find_gemm():
-    """(library path, sgemm address, dgemm address, (get, set) or None) of NumPy's BLAS."""
-    for path in _numpy_blas_paths():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for s_name, d_name in _GEMM_SYMBOLS:
-            s_fn = getattr(library, s_name, None)
-            d_fn = getattr(library, d_name, None)
-            if s_fn is not None and d_fn is not None:
-                get_name, set_name = _THREAD_SYMBOLS[s_name]
-                get_fn = getattr(library, get_name, None)
-                set_fn = getattr(library, set_name, None)
-                threads = None
-                if get_fn is not None and set_fn is not None:
-                    get_fn.restype, get_fn.argtypes = ctypes.c_int, []
-                    set_fn.restype, set_fn.argtypes = None, [ctypes.c_int]
-                    threads = (get_fn, set_fn)
-                return (path, ctypes.cast(s_fn, ctypes.c_void_p).value,
-                        ctypes.cast(d_fn, ctypes.c_void_p).value, threads)
-    return None
+def available_isas():
+    """The instruction sets of the own float32 GEMM that this CPU and build can run, best first.
+
+    Always ends with ``"none"`` (every product on the BLAS).
+    """
+    return tuple(isa for isa in ISA_CHOICES if _im2col.isa_available(isa))
+
+
+def get_isa():
+    """The instruction set the own float32 GEMM runs on now (``"none"``: the BLAS)."""
+    return _im2col.get_isa()
+
+
+def set_isa(isa):
+    """Run the own float32 GEMM on ``isa`` (``"avx512"``, ``"avx2"``, ``"none"``); returns the old one.
+
+    Asking for an instruction set this CPU or build lacks raises
+    ``ValueError`` naming the ones available (:func:`available_isas`).
+    AVX-512's other helpers (col2im's adds and folds) run only under
+    ``"avx512"``; elsewhere their portable loops, with the same bits, run.
+    """
+    if isa not in ISA_CHOICES:
+        raise ValueError(f"isa must be one of {', '.join(ISA_CHOICES)}; got {isa!r}")
+    if not _im2col.isa_available(isa):
+        raise ValueError(f"isa {isa!r} is not available on this CPU or build; "
+                         f"available: {', '.join(available_isas())}")
+    return _im2col.set_isa(isa)
+
+
+def use_avx512(enabled):
+    """Older switch: the best instruction set (True) or at most AVX2 (False); returns the old state.
+
+    Returns whether AVX-512 was in use.
+    """
+    was = get_isa() == "avx512"
+    if enabled:
+        set_isa(available_isas()[0])
+    elif was:
+        set_isa("avx2" if _im2col.isa_available("avx2") else "none")
+    return was
 
 
 def ensure_gemm():
-    """True when the kernels can call NumPy's BLAS (searched for once, on first use)."""
-    if _state["searched"]:
-        return _state["enabled"] and _state["library"] is not None
-    with _lock:
-        if not _state["searched"]:
-            found = None
-            if os.environ.get("PYXCONV_DIRECT_GEMM", "1") != "0":
-                found = _find_gemm()
-            if found is not None:
-                _state["library"], _state["threads"] = found[0], found[3]
-                _im2col.set_gemm(found[1], found[2])
-            _state["searched"] = True
-    return _state["enabled"] and _state["library"] is not None
+    """Whether the kernels make their own GEMM calls (True unless turned off for tests)."""
+    return _state["enabled"]
 
 
 def allow_direct_gemm(enabled):
-    """Allow (True) or forbid (False) the kernels' direct GEMM calls; returns the old setting.
+    """Allow (True) or forbid (False) the kernels' GEMM calls; returns the old setting.
 
     Forbidding them sends the callers down their NumPy path, for comparisons.
     """
@@ -134,35 +114,57 @@ def allow_direct_gemm(enabled):
     return old
 
 
-def use_avx512(enabled):
-    """Use (True) or not (False) pyxconv's AVX-512 kernels where the CPU has them.
-
-    Returns the old setting. Off, every product goes to NumPy's BLAS and the
-    helpers run as portable loops (the results agree to rounding; see
-    :func:`float32_gemm`).
-    """
-    return _im2col.use_avx512(bool(enabled))
-
-
 def float32_gemm():
     """What makes the per-sample kernels' float32 products: a short description."""
-    if _im2col.avx512_in_use():
-        return "pyxconv's AVX-512 kernel (products from 24 x 32 x 32; smaller ones: the BLAS)"
-    if not _im2col.avx512_available():
-        return "the BLAS (no AVX-512 kernel on this CPU or build)"
-    return "the BLAS (pyxconv's AVX-512 kernel turned off)"
+    isa = get_isa()
+    if isa != "none":
+        return (f"pyxconv's own GEMM, {isa.upper()} (products from 24 x 32 x 32; "
+                "smaller ones: the BLAS)")
+    if available_isas() == ("none",):
+        return "the BLAS (no AVX2 or AVX-512 on this CPU or build)"
+    return "the BLAS (pyxconv's own GEMM turned off: PYXCONV_ISA=none)"
 
 
-def numpy_blas_threads():
-    """(get, set) of the thread count of NumPy's OpenBLAS as ctypes functions, or None.
+def _find_controls():
+    """threadpoolctl's controllers of every BLAS in the process, and SciPy's BLAS's file."""
+    import scipy
+    from threadpoolctl import ThreadpoolController
 
-    Found with the GEMM entry points (:func:`ensure_gemm`), whether or not
-    the kernels may call them.
+    try:
+        controllers = [lib for lib in ThreadpoolController().lib_controllers
+                       if lib.user_api == "blas"]
+    except Exception:  # a library threadpoolctl cannot read: leave thread counts alone
+        return [], None
+    scipy_dir = Path(scipy.__file__).resolve().parent
+    homes = (scipy_dir, scipy_dir.parent / "scipy.libs")
+    library = None
+    for lib in controllers:
+        path = Path(lib.filepath).resolve()
+        if any(home in path.parents for home in homes):
+            library = str(path)
+    return controllers, library
+
+
+def blas_thread_controls():
+    """[(get, set), ...]: thread-count functions of each BLAS loaded (SciPy's and NumPy's).
+
+    Found once with threadpoolctl; the kernels call SciPy's and the NumPy
+    path NumPy's, and :func:`pyxconv._parallel.blas_on_one_thread` holds
+    both to one thread.
     """
-    ensure_gemm()
-    return _state["threads"]
+    if _state["controls"] is None:
+        with _lock:
+            if _state["controls"] is None:
+                controllers, _state["library"] = _find_controls()
+                _state["controls"] = [(lib.get_num_threads, lib.set_num_threads)
+                                      for lib in controllers]
+    return _state["controls"]
 
 
 def gemm_library():
-    """Path of the BLAS library the kernels call, or None (see :func:`ensure_gemm`)."""
-    return _state["library"] if ensure_gemm() else None
+    """What the kernels' GEMM calls reach: the file of SciPy's BLAS, or a description."""
+    blas_thread_controls()
+    return _state["library"] or "the BLAS SciPy links (scipy.linalg.cython_blas)"
+
+
+_isa_from_environment()

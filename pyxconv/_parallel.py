@@ -22,13 +22,12 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pyxconv._blas import numpy_blas_threads
+from pyxconv._blas import blas_thread_controls
 from pyxconv._threads import num_threads
 
 _lock = threading.Lock()
 _executor = None
 _executor_workers = 0
-_controller = None
 
 
 def _forget_threads_after_fork():
@@ -78,27 +77,18 @@ def blas_on_one_thread():
 
     Counted, so that calls overlapping in several Python threads restore the
     BLAS's own setting once, when the last of them ends (two limits saved and
-    restored out of order would leave it at one thread); nestable. NumPy's
-    own OpenBLAS, the BLAS pyxconv calls, is set through its C functions when
-    :mod:`pyxconv._blas` found them (4 us a section; threadpoolctl took 16);
-    otherwise every BLAS threadpoolctl sees is limited.
+    restored out of order would leave it at one thread); nestable. Every
+    BLAS threadpoolctl finds is limited (SciPy's, which the kernels call, and
+    NumPy's, which the NumPy path calls), through the thread-count functions
+    of threadpoolctl's controllers, found once (:func:`pyxconv._blas.blas_thread_controls`).
     """
-    global _controller, _blas_users, _blas_limiter
+    global _blas_users, _blas_limiter
     with _blas_lock:
         if _blas_users == 0:
-            threads = numpy_blas_threads()
-            if threads is not None:
-                if threads[0]() > 1:
-                    _blas_limiter = _CountRestorer(threads)
-            else:
-                if _controller is None:
-                    from threadpoolctl import ThreadpoolController
-
-                    _controller = ThreadpoolController()
-                if any((lib.get_num_threads() or 1) > 1 for lib in _controller.lib_controllers
-                       if lib.user_api == "blas"):
-                    _blas_limiter = _ThreadpoolctlRestorer(_controller)
-                # else: already on one thread; setting and restoring took 13 us a call
+            controls = [(get, set_) for get, set_ in blas_thread_controls() if (get() or 1) > 1]
+            if controls:
+                _blas_limiter = _CountRestorer(controls)
+            # else: already on one thread
         _blas_users += 1
     try:
         yield
@@ -111,29 +101,18 @@ def blas_on_one_thread():
 
 
 class _CountRestorer:
-    """Sets NumPy's OpenBLAS to one thread through its C functions; ``restore`` undoes it."""
+    """Sets each BLAS's thread count to one; ``restore`` puts the old counts back."""
 
-    def __init__(self, threads):
-        get, self._set = threads
-        self._original = get()
-        self._set(1)
-
-    def restore(self):
-        self._set(self._original)
-
-
-class _ThreadpoolctlRestorer:
-    """Limits every BLAS threadpoolctl sees to one thread; ``restore`` undoes it."""
-
-    def __init__(self, controller):
+    def __init__(self, controls):
         _release_blas_control()
-        self._limiter = controller.limit(limits=1, user_api="blas")
-        _release_blas_control()
+        self._restore = [(set_, get()) for get, set_ in controls]
+        for set_, _ in self._restore:
+            set_(1)
 
     def restore(self):
         _release_blas_control()
-        self._limiter.restore_original_limits()
-        _release_blas_control()
+        for set_, original in self._restore:
+            set_(original)
 
 
 def _release_blas_control():

@@ -30,27 +30,29 @@ def shared_dir():
     return SHARED
 
 
-@pytest.fixture(params=["direct", "direct-blas", "numpy"])
+@pytest.fixture(params=["direct", "direct-avx2", "direct-blas", "numpy"])
 def gemm_path(request):
     """Run the test on each way the convolutions make their products.
 
     "direct": the per-sample kernels as they run by default, with float32
-    products on pyxconv's own AVX-512 GEMM where the CPU has it;
-    "direct-blas": the same kernels with every product on NumPy's BLAS
-    (skipped where it would repeat "direct"); "numpy": the chunked NumPy path.
-    (see pyxconv._blas; the direct paths are skipped where NumPy's BLAS offers
-    no ILP64 CBLAS entry points)
+    products on pyxconv's own GEMM on the best instruction set the CPU has;
+    "direct-avx2": the same with the own GEMM forced to AVX2 (skipped where
+    AVX2 is not available or is already the best); "direct-blas": every
+    product on the BLAS (``PYXCONV_ISA=none``; skipped where the CPU has no
+    own-GEMM instruction set, so that "direct" already is it); "numpy": the
+    chunked NumPy path (see pyxconv._blas).
     """
     from pyxconv import _blas
-    from pyxconv._kernels import _im2col
 
-    direct = request.param.startswith("direct")
-    if direct and not _blas.ensure_gemm():
-        pytest.skip("NumPy's BLAS offers no ILP64 CBLAS GEMM")
-    if request.param == "direct-blas" and not _im2col.avx512_available():
-        pytest.skip("no AVX-512 here: 'direct' already runs on the BLAS")
-    old = _blas.allow_direct_gemm(direct)
-    old_own = _im2col.use_avx512(request.param == "direct")
+    available = _blas.available_isas()
+    wanted = {"direct": available[0], "direct-avx2": "avx2", "direct-blas": "none",
+              "numpy": available[0]}[request.param]
+    if wanted not in available:
+        pytest.skip(f"{wanted} is not available on this CPU or build")
+    if request.param != "direct" and request.param != "numpy" and wanted == available[0]:
+        pytest.skip(f"{wanted} is already the default: 'direct' covers it")
+    old = _blas.allow_direct_gemm(request.param != "numpy")
+    old_isa = _blas.set_isa(wanted)
     yield request.param
-    _im2col.use_avx512(old_own)
+    _blas.set_isa(old_isa)
     _blas.allow_direct_gemm(old)

@@ -195,15 +195,13 @@ def test_a_single_block_runs_with_the_blas_on_one_thread(kernel_threads):
     assert seen == [[1] * len(before)]
 
 
-@pytest.mark.parametrize("through", ["numpy_blas_c_functions", "threadpoolctl"])
-def test_blas_on_one_thread_nests_and_restores(monkeypatch, through):
+def test_blas_on_one_thread_nests_and_restores():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from pyxconv import _parallel
 
-    if through == "threadpoolctl":
-        monkeypatch.setattr(_parallel, "numpy_blas_threads", lambda: None)
-    elif _parallel.numpy_blas_threads() is None:
-        pytest.skip("NumPy's BLAS thread functions were not found")
+    # every BLAS in the process: SciPy's, which the kernels call, and NumPy's
+    assert len(_parallel.blas_thread_controls()) == len(
+        [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"])
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()

@@ -1,4 +1,4 @@
-"""The Conv2d layer's per-sample kernels that call NumPy's BLAS directly (pyxconv._blas).
+"""The Conv2d layer's per-sample kernels, which make their own GEMM calls (pyxconv._blas).
 
 Both paths of the layer's training mode (the direct-GEMM kernels and the
 NumPy path they replace) are checked against plain loops; the direct
@@ -19,7 +19,7 @@ from pyxconv import _blas, nn
 from pyxconv._kernels import _im2col
 
 DIRECT = _blas.ensure_gemm()
-needs_direct = pytest.mark.skipif(not DIRECT, reason="NumPy's BLAS offers no ILP64 CBLAS GEMM")
+needs_direct = pytest.mark.skipif(not DIRECT, reason="PYXCONV_DIRECT_GEMM=0 in the environment")
 
 
 # (c_in, c_out, kernel, stride, padding, dilation, bias, (H, W), input grad)
@@ -65,27 +65,28 @@ def test_conv2d_training_path_matches_plain_loops(gemm_path, case, dtype):
 
 @needs_direct
 @pytest.mark.parametrize("c_in", [6, 15])  # K = 54 and 135: both weight-gradient forms
-def test_direct_and_numpy_paths_give_the_same_bits(c_in):
-    """Both make the same BLAS calls with the same arguments, sample by sample.
+def test_direct_and_numpy_paths_agree(c_in):
+    """Both make the same GEMMs sample by sample, on SciPy's BLAS and NumPy's.
 
-    (With pyxconv's own float32 GEMM off: it sums each product in another order.)
+    (With pyxconv's own float32 GEMM off: it sums each product in another order.
+    The two BLAS libraries may be different builds, so agreement is to rounding.)
     """
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, c_in, 10, 9)).astype(np.float32)
     results = []
     for direct in (True, False):
         old = _blas.allow_direct_gemm(direct)
-        old_own = _im2col.use_avx512(False)
+        old_isa = _blas.set_isa("none")
         try:
             nn.manual_seed(2)
             conv = nn.Conv2d(c_in, 5, 3, stride=(1, 2), padding=1)
             out = conv(x)
             results.append((out, conv.backward(np.sin(out)), conv.weight.grad, conv.bias.grad))
         finally:
-            _im2col.use_avx512(old_own)
+            _blas.set_isa(old_isa)
             _blas.allow_direct_gemm(old)
     for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @needs_direct
@@ -197,45 +198,17 @@ def test_backward_kernel_refuses_a_short_workspace_and_wrong_products(transposed
         c_out * positions if transposed else 0)
 
 
-def test_set_gemm_wants_both_entry_points():
-    with pytest.raises(ValueError, match="both"):
-        _im2col.set_gemm(1, 0)
-
-
-def test_only_blas_libraries_inside_numpy_are_used(monkeypatch):
-    import threadpoolctl
-    from pathlib import Path
-
-    numpy_dir = Path(np.__file__).resolve().parent
-    inside = numpy_dir.parent / "numpy.libs" / "libscipy_openblas64_-x.so"
-    infos = [
-        dict(user_api="blas", internal_api="openblas", filepath="/elsewhere/torch/libopenblas.so"),
-        dict(user_api="blas", internal_api="openblas", filepath=str(inside)),
-        dict(user_api="blas", internal_api="mkl", filepath=str(numpy_dir / "libmkl_rt.so")),
-        dict(user_api="openmp", internal_api="openmp", filepath=str(numpy_dir / "libgomp.so")),
-    ]
-    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: infos)
-    assert _blas._numpy_blas_paths() == [str(inside.resolve())]
-
-
 def test_without_direct_gemm_the_layer_takes_the_numpy_path():
-    """PYXCONV_DIRECT_GEMM=0: nothing installed, the kernels refuse, the layer still works."""
+    """PYXCONV_DIRECT_GEMM=0: the layer takes the NumPy path, and still works."""
     code = """
-import numpy as np, pytest
+import numpy as np
 from pyxconv import _blas, nn
-from pyxconv._kernels import _im2col
-assert not _blas.ensure_gemm() and _blas.gemm_library() is None
-assert not _im2col.has_gemm()
+assert not _blas.ensure_gemm()
 conv = nn.Conv2d(2, 3, 3)
 x = np.ones((2, 2, 5, 5), np.float32)
 out = conv(x)
 conv.backward(np.ones_like(out))
 assert conv._cols is not None
-with pytest.raises(RuntimeError, match="no GEMM"):
-    _im2col.conv_forward_samples(x.reshape(2, 2, 1, 5, 5), conv.weight.data.reshape(3, -1),
-                                 None, np.empty((2, 18, 9), np.float32),
-                                 np.empty((2, 3, 9), np.float32),
-                                 1, 3, 3, 1, 3, 3, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1)
 print("ok")
 """
     env = dict(os.environ, PYXCONV_DIRECT_GEMM="0")
@@ -335,8 +308,9 @@ def test_bits_depend_neither_on_pyxconv_nor_on_blas_thread_counts(gemm_path, run
             np.testing.assert_array_equal(a, b)
 
 
-needs_avx512 = pytest.mark.skipif(not _im2col.avx512_available(),
-                                     reason="no AVX-512 here: pyxconv's own GEMM is not used")
+OWN_ISAS = [isa for isa in _blas.available_isas() if isa != "none"]
+each_own_isa = pytest.mark.parametrize("isa", OWN_ISAS or [pytest.param(
+    "none", marks=pytest.mark.skip(reason="no AVX2, AVX-512 or NEON: no own GEMM here"))])
 
 
 def _own_sgemm_cases():
@@ -348,9 +322,9 @@ def _own_sgemm_cases():
             (3, 15, 31, False, True)]
 
 
-@needs_avx512
+@each_own_isa
 @pytest.mark.parametrize("m,n,k,transpose_a,accumulate", _own_sgemm_cases())
-def test_own_sgemm_is_exact_on_small_integers(m, n, k, transpose_a, accumulate):
+def test_own_sgemm_is_exact_on_small_integers(m, n, k, transpose_a, accumulate, isa):
     # small integers: every partial sum is exact, in any order, so any wrong index,
     # mask or edge tile shows as a wrong value
     rng = np.random.default_rng(m * 1000 + n + k)
@@ -358,51 +332,80 @@ def test_own_sgemm_is_exact_on_small_integers(m, n, k, transpose_a, accumulate):
     b = rng.integers(-8, 9, (k, n)).astype(np.float32)
     c = rng.integers(-8, 9, (m, n)).astype(np.float32)
     expected = (a.T if transpose_a else a).astype(np.float64) @ b + (c if accumulate else 0)
-    _im2col.sgemm_avx512(a, b, c, transpose_a, accumulate)
+    _im2col.sgemm_own(a, b, c, transpose_a, accumulate, isa=isa)
     np.testing.assert_array_equal(c, expected)
 
 
-@needs_avx512
-def test_own_sgemm_reads_and_writes_rows_through_their_strides():
+@each_own_isa
+def test_own_sgemm_reads_and_writes_rows_through_their_strides(isa):
     rng = np.random.default_rng(3)
     wide = rng.integers(-8, 9, (3, 40, 50)).astype(np.float32)
     a, b, c = wide[0, :13, 5:40], wide[1, :35, 3:21], np.zeros((13, 50), np.float32)
-    _im2col.sgemm_avx512(a, b, c[:, 7:25])
+    _im2col.sgemm_own(a, b, c[:, 7:25], isa=isa)
     np.testing.assert_array_equal(c[:, 7:25], a.astype(np.float64) @ b)
     assert not c[:, :7].any() and not c[:, 25:].any()  # nothing written beside the view
 
 
-@needs_avx512
-def test_own_sgemm_element_depends_only_on_its_row_and_column():
+@each_own_isa
+def test_own_sgemm_element_depends_only_on_its_row_and_column(isa):
     # one chain of multiply-adds per element: any slice of the product has the same bits
     rng = np.random.default_rng(4)
     a = rng.standard_normal((29, 700)).astype(np.float32)
     b = rng.standard_normal((700, 45)).astype(np.float32)
     full = np.empty((29, 45), np.float32)
-    _im2col.sgemm_avx512(a, b, full)
+    _im2col.sgemm_own(a, b, full, isa=isa)
     np.testing.assert_allclose(full, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
     for rows, cols in ((slice(5, 18), slice(3, 40)), (slice(28, 29), slice(0, 45)),
                        (slice(0, 29), slice(44, 45))):
         part = np.empty((rows.stop - rows.start, cols.stop - cols.start), np.float32)
-        _im2col.sgemm_avx512(np.ascontiguousarray(a[rows]), np.ascontiguousarray(b[:, cols]), part)
+        _im2col.sgemm_own(np.ascontiguousarray(a[rows]), np.ascontiguousarray(b[:, cols]),
+                          part, isa=isa)
         np.testing.assert_array_equal(part, full[rows, cols])
 
 
-@needs_avx512
-def test_own_sgemm_refuses_mismatched_shapes():
+@each_own_isa
+def test_own_sgemm_refuses_mismatched_shapes(isa):
     with pytest.raises(ValueError, match="shapes do not match"):
-        _im2col.sgemm_avx512(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32),
-                          np.ones((2, 5), np.float32))
+        _im2col.sgemm_own(np.ones((2, 3), np.float32), np.ones((4, 5), np.float32),
+                          np.ones((2, 5), np.float32), isa=isa)
 
 
-def test_use_avx512_switches_and_reports():
-    old = _im2col.use_avx512(False)
+@pytest.mark.skipif(len(OWN_ISAS) < 2, reason="fewer than two own-GEMM instruction sets here")
+@pytest.mark.parametrize("transpose_a", [False, True])
+def test_own_sgemm_gives_the_same_bits_on_every_instruction_set(transpose_a):
+    # each element is the same chain of fused multiply-adds whatever the vector width,
+    # so the instruction set chosen (PYXCONV_ISA) never changes a result
+    rng = np.random.default_rng(6)
+    m, n, k = 37, 83, 300
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    products = []
+    for isa in OWN_ISAS:
+        c = np.empty((m, n), np.float32)
+        _im2col.sgemm_own(a, b, c, transpose_a, isa=isa)
+        products.append(c)
+    for other in products[1:]:
+        np.testing.assert_array_equal(other, products[0])
+
+
+def test_set_isa_switches_reports_and_refuses_what_is_missing():
+    old = _blas.get_isa()
     try:
-        assert not _im2col.avx512_in_use()
-        _im2col.use_avx512(True)
-        assert _im2col.avx512_in_use() == _im2col.avx512_available()
+        for isa in _blas.available_isas():
+            assert _blas.set_isa(isa) in _blas.ISA_CHOICES
+            assert _blas.get_isa() == isa
+        assert _blas.get_isa() == "none" and _blas.float32_gemm().startswith("the BLAS")
+        with pytest.raises(ValueError, match="isa must be one of"):
+            _blas.set_isa("sse9")
+        missing = [isa for isa in _blas.ISA_CHOICES if isa not in _blas.available_isas()]
+        for isa in missing:
+            with pytest.raises(ValueError, match="not available"):
+                _blas.set_isa(isa)
+        with pytest.raises(RuntimeError, match="not available"):
+            _im2col.sgemm_own(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32),
+                              np.ones((2, 2), np.float32), isa="none")
     finally:
-        _im2col.use_avx512(old)
+        _blas.set_isa(old)
 
 
 # The per-sample kernels' own im2col (by phases, for strides) and col2im (band by band
@@ -446,7 +449,7 @@ def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, av
     expected = np.empty(3 * k_rows * positions, dtype)
     _im2col.im2col(y, expected, k_rows * positions, positions, 0, 3, 0, args[0] * args[1],
                    *args, 1)
-    old = _im2col.use_avx512(avx512)
+    old = _blas.use_avx512(avx512)
     try:
         for threads in (1, 2):
             out = np.empty((3, k_rows, positions), dtype)
@@ -457,7 +460,7 @@ def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, av
             np.testing.assert_array_equal(out.ravel(), expected)
             np.testing.assert_allclose(sums, y.sum(axis=(2, 3, 4)), rtol=1e-5, atol=1e-5)
     finally:
-        _im2col.use_avx512(old)
+        _blas.use_avx512(old)
 
 
 @pytest.mark.parametrize("avx512", [True, False])
@@ -470,7 +473,7 @@ def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, avx512):
     expected = np.zeros((3, 2) + geometry[0], dtype)
     _im2col.col2im(cols.ravel(), expected, k_rows * positions, positions, 0, 3, 0,
                    args[0] * args[1], *args, 1)
-    old = _im2col.use_avx512(avx512)
+    old = _blas.use_avx512(avx512)
     try:
         for threads, b in ((1, None), (2, bias)):
             out = np.full((3, 2) + geometry[0], np.nan, dtype)  # every value must be written
@@ -479,7 +482,7 @@ def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, avx512):
             want = expected if b is None else expected + b.reshape(1, 2, 1, 1, 1)
             np.testing.assert_array_equal(out, want)
     finally:
-        _im2col.use_avx512(old)
+        _blas.use_avx512(old)
 
 
 @pytest.mark.parametrize("samples_per_product", [1, 2, 3, 5])
@@ -517,27 +520,47 @@ def test_weight_gradient_runs_sum_their_samples_in_the_kernel(samples_per_produc
                                samples_per_product=0)
 
 
-def test_pyxconv_avx512_0_in_the_environment_turns_the_avx512_kernels_off():
-    code = ("import pyxconv\nfrom pyxconv._kernels import _im2col\nfrom pyxconv import _blas\n"
-            "print(_im2col.avx512_in_use(), _blas.float32_gemm())")
-    env = dict(os.environ, PYXCONV_AVX512="0")
+@pytest.mark.parametrize("environment,expected", [
+    ({"PYXCONV_AVX512": "0"}, ("avx2", "none")),  # the older switch: AVX-512 off
+    ({"PYXCONV_ISA": "none"}, ("none",)),
+    ({"PYXCONV_ISA": "AVX2"}, ("avx2",)),
+])
+def test_pyxconv_isa_in_the_environment_picks_the_instruction_set(environment, expected):
+    if "avx2" in expected and "avx2" not in _blas.available_isas():
+        pytest.skip("no AVX2 here")
+    code = ("import pyxconv\nfrom pyxconv import _blas\n"
+            "print(_blas.get_isa(), _blas.float32_gemm())")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYXCONV_ISA", "PYXCONV_AVX512")}
+    env.update(environment)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    in_use, description = result.stdout.strip().split(" ", 1)
-    assert in_use == "False"
-    assert description.startswith("the BLAS")
+    isa, description = result.stdout.strip().split(" ", 1)
+    assert isa == expected[0]
+    assert description.startswith("the BLAS" if isa == "none" else "pyxconv's own GEMM, AVX2")
+
+
+def test_an_unknown_pyxconv_isa_stops_the_import_with_the_choices():
+    env = dict(os.environ, PYXCONV_ISA="sse9")
+    result = subprocess.run([sys.executable, "-c", "import pyxconv"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    assert "PYXCONV_ISA must be one of avx512, avx2, none" in result.stderr
 
 
 def test_float32_gemm_says_what_makes_the_products():
-    old = _blas.use_avx512(True)
+    old = _blas.get_isa()
     try:
-        expected = "pyxconv's AVX-512" if _im2col.avx512_available() else "the BLAS (no AVX-512"
+        best = _blas.available_isas()[0]
+        _blas.set_isa(best)
+        expected = (f"pyxconv's own GEMM, {best.upper()}" if best != "none"
+                    else "the BLAS (no AVX2 or AVX-512")
         assert _blas.float32_gemm().startswith(expected)
-        _blas.use_avx512(False)
+        _blas.set_isa("none")
         assert _blas.float32_gemm().startswith("the BLAS")
     finally:
-        _blas.use_avx512(old)
+        _blas.set_isa(old)
 
 
 def test_a_run_longer_than_the_batch_is_one_run():

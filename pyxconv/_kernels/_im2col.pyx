@@ -42,8 +42,7 @@ The callers guarantee: arrays C-contiguous, every size >= 1, strides and
 dilations >= 1, paddings >= 0, and ``cols`` large enough for the strides.
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -439,30 +438,28 @@ def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
 # ---------------------------------------------------------------------------
 # Whole per-sample convolution steps (im2col, GEMM, col2im) in one nogil loop.
 #
-# The GEMMs call NumPy's own BLAS through C function pointers that
-# pyxconv._blas finds and hands over with set_gemm; without them these
-# functions refuse to run and the callers take their NumPy path. One OpenMP
-# loop over samples does all of a sample's work on one thread, without the
-# GIL, so a thread never waits for another between the steps.
+# The GEMMs call the BLAS that SciPy links (scipy.linalg.cython_blas: OpenBLAS
+# in SciPy's wheels, MKL under conda, Accelerate on macOS), cimported at build
+# time, so every installation has the same path. One OpenMP loop over samples
+# does all of a sample's work on one thread, without the GIL, so a thread never
+# waits for another between the steps. The callers hold the BLAS to one thread
+# meanwhile (pyxconv._parallel.blas_on_one_thread).
 
-ctypedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int64_t m, int64_t n,
-                          int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-                          int64_t ldb, float beta, float* c, int64_t ldc) noexcept nogil
-ctypedef void (*dgemm_fn)(int order, int trans_a, int trans_b, int64_t m, int64_t n,
-                          int64_t k, double alpha, const double* a, int64_t lda, const double* b,
-                          int64_t ldb, double beta, double* c, int64_t ldc) noexcept nogil
+from scipy.linalg.cython_blas cimport dgemm as _blas_dgemm, sgemm as _blas_sgemm
 
-cdef sgemm_fn _sgemm = NULL
-cdef dgemm_fn _dgemm = NULL
+#: The largest size the BLAS's 32-bit integers hold; callers keep every GEMM
+#: dimension and leading dimension at or under it (:func:`gemm_dimension_limit`).
+cdef Py_ssize_t _GEMM_INT_MAX = 2147483647
+
+
+def gemm_dimension_limit():
+    """The largest m, n, k or leading dimension the per-sample kernels' GEMM accepts."""
+    return _GEMM_INT_MAX
 
 
 cdef extern from "simd_kernels.h":
     int PYXCONV_AVX512_KERNEL_BUILT
     int pyxconv_cpu_has_avx512f() noexcept nogil
-    void pyxconv_sgemm_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
-                              Py_ssize_t a_row, Py_ssize_t a_col, const float* b,
-                              Py_ssize_t ldb, float* c, Py_ssize_t ldc,
-                              int accumulate) noexcept nogil
     void pyxconv_transpose_f32(const float* src, float* dst, Py_ssize_t rows,
                                Py_ssize_t cols) noexcept nogil
     double pyxconv_sum_f32(const float* values, Py_ssize_t count) noexcept nogil
@@ -478,10 +475,33 @@ cdef extern from "simd_kernels.h":
                                    const Py_ssize_t* tables) noexcept nogil
 
 
-# pyxconv's own float32 GEMM (simd_kernels.h) serves the float32 products when the
-# CPU has AVX-512; float64 and every other CPU use the installed BLAS.
+cdef extern from "gemm_kernels.h":
+    int PYXCONV_ISA_NONE, PYXCONV_ISA_AVX2, PYXCONV_ISA_AVX512, PYXCONV_ISA_NEON
+    int pyxconv_cpu_has_isa(int isa) noexcept nogil
+    void pyxconv_sgemm_isa(int isa, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                           Py_ssize_t a_row, Py_ssize_t a_col, const float* b,
+                           Py_ssize_t ldb, float* c, Py_ssize_t ldc,
+                           int accumulate) noexcept nogil
+
+
+# pyxconv's own float32 GEMM (gemm_kernels.h) serves the float32 products on the
+# best instruction set the CPU has (AVX-512, AVX2 + FMA or NEON) unless set_isa
+# picks a lower one; float64, small products and other CPUs use the BLAS.
+# AVX-512's other helpers (simd_kernels.h) run when the ISA is AVX-512.
+_ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
+              "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
 cdef bint _avx512_available = PYXCONV_AVX512_KERNEL_BUILT and pyxconv_cpu_has_avx512f()
-cdef bint _use_avx512 = _avx512_available
+
+
+cdef int _best_isa():
+    for isa in (PYXCONV_ISA_AVX512, PYXCONV_ISA_AVX2, PYXCONV_ISA_NEON):
+        if pyxconv_cpu_has_isa(isa):
+            return isa
+    return PYXCONV_ISA_NONE
+
+
+cdef int _gemm_isa = _best_isa()
+cdef bint _use_avx512 = _gemm_isa == PYXCONV_ISA_AVX512 and _avx512_available
 
 
 cdef inline Py_ssize_t _aligned_count(Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
@@ -529,37 +549,46 @@ cdef enum:
 
 cdef inline bint _own_sgemm_serves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """Whether a float32 product (m x k) @ (k x n) goes to pyxconv's own GEMM."""
-    return (_use_avx512 and m >= _OWN_SGEMM_MIN_ROWS and n >= _OWN_SGEMM_MIN_COLUMNS
+    return (_gemm_isa != PYXCONV_ISA_NONE and m >= _OWN_SGEMM_MIN_ROWS and n >= _OWN_SGEMM_MIN_COLUMNS
             and k >= _OWN_SGEMM_MIN_DEPTH)
 
 
-def avx512_available():
-    """Whether pyxconv's AVX-512 float32 GEMM was built and this CPU can run it."""
-    return bool(_avx512_available)
+def isa_available(str isa):
+    """Whether the own float32 GEMM can run on ``isa`` ("avx512", "avx2", "neon", "none") here."""
+    if isa not in _ISA_NAMES:
+        raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
+    return bool(pyxconv_cpu_has_isa(_ISA_NAMES[isa]))
 
 
-def use_avx512(bint enabled):
-    """Use (True) pyxconv's float32 GEMM where available, or the BLAS; returns the old setting."""
-    global _use_avx512
-    previous = bool(_use_avx512)
-    _use_avx512 = enabled and _avx512_available
+def get_isa():
+    """The instruction set the own float32 GEMM runs on ("none": every product on the BLAS)."""
+    for name, value in _ISA_NAMES.items():
+        if value == _gemm_isa:
+            return name
+
+
+def set_isa(str isa):
+    """Run the own float32 GEMM on ``isa``, which :func:`isa_available` allows; returns the old one."""
+    global _gemm_isa, _use_avx512
+    if not isa_available(isa):
+        raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
+    previous = get_isa()
+    _gemm_isa = _ISA_NAMES[isa]
+    _use_avx512 = _gemm_isa == PYXCONV_ISA_AVX512 and _avx512_available
     return previous
 
 
-def avx512_in_use():
-    """Whether float32 products go to pyxconv's own GEMM."""
-    return bool(_use_avx512)
-
-
-def sgemm_avx512(const float[:, :] a, const float[:, :] b, float[:, :] c,
-              bint transpose_a=False, bint accumulate=False):
+def sgemm_own(const float[:, :] a, const float[:, :] b, float[:, :] c,
+              bint transpose_a=False, bint accumulate=False, str isa=None):
     """``c = a @ b`` on pyxconv's own float32 GEMM, for tests.
 
-    With transpose_a, ``a.T @ b``; with accumulate, ``c += ...``. Rows may be
-    strided (views of wider arrays), elements within a row contiguous.
+    With transpose_a, ``a.T @ b``; with accumulate, ``c += ...``; ``isa``
+    picks the instruction set (default: the one in use). Rows may be strided
+    (views of wider arrays), elements within a row contiguous.
     """
-    if not _avx512_available:
-        raise RuntimeError("pyxconv's AVX-512 GEMM is not available here")
+    cdef int chosen = _gemm_isa if isa is None else _ISA_NAMES.get(isa, -1)
+    if chosen == PYXCONV_ISA_NONE or chosen < 0 or not pyxconv_cpu_has_isa(chosen):
+        raise RuntimeError(f"pyxconv's own GEMM is not available here on {isa or get_isa()!r}")
     if a.strides[1] != sizeof(float) or b.strides[1] != sizeof(float) \
             or c.strides[1] != sizeof(float) or a.strides[0] < 0 or b.strides[0] < 0 \
             or c.strides[0] < 0:
@@ -577,29 +606,9 @@ def sgemm_avx512(const float[:, :] a, const float[:, :] b, float[:, :] c,
     cdef const float* a_ptr = &a[0, 0] if a.shape[0] and a.shape[1] else NULL
     cdef const float* b_ptr = &b[0, 0] if k else NULL
     with nogil:
-        pyxconv_sgemm_avx512(m, n, k, a_ptr, 1 if transpose_a else lda,
-                             lda if transpose_a else 1, b_ptr, b.strides[0] // sizeof(float),
-                             &c[0, 0], c.strides[0] // sizeof(float), accumulate)
-
-# CBLAS's enumerations
-cdef enum:
-    CBLAS_ROW_MAJOR = 101
-    CBLAS_NO_TRANS = 111
-    CBLAS_TRANS = 112
-
-
-def set_gemm(size_t sgemm, size_t dgemm):
-    """Install ILP64 ``cblas_sgemm``/``cblas_dgemm`` entry points (addresses; 0 removes them)."""
-    global _sgemm, _dgemm
-    if (sgemm == 0) != (dgemm == 0):
-        raise ValueError("set_gemm needs both GEMM entry points, or neither")
-    _sgemm = <sgemm_fn>sgemm
-    _dgemm = <dgemm_fn>dgemm
-
-
-def has_gemm():
-    """Whether :func:`set_gemm` installed the GEMM entry points."""
-    return _sgemm != NULL
+        pyxconv_sgemm_isa(chosen, m, n, k, a_ptr, 1 if transpose_a else lda,
+                          lda if transpose_a else 1, b_ptr, b.strides[0] // sizeof(float),
+                          &c[0, 0], c.strides[0] // sizeof(float), accumulate)
 
 
 cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -613,16 +622,28 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
     """
     if floating is float:
         if _own_sgemm_serves(m, n, k) and not trans_b:
-            pyxconv_sgemm_avx512(m, n, k, a, 1 if trans_a else lda, lda if trans_a else 1,
-                                 b, ldb, c, ldc, accumulate)
+            pyxconv_sgemm_isa(_gemm_isa, m, n, k, a, 1 if trans_a else lda,
+                              lda if trans_a else 1, b, ldb, c, ldc, accumulate)
             return
-    cdef int ta = CBLAS_TRANS if trans_a else CBLAS_NO_TRANS
-    cdef int tb = CBLAS_TRANS if trans_b else CBLAS_NO_TRANS
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the Fortran
+    # BLAS gets the operands swapped, each still with its own transpose flag.
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef int m_ = <int>m, n_ = <int>n, k_ = <int>k
+    # BLAS wants leading dimensions >= 1 even for empty operands
+    cdef int lda_ = <int>(lda if lda > 1 else 1)
+    cdef int ldb_ = <int>(ldb if ldb > 1 else 1)
+    cdef int ldc_ = <int>(ldc if ldc > 1 else 1)
+    cdef floating alpha = 1
     cdef floating beta = 1 if accumulate else 0
+    if m == 0 or n == 0:
+        return
     if floating is float:
-        _sgemm(CBLAS_ROW_MAJOR, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc)
+        _blas_sgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <float*>b, &ldb_, <float*>a, &lda_,
+                    &beta, c, &ldc_)
     else:
-        _dgemm(CBLAS_ROW_MAJOR, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc)
+        _blas_dgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <double*>b, &ldb_, <double*>a, &lda_,
+                    &beta, c, &ldc_)
 
 
 cdef inline void _unfold_sample(const floating* sample, floating* cols, bint fold,
@@ -650,8 +671,9 @@ cdef inline void _check_sample_arrays(Py_ssize_t n, Py_ssize_t channels, Py_ssiz
                                       Py_ssize_t cols_n, Py_ssize_t cols_k, Py_ssize_t cols_l,
                                       int n_threads) except *:
     """The callers' promises, checked: a wrong shape here would write out of bounds."""
-    if _sgemm == NULL:
-        raise RuntimeError("no GEMM entry points installed (see pyxconv._blas)")
+    if (c_out > _GEMM_INT_MAX or k > _GEMM_INT_MAX or positions > _GEMM_INT_MAX
+            or n_threads < 1):
+        raise ValueError("a per-sample GEMM dimension exceeds the BLAS's 32-bit integers")
     if (weight_rows != c_out or k != channels * kernel_volume or n_second != n
             or positions != out_d * out_h * out_w or n_threads < 1
             or cols_n != n or cols_k != k or cols_l != positions):
@@ -1342,3 +1364,137 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
         free(copies_block)
         free(phase_buffers)
         free(tables)
+
+
+# ---------------------------------------------------------------------------
+# Few samples on many threads: the work of a batch smaller than the thread
+# count split over independent outputs instead of over samples.
+#
+# The forward unfolds every (sample, channel) plane into one column buffer
+# (N, K, L), then makes the products tile by tile: tile t of sample s is
+# out[s, :, t*w:(t+1)*w] = weight @ cols[s, :, t*w:(t+1)*w]. The backward's
+# weight gradient is split over blocks of the column matrix's rows (each block
+# of grad_W's columns is one product over all positions), and its input
+# gradient over position tiles (grad_cols = weight^T @ grad_out, tile by tile),
+# folded back plane by plane. Tiles are set by the shapes (the caller's
+# ``tile``), never by the thread count, so every thread count makes the same
+# GEMM calls and gives the same bits.
+
+def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1] weight,
+                       const floating[::1] bias, floating[:, :, ::1] cols,
+                       floating[:, :, ::1] out, Py_ssize_t tile,
+                       Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                       Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                       Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                       Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                       Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                       int n_threads):
+    """``cols[n] = im2col(x[n])``, then ``out[n] = weight @ cols[n] (+ bias)`` by position tiles.
+
+    Shapes as in :func:`conv_forward_samples`; ``tile`` (>= 1) output positions
+    a product.
+    """
+    cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
+    cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
+    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, c_out, k,
+                         positions, out.shape[0], weight.shape[0], cols.shape[0],
+                         cols.shape[1], cols.shape[2], n_threads)
+    cdef bint has_bias = bias is not None
+    if has_bias and bias.shape[0] != c_out:
+        raise ValueError(f"bias has {bias.shape[0]} values for {c_out} output channels")
+    if tile < 1:
+        raise ValueError(f"tile must be >= 1, got {tile}")
+    if n == 0 or positions == 0:
+        return
+    cdef Py_ssize_t tiles = (positions + tile - 1) // tile
+    cdef Py_ssize_t task, s, c, t, p0, width, o, p
+    cdef floating* out_row
+    cdef floating b
+    cdef Py_ssize_t plane = in_d * in_h * in_w
+    with nogil, parallel(num_threads=n_threads):
+        for task in prange(n * channels, schedule="guided"):
+            s = task // channels
+            c = task - s * channels
+            _unfold_plane(&x[s, c, 0, 0, 0], &cols[s, 0, 0], False, c, 0, positions, 0,
+                          out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
+                          stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                          dil_d, dil_h, dil_w)
+        for task in prange(n * tiles, schedule="static"):
+            s = task // tiles
+            t = task - s * tiles
+            p0 = t * tile
+            width = positions - p0 if positions - p0 < tile else tile
+            _gemm(False, False, c_out, width, k, &weight[0, 0], k, &cols[s, 0, p0], positions,
+                  &out[s, 0, p0], positions)
+            if has_bias:
+                for o in range(c_out):
+                    out_row = &out[s, o, p0]
+                    b = bias[o]
+                    for p in range(width):
+                        out_row[p] = out_row[p] + b
+
+
+def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1] grad_out,
+                        const floating[:, ::1] weight, floating[:, :, ::1] products,
+                        floating[:, :, :, :, ::1] grad_x, floating[:, :, ::1] grad_cols,
+                        Py_ssize_t row_block, Py_ssize_t tile,
+                        Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                        Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                        Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                        Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                        Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                        int n_threads):
+    """Per sample n: ``products[n] = grad_out[n] @ cols[n]^T`` (C_out, K) in blocks of
+    ``row_block`` columns, and, with grad_x (N, C, D, H, W) given, ``grad_cols[n] =
+    weight^T @ grad_out[n]`` in tiles of ``tile`` positions, folded by col2im into
+    grad_x[n], which this overwrites. grad_cols (N, K, L), or None without grad_x.
+    """
+    cdef Py_ssize_t n = cols.shape[0], k = cols.shape[1], positions = cols.shape[2]
+    cdef Py_ssize_t c_out = grad_out.shape[1]
+    cdef bint needs_input_grad = grad_x is not None
+    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
+    cdef Py_ssize_t channels = k // kernel_volume
+    cdef Py_ssize_t in_d = 0, in_h = 0, in_w = 0
+    if needs_input_grad:
+        if grad_x.shape[0] != n:
+            raise ValueError(f"grad_x has {grad_x.shape[0]} samples, cols {n}")
+        if (grad_cols is None or grad_cols.shape[0] != n or grad_cols.shape[1] != k
+                or grad_cols.shape[2] != positions):
+            raise ValueError(f"grad_cols must be ({n}, {k}, {positions})")
+        channels, in_d, in_h, in_w = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3], grad_x.shape[4]
+    _check_sample_arrays(n, channels, kernel_volume, out_d, out_h, out_w, c_out, k, positions,
+                         grad_out.shape[0], weight.shape[0], n, weight.shape[1],
+                         grad_out.shape[2], n_threads)
+    if products.shape[0] != n or products.shape[1] != c_out or products.shape[2] != k:
+        raise ValueError(f"products must be ({n}, {c_out}, {k})")
+    if row_block < 1 or tile < 1:
+        raise ValueError(f"row_block and tile must be >= 1, got {row_block} and {tile}")
+    if n == 0:
+        return
+    cdef Py_ssize_t blocks = (k + row_block - 1) // row_block
+    cdef Py_ssize_t tiles = (positions + tile - 1) // tile
+    cdef Py_ssize_t task, s, c, j0, rows, p0, width
+    cdef Py_ssize_t plane = in_d * in_h * in_w
+    with nogil, parallel(num_threads=n_threads):
+        for task in prange(n * blocks, schedule="static"):
+            s = task // blocks
+            j0 = (task - s * blocks) * row_block
+            rows = k - j0 if k - j0 < row_block else row_block
+            _gemm(False, True, c_out, rows, positions, &grad_out[s, 0, 0], positions,
+                  &cols[s, j0, 0], positions, &products[s, 0, j0], k)
+        if needs_input_grad:
+            for task in prange(n * tiles, schedule="static"):
+                s = task // tiles
+                p0 = (task - s * tiles) * tile
+                width = positions - p0 if positions - p0 < tile else tile
+                _gemm(True, False, k, width, c_out, &weight[0, 0], k, &grad_out[s, 0, p0],
+                      positions, &grad_cols[s, 0, p0], positions)
+            for task in prange(n * channels, schedule="guided"):
+                s = task // channels
+                c = task - s * channels
+                memset(&grad_x[s, c, 0, 0, 0], 0, plane * sizeof(floating))
+                _unfold_plane(&grad_x[s, c, 0, 0, 0], &grad_cols[s, 0, 0], True, c, 0,
+                              positions, 0, out_d * out_h, in_d, in_h, in_w, out_h, out_w,
+                              k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h,
+                              pad_w, dil_d, dil_h, dil_w)

@@ -1,28 +1,12 @@
-/* pyxconv's own float32 GEMM for CPUs with AVX-512, used by the per-sample
- * convolution kernels of _im2col.pyx.
+/* pyxconv's AVX-512 helpers for col2im and the transposed convolution's fold,
+ * used by _im2col.pyx: adds of long runs, the stride-2 deinterleave, the fold
+ * of a plane by phases, a 4x4 SSE transpose and a float32 sum. (The matrix
+ * products are in gemm_kernels.h, one source for every instruction set.)
  *
- *     C (m x n) = A (m x k) @ B (k x n)        (or C += ..., with accumulate)
- *
- * B and C are row-major with leading dimensions ldb and ldc. A is addressed by
- * two strides, element (i, p) at a[i * a_row + p * a_col], one of which must be
- * 1: row-major A is (lda, 1), a transposed one (1, lda), which costs nothing.
- * (The tiles read a row-major A along p and a transposed one along i, with
- * the other stride 1; pyxconv_sgemm_avx512 refuses other strides.)
- *
- * Why not NumPy's OpenBLAS: the convolutions' products are many small ones,
- * one or two per sample (k = 64 to 512, n = a few hundred). On them OpenBLAS
- * reached about 125 GFLOP/s on one core of the development machine (Sapphire
- * Rapids, 2.6 GHz) and this kernel about 170: it packs nothing and has no set-up
- * cost, and its tiles of 12 x 32 keep 24 of the 32 vector registers accumulating.
- *
- * Each element of C is one chain of fused multiply-adds over p = 0, 1, ...,
- * k - 1, in that order (blocks of p continue the chain from C, exactly), so its
- * value depends on its own row of A and column of B only: not on the tiling,
- * the other sizes or the thread that runs it.
- *
- * The kernel is compiled for AVX-512F whatever the compiler's default target
- * (the target attribute), and must only be called when
- * pyxconv_cpu_has_avx512f() says the CPU and the operating system support it.
+ * The AVX-512 functions are compiled for AVX-512F whatever the compiler's
+ * default target (the target attribute), and must only be called when
+ * pyxconv_cpu_has_avx512f() says the CPU and the operating system support it;
+ * each gives the bits of the portable loop it replaces (tested).
  */
 #ifndef PYXCONV_SIMD_KERNELS_H
 #define PYXCONV_SIMD_KERNELS_H
@@ -36,147 +20,6 @@
 
 #define PYXCONV_AVX512 __attribute__((target("avx512f")))
 #define PYXCONV_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
-
-/* Rows of A per tile; the column panel is 32 floats (two registers). */
-#define PYXCONV_TILE_ROWS 12
-/* Values of p per pass over C. A panel of B (PYXCONV_DEPTH x 32 floats, 16 KiB)
- * then stays in L2 and mostly in L1 while every tile of its columns reads it, even
- * when B's rows lie 4 KiB apart and map to the same cache sets: with 512 such
- * rows a 64 x 1024 x 576 product ran at 87 GFLOP/s, with 128 at 155. */
-#define PYXCONV_DEPTH 128
-
-/* One tile: rows [0, ROWS) of C, columns [0, 32), or those under the masks lo and
- * hi when not FULL. A_COLUMNS: A is transposed in memory (a_row == 1), and one
- * value of p reads ROWS consecutive floats of it. Unrolled by the compiler into
- * 2 * ROWS accumulating registers; the masks and flags are compile-time constants
- * of each variant, so the inner loop carries none of them. */
-#define PYXCONV_DEFINE_TILE(NAME, ROWS, FULL, A_COLUMNS)                                 \
-PYXCONV_AVX512_INLINE void NAME(                                                         \
-        ptrdiff_t depth, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,               \
-        const float* b, ptrdiff_t ldb, float* c, ptrdiff_t ldc, int accumulate,          \
-        __mmask16 lo, __mmask16 hi) {                                                    \
-    __m512 left[ROWS], right[ROWS];                                                      \
-    _Pragma("GCC unroll 16")                                                             \
-    for (int r = 0; r < ROWS; r++) {                                                     \
-        if (accumulate) {                                                                \
-            left[r] = FULL ? _mm512_loadu_ps(c + r * ldc)                                \
-                           : _mm512_maskz_loadu_ps(lo, c + r * ldc);                     \
-            right[r] = FULL ? _mm512_loadu_ps(c + r * ldc + 16)                          \
-                            : _mm512_maskz_loadu_ps(hi, c + r * ldc + 16);               \
-        } else {                                                                         \
-            left[r] = _mm512_setzero_ps();                                               \
-            right[r] = _mm512_setzero_ps();                                              \
-        }                                                                                \
-    }                                                                                    \
-    for (ptrdiff_t p = 0; p < depth; p++) {                                              \
-        __m512 b_lo = FULL ? _mm512_loadu_ps(b + p * ldb)                                \
-                           : _mm512_maskz_loadu_ps(lo, b + p * ldb);                     \
-        __m512 b_hi = FULL ? _mm512_loadu_ps(b + p * ldb + 16)                           \
-                           : _mm512_maskz_loadu_ps(hi, b + p * ldb + 16);                \
-        _Pragma("GCC unroll 16")                                                         \
-        for (int r = 0; r < ROWS; r++) {                                                 \
-            __m512 a_rp = _mm512_set1_ps(A_COLUMNS ? a[p * a_col + r] : a[r * a_row + p]); \
-            left[r] = _mm512_fmadd_ps(a_rp, b_lo, left[r]);                              \
-            right[r] = _mm512_fmadd_ps(a_rp, b_hi, right[r]);                            \
-        }                                                                                \
-    }                                                                                    \
-    _Pragma("GCC unroll 16")                                                             \
-    for (int r = 0; r < ROWS; r++) {                                                     \
-        if (FULL) {                                                                      \
-            _mm512_storeu_ps(c + r * ldc, left[r]);                                      \
-            _mm512_storeu_ps(c + r * ldc + 16, right[r]);                                \
-        } else {                                                                         \
-            _mm512_mask_storeu_ps(c + r * ldc, lo, left[r]);                             \
-            _mm512_mask_storeu_ps(c + r * ldc + 16, hi, right[r]);                       \
-        }                                                                                \
-    }                                                                                    \
-}
-
-#define PYXCONV_DEFINE_TILES(ROWS)                                                       \
-PYXCONV_DEFINE_TILE(pyxconv_tile_##ROWS##_rows_full, ROWS, 1, 0)                         \
-PYXCONV_DEFINE_TILE(pyxconv_tile_##ROWS##_rows_edge, ROWS, 0, 0)                         \
-PYXCONV_DEFINE_TILE(pyxconv_tile_##ROWS##_cols_full, ROWS, 1, 1)                         \
-PYXCONV_DEFINE_TILE(pyxconv_tile_##ROWS##_cols_edge, ROWS, 0, 1)                         \
-PYXCONV_AVX512_INLINE void pyxconv_tile_##ROWS(                                          \
-        ptrdiff_t depth, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,               \
-        const float* b, ptrdiff_t ldb, float* c, ptrdiff_t ldc, int accumulate,          \
-        __mmask16 lo, __mmask16 hi) {                                                    \
-    int full = lo == (__mmask16)0xFFFF && hi == (__mmask16)0xFFFF;                       \
-    if (a_row == 1 && full)                                                              \
-        pyxconv_tile_##ROWS##_cols_full(depth, a, a_row, a_col, b, ldb, c, ldc,          \
-                                        accumulate, lo, hi);                             \
-    else if (a_row == 1)                                                                 \
-        pyxconv_tile_##ROWS##_cols_edge(depth, a, a_row, a_col, b, ldb, c, ldc,          \
-                                        accumulate, lo, hi);                             \
-    else if (full)                                                                       \
-        pyxconv_tile_##ROWS##_rows_full(depth, a, a_row, a_col, b, ldb, c, ldc,          \
-                                        accumulate, lo, hi);                             \
-    else                                                                                 \
-        pyxconv_tile_##ROWS##_rows_edge(depth, a, a_row, a_col, b, ldb, c, ldc,          \
-                                        accumulate, lo, hi);                             \
-}
-
-PYXCONV_DEFINE_TILES(12)
-PYXCONV_DEFINE_TILES(8)
-PYXCONV_DEFINE_TILES(4)
-PYXCONV_DEFINE_TILES(2)
-PYXCONV_DEFINE_TILES(1)
-
-/* Masks of the two registers of a panel whose first `width` columns exist. */
-PYXCONV_AVX512_INLINE void pyxconv_panel_masks(ptrdiff_t width, __mmask16* lo,
-                                               __mmask16* hi) {
-    *lo = width >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << width) - 1u);
-    *hi = width >= 32 ? (__mmask16)0xFFFF
-        : width > 16 ? (__mmask16)((1u << (width - 16)) - 1u) : (__mmask16)0;
-}
-
-static PYXCONV_AVX512 void pyxconv_sgemm_avx512(
-        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a, ptrdiff_t a_row,
-        ptrdiff_t a_col, const float* b, ptrdiff_t ldb, float* c, ptrdiff_t ldc,
-        int accumulate) {
-    ptrdiff_t p0, j, i, depth;
-    __mmask16 lo, hi;
-    if (a_row != 1 && a_col != 1)
-        return;  /* outside the contract; the callers never pass it (see the top) */
-    if (k <= 0) {  /* an empty sum: C = 0, or C unchanged */
-        if (!accumulate)
-            for (i = 0; i < m; i++)
-                for (j = 0; j < n; j++)
-                    c[i * ldc + j] = 0.0f;
-        return;
-    }
-    for (p0 = 0; p0 < k; p0 += PYXCONV_DEPTH) {
-        depth = k - p0 < PYXCONV_DEPTH ? k - p0 : PYXCONV_DEPTH;
-        /* after the first block C holds the partial chains: continue them */
-        int add = accumulate || p0 > 0;
-        const float* a_block = a + p0 * a_col;
-        const float* b_block = b + p0 * ldb;
-        for (j = 0; j < n; j += 32) {
-            pyxconv_panel_masks(n - j, &lo, &hi);
-            for (i = 0; i + 12 <= m; i += 12)
-                pyxconv_tile_12(depth, a_block + i * a_row, a_row, a_col, b_block + j, ldb,
-                                c + i * ldc + j, ldc, add, lo, hi);
-            if (m - i >= 8) {
-                pyxconv_tile_8(depth, a_block + i * a_row, a_row, a_col, b_block + j, ldb,
-                               c + i * ldc + j, ldc, add, lo, hi);
-                i += 8;
-            }
-            if (m - i >= 4) {
-                pyxconv_tile_4(depth, a_block + i * a_row, a_row, a_col, b_block + j, ldb,
-                               c + i * ldc + j, ldc, add, lo, hi);
-                i += 4;
-            }
-            if (m - i >= 2) {
-                pyxconv_tile_2(depth, a_block + i * a_row, a_row, a_col, b_block + j, ldb,
-                               c + i * ldc + j, ldc, add, lo, hi);
-                i += 2;
-            }
-            if (m - i >= 1)
-                pyxconv_tile_1(depth, a_block + i * a_row, a_row, a_col, b_block + j, ldb,
-                               c + i * ldc + j, ldc, add, lo, hi);
-        }
-    }
-}
 
 /* dst[i] += src[i] for 0 <= i < n: col2im's adds, 16 at a time (exact: each
  * element gets one addition, as in any other order of the loop). */
@@ -405,13 +248,6 @@ static int pyxconv_cpu_has_avx512f(void) {
  * in _im2col.pyx sits behind use of the AVX-512 kernels, which
  * pyxconv_cpu_has_avx512f() (0 here) never allows. */
 
-static void pyxconv_sgemm_avx512(
-        ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a, ptrdiff_t a_row,
-        ptrdiff_t a_col, const float* b, ptrdiff_t ldb, float* c, ptrdiff_t ldc,
-        int accumulate) {
-    (void)m; (void)n; (void)k; (void)a; (void)a_row; (void)a_col; (void)b; (void)ldb;
-    (void)c; (void)ldc; (void)accumulate;
-}
 
 static void pyxconv_add_avx512(float* dst, const float* src, ptrdiff_t n) {
     (void)dst; (void)src; (void)n;

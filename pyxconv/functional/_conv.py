@@ -18,6 +18,8 @@ torch from 0.79 to 1.00 at 1 thread and from 0.60 to 0.85 at 2. Otherwise
 (groups, other BLASes, samples over the workspace limit) the work goes in
 chunks of about 1 MiB of columns, shared among Python threads (pyxconv._parallel).
 """
+import contextlib
+import functools
 import math
 import threading
 
@@ -156,8 +158,8 @@ def _normalise_conv_args(x, weight, bias, stride, padding, dilation, groups, nd,
     if bias is not None:
         if bias.shape != (c_out,):
             raise ValueError(f"bias must have shape ({c_out},) to match C_out, got {bias.shape}")
-    geometry = _Geometry(x.shape[2:], kernel, stride, pads, dilation, groups,
-                         x.shape[0], c_in, c_out)
+    geometry = conv_plan(x.shape[2:], kernel, stride, pads, dilation, groups, x.shape[0], c_in,
+                         c_out, x.dtype).g
     check_allocation((geometry.n, c_out) + geometry.out_spatial, x.itemsize, "output")
     return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, geometry
 
@@ -277,140 +279,397 @@ def _thread_workspace(local, name, size, dtype):
     return buffer[:size]
 
 
-def _conv_forward(x, weight, bias, g):
-    """out of shape (N, C_out, L) as a 3-D view; x and weight contiguous.
+def _forward_pointwise(x, w, out, g):
+    """1x1, stride 1, no padding: the columns are the input itself, one GEMM a group."""
+    groups, cig, cog = g.groups, g.c_in // g.groups, g.c_out // g.groups
+    x3 = x.reshape(g.n, groups, cig, g.positions)
+    for gi in range(groups):
+        np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
 
-    The forward pass multiplies sample by sample, ``W_g @ cols[n]``, straight
-    into the NCHW output: measured against one large ``W_g @ cols`` over the
-    chunk (which needs a transposed copy of the product), it was 2.1x faster on
-    LeNet's first layer (C_out=6, K=25) and as fast or faster on the others.
+
+def _forward_samples(x, w, bias, out, g, threads, keep_columns):
+    """One nogil loop over samples: im2col into the thread's columns, then the GEMM.
+
+    With ``keep_columns``, the columns go to an (N, K, L) array, returned for
+    the backward pass (:func:`_im2col.conv_forward_samples`); the bias is added
+    in the loop.
     """
-    n, groups = g.n, g.groups
-    cog, cig = g.c_out // groups, g.c_in // groups
-    kg = cig * g.kernel_volume
-    w = weight.reshape(groups, cog, kg)
-    out = np.empty((n, g.c_out, g.positions), dtype=x.dtype)
-    if g.is_pointwise:
-        x3 = x.reshape(n, groups, cig, g.positions)
-        for gi in range(groups):
-            np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
-    elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
-        # one nogil loop over samples: im2col into the thread's columns, then the GEMM
+    x5 = x.reshape((g.n, g.c_in) + g.in3)
+    with blas_on_one_thread():
+        if keep_columns:
+            cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
+            _im2col.conv_forward_samples(x5, w[0], bias, cols, out, *g.kernel_args(), threads)
+            return cols
         workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
-        with blas_on_one_thread():
-            _im2col.unfold_samples(x.reshape((n, g.c_in) + g.in3), w[0], out, None, None,
-                                   workspace, *g.kernel_args(), threads)
-    else:
-        x5 = x.reshape((n, g.c_in) + g.in3)
-        chunks = list(g.chunks(x.itemsize))
-        n_parallel = parallel_threads(g, x.itemsize, chunks)
-        local = threading.local()
-
-        def forward_chunk(chunk):
-            n0, nb, r0, rc = chunk
-            m = rc * g.out_w
-            size = g.rows * nb * m
-            cols = _thread_workspace(local, "cols", size, x.dtype)
-            kernel_threads = threads_for(size) if n_parallel == 1 else 1
-            _run_im2col(x5, cols, g, n0, nb, r0, rc, kernel_threads, per_sample=True)
-            cols3 = cols.reshape(nb, g.rows, m)
-            target = out[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m]
-            for gi in range(groups):
-                np.matmul(w[gi], cols3[:, gi * kg:(gi + 1) * kg],
-                          out=target[:, gi * cog:(gi + 1) * cog])
-
-        map_blocks(forward_chunk, chunks, n_parallel)
-    if bias is not None:
-        out += bias.reshape(1, -1, 1)
-    return out
+        _im2col.unfold_samples(x5, w[0], out, None, None, workspace, *g.kernel_args(), threads)
+        if bias is not None:
+            out += bias.reshape(1, -1, 1)
+    return None
 
 
-def _conv_backward(grad_out, x, weight, g, needs_input_grad):
+def _forward_tiles(x, w, bias, out, g, threads):
+    """Few samples on many threads: im2col of every plane, then the GEMM by position tiles."""
+    cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
+    with blas_on_one_thread():
+        _im2col.conv_forward_tiles(x.reshape((g.n, g.c_in) + g.in3), w[0], bias, cols, out,
+                                   position_tile(g.positions), *g.kernel_args(), threads)
+    return cols
+
+
+def _forward_chunks(x, w, out, g):
+    """Chunks of samples (or of one sample's rows) shared among Python threads."""
     n, groups = g.n, g.groups
-    cog, cig = g.c_out // groups, g.c_in // groups
-    kg = cig * g.kernel_volume
-    w = weight.reshape(groups, cog, kg)
-    go = grad_out.reshape(n, g.c_out, g.positions)
-    grad_bias = go.sum(axis=(0, 2))
-    grad_w = np.zeros((groups, cog, kg), dtype=x.dtype)
-    # written whole by the pointwise product and by fold_samples; the chunks add into it
-    grad_x = np.empty(x.shape, dtype=x.dtype) if needs_input_grad else None
-    if g.is_pointwise:
-        x3 = x.reshape(n, groups, cig, g.positions)
-        gx3 = grad_x.reshape(n, groups, cig, g.positions) if needs_input_grad else None
+    cog, kg = g.c_out // groups, (g.c_in // groups) * g.kernel_volume
+    x5 = x.reshape((n, g.c_in) + g.in3)
+    chunks = list(g.chunks(x.itemsize))
+    n_parallel = parallel_threads(g, x.itemsize, chunks)
+    local = threading.local()
+
+    def forward_chunk(chunk):
+        n0, nb, r0, rc = chunk
+        m = rc * g.out_w
+        size = g.rows * nb * m
+        cols = _thread_workspace(local, "cols", size, x.dtype)
+        kernel_threads = threads_for(size) if n_parallel == 1 else 1
+        _run_im2col(x5, cols, g, n0, nb, r0, rc, kernel_threads, per_sample=True)
+        cols3 = cols.reshape(nb, g.rows, m)
+        target = out[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m]
         for gi in range(groups):
-            go_g = go[:, gi * cog:(gi + 1) * cog]
-            grad_w[gi] = np.tensordot(go_g, x3[:, gi], axes=([0, 2], [0, 2]))
-            if needs_input_grad:
-                np.matmul(w[gi].T, go_g, out=gx3[:, gi])
-    elif threads := sample_threads(g, g.rows * g.positions, x.itemsize):
-        # two nogil loops over samples, each through the thread's own columns: the
-        # weight gradient from im2col(x[n]), the input gradient by col2im(W^T @ go[n])
+            np.matmul(w[gi], cols3[:, gi * kg:(gi + 1) * kg],
+                      out=target[:, gi * cog:(gi + 1) * cog])
+
+    map_blocks(forward_chunk, chunks, n_parallel)
+
+
+def _backward_pointwise(go, x, w, grad_w, grad_x, g):
+    groups, cig, cog = g.groups, g.c_in // g.groups, g.c_out // g.groups
+    x3 = x.reshape(g.n, groups, cig, g.positions)
+    gx3 = grad_x.reshape(g.n, groups, cig, g.positions) if grad_x is not None else None
+    for gi in range(groups):
+        go_g = go[:, gi * cog:(gi + 1) * cog]
+        grad_w[gi] = np.tensordot(go_g, x3[:, gi], axes=([0, 2], [0, 2]))
+        if gx3 is not None:
+            np.matmul(w[gi].T, go_g, out=gx3[:, gi])
+
+
+def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
+    """Nogil loops over samples, each through the thread's own columns.
+
+    With the forward's columns (``cols``, (N, K, L)): one loop makes each
+    sample's weight-gradient product and its input gradient
+    (:func:`_im2col.conv_backward_samples`). Without: the weight gradient from
+    im2col(x[n]) again, then the input gradient by col2im(W^T @ go[n]).
+    """
+    n = g.n
+    x5 = x.reshape((n, g.c_in) + g.in3)
+    gx5 = grad_x.reshape((n, g.c_in) + g.in3) if grad_x is not None else None
+    with blas_on_one_thread():
+        if cols is not None:
+            transposed = g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
+            shape = (n, g.rows, g.c_out) if transposed else (n, g.c_out, g.rows)
+            products = np.empty(shape, dtype=x.dtype)
+            size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, transposed,
+                                                   grad_x is not None)
+            workspace = thread_workspace(threads, size, x.dtype) if size else None
+            if gx5 is not None:
+                gx5[...] = 0  # col2im adds
+            _im2col.conv_backward_samples(cols, go, w[0], products, transposed, gx5, workspace,
+                                          *g.kernel_args(), threads)
+            total = products.sum(axis=0)
+            grad_w[0] = total.T if transposed else total
+            return
         workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
-        x5 = x.reshape((n, g.c_in) + g.in3)
-        with blas_on_one_thread():
-            grad_w[0] = weight_gradient_by_samples(x5, w[0], go, g, threads, workspace).T
-            if needs_input_grad:
-                _im2col.fold_samples(go, w[0], None, grad_x.reshape((n, g.c_in) + g.in3),
-                                     workspace, *g.kernel_args(), threads)
-    else:
-        x5 = x.reshape((n, g.c_in) + g.in3)
-        gx5 = None
+        grad_w[0] = weight_gradient_by_samples(x5, w[0], go, g, threads, workspace).T
+        if gx5 is not None:
+            _im2col.fold_samples(go, w[0], None, gx5, workspace, *g.kernel_args(), threads)
+
+
+def _backward_tiles(go, x, w, grad_w, grad_x, g, threads, cols):
+    """Few samples on many threads: grad_W by blocks of column rows, grad_x by position tiles."""
+    n = g.n
+    if cols is None:
+        cols = np.empty((n, g.rows, g.positions), dtype=x.dtype)
+        _run_im2col(x.reshape((n, g.c_in) + g.in3), cols.reshape(-1), g, 0, n, 0, g.out_rows,
+                    threads, per_sample=True)
+    products = np.empty((n, g.c_out, g.rows), dtype=x.dtype)
+    grad_cols = np.empty_like(cols) if grad_x is not None else None
+    with blas_on_one_thread():
+        _im2col.conv_backward_tiles(
+            cols, go, w[0], products,
+            grad_x.reshape((n, g.c_in) + g.in3) if grad_x is not None else None, grad_cols,
+            row_block(g.rows), position_tile(g.positions), *g.kernel_args(), threads)
+    grad_w[0] = products.sum(axis=0)
+
+
+def _backward_chunks(go, x, w, grad_w, grad_x, g):
+    """Chunks of samples (or of one sample's rows) shared among Python threads."""
+    n, groups = g.n, g.groups
+    cog, kg = g.c_out // groups, (g.c_in // groups) * g.kernel_volume
+    needs_input_grad = grad_x is not None
+    x5 = x.reshape((n, g.c_in) + g.in3)
+    gx5 = None
+    if needs_input_grad:
+        grad_x[...] = 0
+        gx5 = grad_x.reshape((n, g.c_in) + g.in3)
+    n_buffers = 2 if needs_input_grad else 1
+    transposed = kg < _WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS
+    chunks = list(g.chunks(x.itemsize, n_buffers))
+    # Chunks of rows of one sample fold onto overlapping rows of grad_x.
+    whole_samples = all(rc == g.out_rows for _, _, _, rc in chunks)
+    n_parallel = parallel_threads(g, x.itemsize, chunks, n_buffers) if whole_samples else 1
+    local = threading.local()
+
+    def backward_chunk(chunk):
+        """The chunk's share of grad_x (added in place) and of grad_W (returned)."""
+        n0, nb, r0, rc = chunk
+        m = rc * g.out_w
+        size = g.rows * nb * m
+        cols = _thread_workspace(local, "cols", size, x.dtype)
+        kernel_threads = threads_for(size) if n_parallel == 1 else 1
+        _run_im2col(x5, cols, g, n0, nb, r0, rc, kernel_threads)
+        cols2 = cols.reshape(g.rows, nb * m)
+        # (nb, C_out, m) -> (C_out, nb * m), the layout of the column matrix
+        go2 = np.ascontiguousarray(
+            go[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m].transpose(1, 0, 2)
+        ).reshape(g.c_out, nb * m)
         if needs_input_grad:
-            grad_x[...] = 0
-            gx5 = grad_x.reshape((n, g.c_in) + g.in3)
-        n_buffers = 2 if needs_input_grad else 1
-        transposed = kg < _WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS
-        chunks = list(g.chunks(x.itemsize, n_buffers))
-        # Chunks of rows of one sample fold onto overlapping rows of grad_x.
-        whole_samples = all(rc == g.out_rows for _, _, _, rc in chunks)
-        n_parallel = parallel_threads(g, x.itemsize, chunks, n_buffers) if whole_samples else 1
-        local = threading.local()
-
-        def backward_chunk(chunk):
-            """The chunk's share of grad_x (added in place) and of grad_W (returned)."""
-            n0, nb, r0, rc = chunk
-            m = rc * g.out_w
-            size = g.rows * nb * m
-            cols = _thread_workspace(local, "cols", size, x.dtype)
-            kernel_threads = threads_for(size) if n_parallel == 1 else 1
-            _run_im2col(x5, cols, g, n0, nb, r0, rc, kernel_threads)
-            cols2 = cols.reshape(g.rows, nb * m)
-            # (nb, C_out, m) -> (C_out, nb * m), the layout of the column matrix
-            go2 = np.ascontiguousarray(
-                go[n0:n0 + nb, :, r0 * g.out_w:r0 * g.out_w + m].transpose(1, 0, 2)
-            ).reshape(g.c_out, nb * m)
+            grad_cols = _thread_workspace(local, "grad_cols", size, x.dtype)
+            grad_cols2 = grad_cols.reshape(g.rows, nb * m)
+        partial = []
+        for gi in range(groups):
+            go_g = go2[gi * cog:(gi + 1) * cog]
+            if transposed:
+                partial.append((cols2[gi * kg:(gi + 1) * kg]
+                                @ np.ascontiguousarray(go_g.T)).T)
+            else:
+                partial.append(go_g @ cols2[gi * kg:(gi + 1) * kg].T)
             if needs_input_grad:
-                grad_cols = _thread_workspace(local, "grad_cols", size, x.dtype)
-                grad_cols2 = grad_cols.reshape(g.rows, nb * m)
-            partial = []
+                np.matmul(w[gi].T, go_g, out=grad_cols2[gi * kg:(gi + 1) * kg])
+        if needs_input_grad:
+            _run_col2im(grad_cols, gx5, g, n0, nb, r0, rc, kernel_threads)
+        return partial
+
+    # The chunks' weight gradients are added in chunk order, whichever thread made
+    # them; a few chunks at a time, so that few partial sums wait.
+    for wave in waves(chunks, 2 * n_parallel):
+        for partial in map_blocks(backward_chunk, wave, n_parallel):
             for gi in range(groups):
-                go_g = go2[gi * cog:(gi + 1) * cog]
-                if transposed:
-                    partial.append((cols2[gi * kg:(gi + 1) * kg]
-                                    @ np.ascontiguousarray(go_g.T)).T)
-                else:
-                    partial.append(go_g @ cols2[gi * kg:(gi + 1) * kg].T)
-                if needs_input_grad:
-                    np.matmul(w[gi].T, go_g, out=grad_cols2[gi * kg:(gi + 1) * kg])
-            if needs_input_grad:
-                _run_col2im(grad_cols, gx5, g, n0, nb, r0, rc, kernel_threads)
-            return partial
+                grad_w[gi] += partial[gi]
 
-        # The chunks' weight gradients are added in chunk order, whichever thread made
-        # them; a few chunks at a time, so that few partial sums wait.
-        for wave in waves(chunks, 2 * n_parallel):
-            for partial in map_blocks(backward_chunk, wave, n_parallel):
-                for gi in range(groups):
-                    grad_w[gi] += partial[gi]
-    return grad_x, grad_w.reshape(weight.shape), grad_bias
+
+#: The algorithms a convolution plan can pick, in the order :class:`ConvPlan` tries them.
+CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "chunks")
+
+#: Rows of the column matrix from which the per-sample backward (with the
+#: forward's columns) takes each weight-gradient product transposed,
+#: ``cols[n] @ go[n]^T``: OpenBLAS ran it 2x faster on LeNet's second layer
+#: (K = 150), and slower below K = 128. (The recomputing and chunked paths have
+#: their own forms: :func:`weight_gradient_by_samples` always transposes, and
+#: the chunks transpose below ``_WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS`` rows.)
+WEIGHT_GRAD_TRANSPOSED_FROM_ROWS = 128
+
+#: Tiles aim at this many per sample, so that 2 to 8 threads get even shares.
+_TILES_PER_SAMPLE = 16
+#: Tile widths are whole vector panels of the own GEMM (32 floats on AVX-512).
+_TILE_QUANTUM = 32
+
+
+def position_tile(positions):
+    """Output positions of one product in the ``"tiles"`` algorithm (set by the shape alone).
+
+    >>> [position_tile(p) for p in (100, 784, 3136, 12544)]
+    [64, 64, 224, 800]
+    """
+    per_tile = -(-positions // _TILES_PER_SAMPLE)
+    return max(2 * _TILE_QUANTUM, -(-per_tile // _TILE_QUANTUM) * _TILE_QUANTUM)
+
+
+def row_block(rows):
+    """Column-matrix rows of one weight-gradient product in the ``"tiles"`` backward.
+
+    >>> [row_block(k) for k in (25, 150, 576, 1152)]
+    [64, 64, 64, 96]
+    """
+    return position_tile(rows)
+
+
+_forced_algorithm = None
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    """Force every convolution planned inside the block to use algorithm ``name``.
+
+    For tests and benchmarks: ``"pointwise"`` (1x1, stride 1, no padding, as a
+    plain GEMM), ``"tiles"`` (one image on many threads: im2col of the whole
+    sample, GEMMs by position tiles), ``"samples"`` (one nogil loop over
+    samples, each thread on its own column buffer), ``"chunks"`` (NumPy
+    matmul over chunks on Python threads; groups always take it), or None for
+    the planner's own choice. A name the convolution cannot run raises
+    ``ValueError`` when it is planned. Process-wide while the block runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import conv2d, conv_algorithm
+    >>> x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    >>> with conv_algorithm("chunks"):
+    ...     conv2d(x, w)[0, 0]
+    array([[9., 9.],
+           [9., 9.]])
+    """
+    global _forced_algorithm
+    if name is not None and name not in CONV_ALGORITHMS:
+        raise ValueError(f"name must be one of {', '.join(CONV_ALGORITHMS)} or None; "
+                         f"got {name!r}")
+    previous, _forced_algorithm = _forced_algorithm, name
+    _plan_cache.cache_clear()
+    try:
+        yield
+    finally:
+        _forced_algorithm = previous
+        _plan_cache.cache_clear()
+
+
+class ConvPlan:
+    """How one convolution runs: made once per (shapes, dtype, geometry, threads), then run.
+
+    As onnxruntime's ``MlasConvPrepare`` and oneDNN's primitive descriptors
+    do, the plan looks at the shapes once and records the algorithm (one of
+    :data:`CONV_ALGORITHMS`) and the thread count; :meth:`forward` and
+    :meth:`backward` then only run it. Functional calls find their plan in a
+    small cache (:func:`conv_plan`); layers keep theirs.
+
+    The choice, in order: ``"pointwise"`` for 1x1 kernels with stride 1 and no
+    padding; ``"chunks"`` for groups (and when the kernels' own GEMM calls are
+    turned off, see :mod:`pyxconv._blas`); ``"tiles"`` when there are fewer
+    samples than threads and enough work for several, so one image uses every
+    core; ``"samples"`` otherwise, unless a sample's columns pass the
+    workspace limit (then ``"chunks"``, by rows of one sample). Each gives the
+    same bits at every thread count.
+    """
+
+    def __init__(self, g, dtype, threads):
+        self.g, self.dtype, self.max_threads = g, np.dtype(dtype), threads
+        self.algorithm, self.threads = self._choose(_forced_algorithm)
+
+    def _choose(self, forced):
+        g, itemsize = self.g, self.dtype.itemsize
+        runnable = {"pointwise": g.is_pointwise, "chunks": True}
+        per_sample = g.rows * g.positions
+        limit = get_workspace_limit()
+        direct = g.groups == 1 and ensure_gemm() and g.n >= 1
+        runnable["tiles"] = direct and g.n * per_sample * itemsize <= limit
+        sample_count = sample_threads(g, per_sample, itemsize) if direct else 0
+        runnable["samples"] = sample_count > 0
+        tile_threads = min(self.max_threads, threads_for(g.n * per_sample),
+                           g.n * -(-g.positions // position_tile(g.positions)))
+        if forced is not None:
+            if not runnable[forced]:
+                raise ValueError(f"conv_algorithm({forced!r}) cannot run this convolution "
+                                 f"(groups={g.groups}, kernel {g.kernel}, stride {g.stride}, "
+                                 f"{g.n} samples of {per_sample * itemsize} column bytes)")
+            choice = forced
+        elif g.is_pointwise:
+            choice = "pointwise"
+        elif runnable["tiles"] and g.n < self.max_threads and tile_threads > 1:
+            choice = "tiles"
+        elif runnable["samples"]:
+            choice = "samples"
+        else:
+            choice = "chunks"
+        if choice == "tiles":
+            return choice, max(1, tile_threads)
+        if choice == "samples":
+            return choice, sample_count
+        return choice, 1
+
+    def forward(self, x, weight, bias, keep_columns=False):
+        """``(out, columns)``: out (N, C_out, L) and, when kept, the (N, K, L) columns.
+
+        x, weight and bias are contiguous arrays of the plan's dtype and
+        shapes. Columns are kept (``keep_columns``) by the algorithms that make
+        them whole ("samples", "tiles"); :meth:`backward` then reuses them.
+        """
+        g = self.g
+        w = weight.reshape(g.groups, g.c_out // g.groups, -1)
+        out = np.empty((g.n, g.c_out, g.positions), dtype=x.dtype)
+        cols = None
+        if self.algorithm == "pointwise":
+            _forward_pointwise(x, w, out, g)
+        elif self.algorithm == "samples":
+            cols = _forward_samples(x, w, bias, out, g, self.threads, keep_columns)
+            bias = None  # added in the loop
+        elif self.algorithm == "tiles":
+            cols = _forward_tiles(x, w, bias, out, g, self.threads)
+            bias = None
+        else:
+            _forward_chunks(x, w, out, g)
+        if bias is not None:
+            out += bias.reshape(1, -1, 1)
+        return out, (cols if keep_columns else None)
+
+    def backward(self, grad_out, x, weight, columns=None, needs_input_grad=True):
+        """``(grad_x, grad_weight, grad_bias)`` from grad_out (N, C_out, L), contiguous.
+
+        ``columns``: what :meth:`forward` kept, or None to rebuild them.
+        """
+        g = self.g
+        groups, cog = g.groups, g.c_out // g.groups
+        w = weight.reshape(groups, cog, -1)
+        go = grad_out.reshape(g.n, g.c_out, g.positions)
+        grad_bias = go.sum(axis=(0, 2))
+        grad_w = np.zeros(w.shape, dtype=x.dtype)
+        grad_x = np.empty(x.shape, dtype=x.dtype) if needs_input_grad else None
+        if self.algorithm == "pointwise":
+            _backward_pointwise(go, x, w, grad_w, grad_x, g)
+        elif self.algorithm == "samples":
+            _backward_samples(go, x, w, grad_w, grad_x, g, self.threads, columns)
+        elif self.algorithm == "tiles":
+            _backward_tiles(go, x, w, grad_w, grad_x, g, self.threads, columns)
+        else:
+            _backward_chunks(go, x, w, grad_w, grad_x, g)
+        return grad_x, grad_w.reshape(weight.shape), grad_bias
+
+    def __repr__(self):
+        return (f"ConvPlan({self.algorithm!r}, threads={self.threads}, n={self.g.n}, "
+                f"c_in={self.g.c_in}, c_out={self.g.c_out}, kernel={self.g.kernel}, "
+                f"out={self.g.out_spatial}, {self.dtype})")
+
+
+@functools.lru_cache(maxsize=64)
+def _plan_cache(key):
+    (in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out, dtype, threads,
+     _limit, _direct) = key
+    g = _Geometry(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out)
+    return ConvPlan(g, dtype, threads)
+
+
+def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out, dtype):
+    """The :class:`ConvPlan` of a convolution, from a small cache.
+
+    Keyed by every argument and by what the choice reads (the thread count,
+    the workspace limit, whether the kernels may call the BLAS), so a changed
+    setting gets a new plan. Raises ``ValueError`` for a kernel wider than
+    the padded input (with the sizes).
+    """
+    key = (tuple(in_spatial), tuple(kernel), tuple(stride),
+           tuple(tuple(p) for p in pads), tuple(dilation), groups, n, c_in, c_out,
+           np.dtype(dtype).str, get_num_threads(), get_workspace_limit(), ensure_gemm())
+    return _plan_cache(key)
 
 
 def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
     x, weight, bias, g = _normalise_conv_args(x, weight, bias, stride, padding, dilation,
                                               groups, nd)
-    out = _conv_forward(x, weight, bias, g)
+    plan = _plan_of(g, x.dtype)
+    out, _ = plan.forward(x, weight, None if bias is None else np.ascontiguousarray(bias))
     return out.reshape((g.n, g.c_out) + g.out_spatial)
+
+
+def _plan_of(g, dtype):
+    return conv_plan(g.in_spatial, g.kernel, g.stride, g.pads, g.dilation, g.groups, g.n,
+                     g.c_in, g.c_out, dtype)
 
 
 def _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
@@ -423,7 +682,7 @@ def _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
         raise ValueError(
             f"grad_out must have the output's shape {expected}, got {grad_out.shape}")
     grad_out = np.ascontiguousarray(grad_out)
-    return _conv_backward(grad_out, x, weight, g, bool(needs_input_grad))
+    return _plan_of(g, x.dtype).backward(grad_out, x, weight, None, bool(needs_input_grad))
 
 
 _SHARED_NOTES = """
