@@ -21,6 +21,7 @@ from pyxconv._version import __version__  # noqa: E402
 from pyxconv._threads import get_num_threads, num_threads, set_num_threads
 from pyxconv._workspace import get_workspace_limit, set_workspace_limit
 from pyxconv._config import show_config
+from pyxconv._grad_mode import is_grad_enabled, no_grad
 from pyxconv import functional
 
 # Submodules that pull in more than the kernels load on first use:
@@ -44,6 +45,8 @@ __all__ = [
     "functional",
     "get_num_threads",
     "get_workspace_limit",
+    "is_grad_enabled",
+    "no_grad",
     "num_threads",
     "set_num_threads",
     "set_workspace_limit",

@@ -36,7 +36,29 @@ def make_namespace():
 
 HUGE = 2**40
 
+def _run_plan_on(ns, x):
+    _, w, _, plan = ns["F"].prepare_conv(ns["x4"], ns["w4"], groups=2)
+    return plan.forward(x, w, None)
+
+
+def _forced(ns, name):
+    with ns["F"].conv_algorithm(name):
+        return ns["F"].conv2d(ns["x4"], ns["w4"], groups=2)
+
+
 CASES = [
+    # ------------------------------------------------------- the engine's entry points
+    ("prepareconv-x-3d", lambda ns: ns["F"].prepare_conv(ns["x3"], ns["w4"]), ValueError,
+     "x must be 4-D"),
+    ("prepareconv-nd", lambda ns: ns["F"].prepare_conv(ns["x3"], ns["w3"], nd=4), ValueError,
+     "nd must be 1, 2 or 3"),
+    ("ConvPlan-x-shape", lambda ns: _run_plan_on(ns, np.zeros((2, 4, 7, 7))), ValueError,
+     r"x must be a C-contiguous float64 array of shape \(2, 4, 6, 6\)"),
+    ("ConvPlan-x-dtype", lambda ns: _run_plan_on(ns, ns["x32"]), ValueError,
+     "C-contiguous float64"),
+    ("convalgorithm-name", lambda ns: _forced(ns, "fft"), ValueError, "name must be one of"),
+    ("convalgorithm-unrunnable", lambda ns: _forced(ns, "samples"), ValueError,
+     "cannot run this convolution"),
     # ---------------------------------------------------------------- conv2d
     ("conv2d-x-3d", lambda ns: ns["F"].conv2d(ns["x3"], ns["w4"]), ValueError, "x must be 4-D"),
     ("conv2d-weight-5d", lambda ns: ns["F"].conv2d(ns["x4"], ns["w5"]), ValueError,

@@ -36,6 +36,10 @@ LAYER_CASES = [
     ("conv3d", lambda: nn.Conv3d(2, 2, 2), lambda: _x(1, 2, 3, 3, 3)),
     ("conv_transpose2d", lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1,
                                                      output_padding=1), lambda: _x(2, 2, 3, 3)),
+    ("conv_transpose1d", lambda: nn.ConvTranspose1d(2, 3, 3, stride=2, padding=1,
+                                                     output_padding=1), lambda: _x(2, 2, 4)),
+    ("conv_transpose3d", lambda: nn.ConvTranspose3d(2, 2, 2, stride=2, dilation=1),
+     lambda: _x(1, 2, 2, 2, 3)),
     ("linear", lambda: nn.Linear(5, 3), lambda: _x(4, 5)),
     ("linear_3d_input", lambda: nn.Linear(3, 2), lambda: _x(2, 4, 3)),
     ("flatten", lambda: nn.Flatten(), lambda: _x(2, 3, 2, 2)),
@@ -77,11 +81,12 @@ def _with_stats(bn):
 @pytest.mark.parametrize("per_thread", [1, None])  # every batch split; the default policy
 def test_conv2d_layer_gives_the_same_bits_at_any_thread_count(monkeypatch, per_thread):
     import pyxconv
-    from pyxconv import functional as F
-    from pyxconv.nn import _layers
+    from pyxconv import _threads, functional as F
+    from pyxconv.functional import _conv
 
     if per_thread is not None:
-        monkeypatch.setattr(_layers, "PARALLEL_MULT_ADDS_PER_THREAD", per_thread)
+        monkeypatch.setattr(_threads, "ELEMENTS_PER_THREAD", per_thread)
+        _conv._plan_cache.cache_clear()
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32, 6, 14, 14)).astype(np.float32)  # 11 M multiply-adds
     results = []
@@ -394,6 +399,10 @@ def test_other_layers_match_pytorch():
         (nn.Conv3d(2, 2, 2, padding=1), t.Conv3d(2, 2, 2, padding=1), (1, 2, 3, 3, 3)),
         (nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1),
          t.ConvTranspose2d(2, 3, 3, 2, 1, 1), (2, 2, 3, 3)),
+        (nn.ConvTranspose1d(2, 4, 3, stride=2, padding=1, output_padding=1),
+         t.ConvTranspose1d(2, 4, 3, 2, 1, 1), (2, 2, 5)),
+        (nn.ConvTranspose3d(2, 2, 3, stride=2, padding=1, dilation=1),
+         t.ConvTranspose3d(2, 2, 3, 2, 1), (1, 2, 3, 2, 3)),
         (nn.PReLU(3), t.PReLU(3), (2, 3, 4)),
         (nn.ELU(0.5), t.ELU(0.5), (3, 5)),
         (nn.Softplus(2.0, 1.0), t.Softplus(2.0, 1.0), (3, 5)),
@@ -531,16 +540,3 @@ def test_conv2d_takes_a_float64_gradient_for_a_float32_layer():
     np.testing.assert_array_equal(grad_x, expected)
 
 
-@pytest.mark.parametrize("batch", [1, 2, 3, 5])
-def test_conv2d_splits_a_small_batch_into_non_empty_blocks(monkeypatch, batch):
-    import pyxconv
-    from pyxconv.nn import _layers
-
-    monkeypatch.setattr(_layers, "PARALLEL_MULT_ADDS_PER_THREAD", 1)  # split whatever it costs
-    conv = nn.Conv2d(2, 3, 3)
-    x = np.ones((batch, 2, 6, 6), np.float32)
-    with pyxconv.num_threads(3):
-        n_parallel, _, blocks = conv._sample_blocks(conv._geometry_for(x))
-    assert n_parallel == min(3, batch)
-    assert all(n1 > n0 for n0, n1 in blocks)
-    assert [n0 for n0, _ in blocks] + [blocks[-1][1]] == sorted({0, batch} | {b for b, _ in blocks})

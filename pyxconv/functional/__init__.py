@@ -4,6 +4,7 @@ Each forward function has a ``*_backward`` partner that returns the gradients,
 so a training loop (or a student) can run backpropagation by hand.
 """
 from pyxconv.functional._conv import (
+    ConvPlan,
     col2im,
     conv1d,
     conv1d_backward,
@@ -11,7 +12,9 @@ from pyxconv.functional._conv import (
     conv2d_backward,
     conv3d,
     conv3d_backward,
+    conv_algorithm,
     im2col,
+    prepare_conv,
     same_padding,
 )
 from pyxconv.functional._conv_transpose import (
@@ -52,6 +55,7 @@ from pyxconv.functional._pool import (
 )
 
 __all__ = [
+    "ConvPlan",
     "col2im",
     "conv1d",
     "conv1d_backward",
@@ -59,6 +63,7 @@ __all__ = [
     "conv2d_backward",
     "conv3d",
     "conv3d_backward",
+    "conv_algorithm",
     "conv_transpose1d",
     "conv_transpose1d_backward",
     "conv_transpose2d",
@@ -67,6 +72,7 @@ __all__ = [
     "conv_transpose3d_backward",
     "conv_transpose_output_size",
     "im2col",
+    "prepare_conv",
     "same_padding",
     "avg_pool1d",
     "avg_pool1d_backward",

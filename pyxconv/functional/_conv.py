@@ -584,14 +584,32 @@ class ConvPlan:
             return choice, sample_count
         return choice, 1
 
+    def _check(self, name, array, shape):
+        if not (isinstance(array, np.ndarray) and array.dtype == self.dtype
+                and array.shape == shape and array.flags.c_contiguous):
+            raise ValueError(
+                f"this plan's {name} must be a C-contiguous {self.dtype} array of shape "
+                f"{shape}; got {type(array).__name__} {getattr(array, 'dtype', '')} "
+                f"{getattr(array, 'shape', '')} (use prepare_conv to make one)")
+
+    def _check_operands(self, x, weight):
+        g = self.g
+        self._check("x", x, (g.n, g.c_in) + g.in_spatial)
+        self._check("weight", weight, (g.c_out, g.c_in // g.groups) + tuple(g.kernel))
+
     def forward(self, x, weight, bias, keep_columns=False):
         """``(out, columns)``: out (N, C_out, L) and, when kept, the (N, K, L) columns.
 
         x, weight and bias are contiguous arrays of the plan's dtype and
-        shapes. Columns are kept (``keep_columns``) by the algorithms that make
-        them whole ("samples", "tiles"); :meth:`backward` then reuses them.
+        shapes (as :func:`prepare_conv` returns them; others raise
+        ``ValueError``). Columns are kept (``keep_columns``) by the algorithms
+        that make them whole ("samples", "tiles"); :meth:`backward` then
+        reuses them.
         """
         g = self.g
+        self._check_operands(x, weight)
+        if bias is not None:
+            self._check("bias", bias, (g.c_out,))
         w = weight.reshape(g.groups, g.c_out // g.groups, -1)
         out = np.empty((g.n, g.c_out, g.positions), dtype=x.dtype)
         cols = None
@@ -610,11 +628,17 @@ class ConvPlan:
         return out, (cols if keep_columns else None)
 
     def backward(self, grad_out, x, weight, columns=None, needs_input_grad=True):
-        """``(grad_x, grad_weight, grad_bias)`` from grad_out (N, C_out, L), contiguous.
+        """``(grad_x, grad_weight, grad_bias)`` from grad_out (N, C_out, L) or the output's shape.
 
         ``columns``: what :meth:`forward` kept, or None to rebuild them.
         """
         g = self.g
+        self._check_operands(x, weight)
+        if isinstance(grad_out, np.ndarray) and grad_out.shape == (g.n, g.c_out) + g.out_spatial:
+            grad_out = grad_out.reshape(g.n, g.c_out, g.positions)
+        self._check("grad_out", grad_out, (g.n, g.c_out, g.positions))
+        if columns is not None:
+            self._check("columns", columns, (g.n, g.rows, g.positions))
         groups, cog = g.groups, g.c_out // g.groups
         w = weight.reshape(groups, cog, -1)
         go = grad_out.reshape(g.n, g.c_out, g.positions)
@@ -650,13 +674,54 @@ def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out
 
     Keyed by every argument and by what the choice reads (the thread count,
     the workspace limit, whether the kernels may call the BLAS), so a changed
-    setting gets a new plan. Raises ``ValueError`` for a kernel wider than
-    the padded input (with the sizes).
+    setting gets a new plan. The arguments are trusted: :func:`prepare_conv`
+    checks them first.
+
+    >>> plan = conv_plan((56, 56), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 8, 64, 64,
+    ...                  np.float32)
+    >>> plan.algorithm, plan.g.out_spatial
+    ('samples', (56, 56))
     """
     key = (tuple(in_spatial), tuple(kernel), tuple(stride),
            tuple(tuple(p) for p in pads), tuple(dilation), groups, n, c_in, c_out,
            np.dtype(dtype).str, get_num_threads(), get_workspace_limit(), ensure_gemm())
     return _plan_cache(key)
+
+
+def prepare_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, nd=2):
+    """Check a convolution's arguments once and return them ready for its plan.
+
+    The engine's entry for callers that run the plan themselves (the layers
+    of :mod:`pyxconv.nn`, which keep the forward's columns for the backward
+    pass). Arguments as for :func:`conv2d` (``nd`` spatial dimensions).
+
+    Returns
+    -------
+    x, weight, bias : contiguous ndarrays of one float dtype (bias may be None)
+    plan : ConvPlan
+        Its ``forward(x, weight, bias, keep_columns)`` gives ``(out, columns)``
+        with out of shape (N, C_out, L), L the output positions; its
+        ``backward(grad_out, x, weight, columns, needs_input_grad)`` gives
+        ``(grad_x, grad_weight, grad_bias)``. ``plan.g.out_spatial`` is the
+        output's spatial shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import prepare_conv
+    >>> x, w, b, plan = prepare_conv(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)))
+    >>> out, columns = plan.forward(x, w, b, keep_columns=True)
+    >>> out.reshape(2, 2), columns.shape    # (N, C_in * 3 * 3, 2 * 2)
+    (array([[9., 9.],
+           [9., 9.]]), (1, 9, 4))
+    """
+    if isinstance(nd, bool) or nd not in (1, 2, 3):
+        raise ValueError(f"nd must be 1, 2 or 3, got {nd!r}")
+    x, weight, bias, g = _normalise_conv_args(x, weight, bias, stride, padding, dilation,
+                                              groups, nd)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias)
+    return x, weight, bias, _plan_of(g, x.dtype)
 
 
 def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):

@@ -13,7 +13,9 @@ from pyxconv.nn._layers import (
     Conv1d,
     Conv2d,
     Conv3d,
+    ConvTranspose1d,
     ConvTranspose2d,
+    ConvTranspose3d,
     Dropout,
     Flatten,
     Linear,
@@ -21,11 +23,13 @@ from pyxconv.nn._layers import (
 )
 from pyxconv.nn._loss import BCEWithLogits, SoftmaxCrossEntropy
 from pyxconv.nn._pool import AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, MaxUnpool2d
-from pyxconv.nn._module import Concat, Module, Parameter, Residual, Sequential
+from pyxconv.nn._module import (BackwardBeforeForwardError, Concat, Module, Parameter,
+                                 Residual, Sequential)
 
 __all__ = [
     "AvgPool2d",
     "BCEWithLogits",
+    "BackwardBeforeForwardError",
     "GlobalAvgPool2d",
     "MaxPool1d",
     "MaxPool2d",
@@ -36,7 +40,9 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Conv3d",
+    "ConvTranspose1d",
     "ConvTranspose2d",
+    "ConvTranspose3d",
     "Dropout",
     "ELU",
     "Flatten",

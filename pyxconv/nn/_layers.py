@@ -4,12 +4,8 @@ import math
 import numpy as np
 
 from pyxconv import functional as F
-from pyxconv._blas import ensure_gemm
-from pyxconv._kernels import _im2col
-from pyxconv._parallel import blas_on_one_thread, map_blocks, small_product
-from pyxconv._threads import threads_for
-from pyxconv._workspace import thread_workspace
-from pyxconv.functional._conv import _Geometry, _run_col2im, _run_im2col
+from pyxconv._grad_mode import is_grad_enabled
+from pyxconv._parallel import small_product
 from pyxconv.functional._conv_transpose import check_output_padding
 from pyxconv.functional._validation import (
     as_int,
@@ -18,10 +14,10 @@ from pyxconv.functional._validation import (
     padding_pairs,
 )
 from pyxconv.nn import init
-from pyxconv.nn._module import Module
+from pyxconv.nn._module import BackwardBeforeForwardError, Module
 
-__all__ = ["BatchNorm2d", "Conv1d", "Conv2d", "Conv3d", "Dropout", "Flatten", "Linear",
-           "manual_seed"]
+__all__ = ["BatchNorm2d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d", "Dropout", "Flatten", "Linear", "manual_seed"]
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 _rng = np.random.default_rng()
@@ -30,18 +26,6 @@ _rng = np.random.default_rng()
 #: it takes at most this many bytes; larger layers call the chunked functional
 #: backward, which rebuilds the columns piece by piece.
 COLUMN_CACHE_BYTES = 64 * 2**20
-
-#: With several threads, Conv2d's cached path gives each thread at least this
-#: many multiply-adds; below twice that it runs on one thread. LeNet-5's layers
-#: (7.5 M and 15 M multiply-adds a forward) both gain: a training step at 2
-#: threads took 4.94 ms with both split, 5.26 ms with only the second, 6.00 ms
-#: with neither (alternating runs in one process, measured on the NumPy path
-#: with sleeping threads; with spinning threads splitting is cheaper still).
-PARALLEL_MULT_ADDS_PER_THREAD = 2**21
-
-#: From this many column-matrix rows (C_in * kH * kW) up, Conv2d's cached path
-#: takes the weight gradient's per-sample products as cols[n] @ g[n]^T.
-WEIGHT_GRAD_TRANSPOSED_MIN_ROWS = 128
 
 
 def manual_seed(seed):
@@ -95,23 +79,24 @@ class _ConvNd(Module):
         self.bias = self._param("bias", np.empty(self.out_channels, dtype=dtype)) if bias else None
         init.torch_default_(self.weight, self.bias, rng=_default_rng())
         self.requires_input_grad = True
-        self._cols = None
-        self._shape_memo = None
-        self._geometry_memo = None
-        self._fwd = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
-        self._bwd = (F.conv1d_backward, F.conv2d_backward, F.conv3d_backward)[nd - 1]
+        self._x = self._cols = self._plan = None
 
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2 \
                 or x.shape[1] != self.in_channels:
             _check_input(self, x, self._nd + 2, self.in_channels, _LAYOUTS[self._nd])
         w, b = self._checked_parameters()
-        if (self.training and self._nd == 2 and self.groups == 1 and x.dtype == w.dtype
-                and x.shape[0] * self._cols_bytes_per_sample(x) <= COLUMN_CACHE_BYTES):
-            return self._forward_cached(x, w, b)
-        self._cols = None
-        self._x = x
-        return self._fwd(x, w, b, self.stride, self._pads, self.dilation, self.groups)
+        x, w, b, plan = F.prepare_conv(x, w, b, self.stride, self._pads, self.dilation,
+                                       self.groups, self._nd)
+        # what backward needs: nothing under no_grad; the input, and in training
+        # mode the forward's columns too when they fit COLUMN_CACHE_BYTES
+        keep = is_grad_enabled()
+        keep_columns = (keep and self.training
+                        and x.shape[0] * plan.g.rows * plan.g.positions * x.itemsize
+                        <= COLUMN_CACHE_BYTES)
+        out, cols = plan.forward(x, w, b, keep_columns=keep_columns)
+        self._x, self._cols, self._plan = (x, cols, plan) if keep else (None, None, None)
+        return out.reshape((plan.g.n, self.out_channels) + plan.g.out_spatial)
 
     def _checked_parameters(self):
         """(weight, bias) arrays, refused if someone replaced them with other shapes."""
@@ -124,149 +109,25 @@ class _ConvNd(Module):
                              f"shape; expected {expected} and ({self.out_channels},)")
         return w, b
 
-    def _out_shape(self, shape):
-        cached = self._shape_memo
-        if cached is not None and cached[0] == shape:
-            return cached[1]
-        out = self.output_shape(shape)
-        self._shape_memo = (shape, out)
-        return out
-
-    def _cols_bytes_per_sample(self, x):
-        out = self._out_shape(x.shape)
-        return math.prod(out[2:]) * self.in_channels * math.prod(self.kernel_size) * x.itemsize
-
-    def _geometry_for(self, x):
-        cached = self._geometry_memo
-        if cached is not None and cached[0] == x.shape:
-            return cached[1]
-        g = _Geometry(x.shape[2:], self.kernel_size, self.stride, self._pads, self.dilation,
-                      1, x.shape[0], self.in_channels, self.out_channels)
-        self._geometry_memo = (x.shape, g)
-        return g
-
-    def _sample_blocks(self, g):
-        """(threads over samples, kernel threads, sample ranges) for the cached path.
-
-        Every sample is computed on its own (its im2col, its GEMMs, its col2im),
-        so any split of the batch gives the same bits. The direct kernels loop
-        over the samples on ``max`` of the two thread counts; the NumPy path
-        gives the blocks of samples to Python threads that each run the kernels
-        and the BLAS on one core (see pyxconv._parallel).
-        """
-        n = g.n
-        elements = n * g.rows * g.positions
-        n_parallel = min(threads_for(elements * g.c_out, PARALLEL_MULT_ADDS_PER_THREAD), n)
-        kernel_threads = threads_for(elements) if n_parallel == 1 else 1
-        n_blocks = min(n, 2 * n_parallel) if n_parallel > 1 else 1  # none empty
-        bounds = [n * i // n_blocks for i in range(n_blocks + 1)]
-        return n_parallel, kernel_threads, list(zip(bounds[:-1], bounds[1:]))
-
-    def _forward_cached(self, x, w, b):
-        # columns (N, C_in*kH*kW, L) from the im2col kernel, kept for backward;
-        # one GEMM per sample writes straight into the (N, C_out, L) output: all of it
-        # in one nogil OpenMP loop when the kernels can call the BLAS (pyxconv._blas),
-        # else im2col and numpy.matmul on blocks of samples
-        x = np.ascontiguousarray(x)
-        g = self._geometry_for(x)
-        n, k, positions = g.n, g.rows, g.positions
-        x5 = x.reshape((n, self.in_channels) + g.in3)
-        w2 = w.reshape(self.out_channels, -1)
-        cols = np.empty((n, k, positions), dtype=x.dtype)
-        out = np.empty((n, self.out_channels, positions), dtype=x.dtype)
-        n_parallel, kernel_threads, blocks = self._sample_blocks(g)
-        if ensure_gemm():
-            with blas_on_one_thread():
-                _im2col.conv_forward_samples(x5, np.ascontiguousarray(w2),
-                                             None if b is None
-                                             else np.ascontiguousarray(b, dtype=x.dtype),
-                                             cols, out,
-                                             *g.kernel_args(), max(n_parallel, kernel_threads))
-            self._x, self._cols = x, cols
-            return out.reshape(self._out_shape(x.shape))
-
-        def forward_block(block):
-            n0, n1 = block
-            _run_im2col(x5, cols[n0:n1].reshape(-1), g, n0, n1 - n0, 0, g.out_rows,
-                        kernel_threads, per_sample=True)
-            np.matmul(w2, cols[n0:n1], out=out[n0:n1])
-            if b is not None:
-                out[n0:n1] += b[:, None]
-
-        map_blocks(forward_block, blocks, n_parallel)
-        self._x, self._cols = x, cols
-        return out.reshape(self._out_shape(x.shape))
-
     def backward(self, grad_out):
-        self._checked_parameters()
-        if self._cols is not None:
-            return self._backward_cached(grad_out)
-        gx, gw, gb = self._bwd(grad_out, self._x, self.weight.data, self.stride, self._pads,
-                               self.dilation, self.groups, self.requires_input_grad)
+        w, _ = self._checked_parameters()
+        x, plan = self._x, self._plan
+        if plan is None:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.backward needs a forward call outside no_grad() first")
+        expected = (plan.g.n, self.out_channels) + plan.g.out_spatial
+        if getattr(grad_out, "shape", None) != expected:
+            raise ValueError(f"{type(self).__name__}.backward expected grad_out of shape "
+                             f"{expected}, got {getattr(grad_out, 'shape', None)}")
+        # the layer's dtype: a float64 gradient for a float32 layer is rounded, as the
+        # float32 weight gradient it adds to would round it anyway
+        g = np.ascontiguousarray(grad_out, dtype=x.dtype)
+        gx, gw, gb = plan.backward(g, x, np.ascontiguousarray(w, dtype=x.dtype), self._cols,
+                                   self.requires_input_grad)
         self.weight.grad += gw
         if self.bias is not None:
             self.bias.grad += gb
         return gx
-
-    def _backward_cached(self, grad_out):
-        x, cols = self._x, self._cols
-        expected = self._out_shape(x.shape)
-        if getattr(grad_out, "shape", None) != expected:
-            raise ValueError(f"{type(self).__name__}.backward expected grad_out of shape "
-                             f"{expected}, got {getattr(grad_out, 'shape', None)}")
-        geometry = self._geometry_for(x)
-        n, k, positions = geometry.n, geometry.rows, geometry.positions
-        # the layer's dtype: the kernels take one (a float64 gradient for a float32 layer
-        # is rounded, as the float32 weight gradient it adds to would round it anyway)
-        g = np.ascontiguousarray(grad_out, dtype=x.dtype).reshape(n, self.out_channels,
-                                                                  positions)
-        w2_t = self.weight.data.reshape(self.out_channels, -1).T
-        # dL/dW = sum_n g[n] @ cols[n]^T (the per-sample products are summed below, in
-        # sample order); dL/dcols = W^T @ g[n], folded back onto the input by col2im.
-        # With many rows the products are taken transposed, cols[n] @ g[n]^T: OpenBLAS
-        # ran them 2x faster on LeNet's second layer (K = 150), slower below K = 128.
-        transposed = k >= WEIGHT_GRAD_TRANSPOSED_MIN_ROWS
-        if transposed:
-            products = np.empty((n, k, self.out_channels), dtype=g.dtype)
-        else:
-            products = np.empty((n, self.out_channels, k), dtype=g.dtype)
-        needs_input_grad = self.requires_input_grad
-
-        def backward_block(block):
-            n0, n1 = block
-            if transposed:
-                g_t = np.ascontiguousarray(g[n0:n1].transpose(0, 2, 1))
-                np.matmul(cols[n0:n1], g_t, out=products[n0:n1])
-            else:
-                np.matmul(g[n0:n1], cols[n0:n1].transpose(0, 2, 1), out=products[n0:n1])
-            if needs_input_grad:
-                np.matmul(w2_t, g[n0:n1], out=grad_cols[n0:n1])
-                _run_col2im(grad_cols[n0:n1].reshape(-1), grad_x5, geometry, n0, n1 - n0, 0,
-                            geometry.out_rows, kernel_threads, per_sample=True)
-
-        n_parallel, kernel_threads, blocks = self._sample_blocks(geometry)
-        if needs_input_grad:
-            grad_x = np.zeros(x.shape, dtype=g.dtype)  # col2im adds
-            grad_x5 = grad_x.reshape((n, self.in_channels) + geometry.in3)
-        if ensure_gemm():
-            threads = max(n_parallel, kernel_threads)
-            size = _im2col.backward_workspace_size(k, self.out_channels, positions, transposed,
-                                                   needs_input_grad)
-            workspace = thread_workspace(threads, size, g.dtype) if size else None
-            with blas_on_one_thread():
-                _im2col.conv_backward_samples(
-                    cols, g, np.ascontiguousarray(self.weight.data.reshape(self.out_channels, -1)),
-                    products, transposed, grad_x5 if needs_input_grad else None, workspace,
-                    *geometry.kernel_args(), threads)
-        else:
-            if needs_input_grad:
-                grad_cols = np.empty((n, k, positions), dtype=g.dtype)
-            map_blocks(backward_block, blocks, n_parallel)
-        grad_w = products.sum(axis=0)
-        self.weight.grad += (grad_w.T if transposed else grad_w).reshape(self.weight.shape)
-        if self.bias is not None:
-            self.bias.grad += g.sum(axis=(0, 2))
-        return grad_x if needs_input_grad else None
 
     def output_shape(self, input_shape):
         n, c, *spatial = input_shape
@@ -394,7 +255,7 @@ class Linear(Module):
                 raise TypeError(f"Linear expects an ndarray, got {type(x).__name__}")
             raise ValueError(f"Linear expected input of shape (N, {self.in_features}), "
                              f"got shape {getattr(x, 'shape', None)}")
-        self._x = x
+        self._x = x if is_grad_enabled() else None
         with small_product(x.size * self.out_features):
             out = x @ self.weight.data.T
         if self.bias is not None:
@@ -402,6 +263,9 @@ class Linear(Module):
         return out
 
     def backward(self, grad_out):
+        if self._x is None:
+            raise BackwardBeforeForwardError(
+                "Linear.backward needs a forward call outside no_grad() first")
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
         with small_product(x2.size * self.out_features):
@@ -593,41 +457,20 @@ class BatchNorm2d(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
-class ConvTranspose2d(Module):
-    """2-D transposed convolution layer, ``torch.nn.ConvTranspose2d``'s parameters.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-    kernel_size, stride, padding, output_padding, groups, dilation
-        As in :func:`pyxconv.functional.conv_transpose2d`.
-    bias : bool, default True
-    dtype : float32 or float64, default float32
-
-    Attributes
-    ----------
-    weight : Parameter of shape (in_channels, out_channels / groups, kH, kW)
-    bias : Parameter of shape (out_channels,) or None
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pyxconv import nn
-    >>> up = nn.ConvTranspose2d(4, 2, 2, stride=2)
-    >>> up(np.zeros((1, 4, 5, 5), np.float32)).shape
-    (1, 2, 10, 10)
-    """
+class _ConvTransposeNd(Module):
+    _nd = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, dtype=np.float32):
         super().__init__()
+        nd = self._nd
         self.in_channels = as_int(in_channels, "in_channels", 1)
         self.out_channels = as_int(out_channels, "out_channels", 1)
-        self.kernel_size = int_tuple(kernel_size, 2, "kernel_size", 1)
-        self.stride = int_tuple(stride, 2, "stride", 1)
-        self.padding = int_tuple(padding, 2, "padding", 0)
-        self.output_padding = int_tuple(output_padding, 2, "output_padding", 0)
-        self.dilation = int_tuple(dilation, 2, "dilation", 1)
+        self.kernel_size = int_tuple(kernel_size, nd, "kernel_size", 1)
+        self.stride = int_tuple(stride, nd, "stride", 1)
+        self.padding = int_tuple(padding, nd, "padding", 0)
+        self.output_padding = int_tuple(output_padding, nd, "output_padding", 0)
+        self.dilation = int_tuple(dilation, nd, "dilation", 1)
         check_output_padding(self.output_padding, self.stride, self.dilation)
         self.groups = as_int(groups, "groups", 1)
         if self.in_channels % self.groups or self.out_channels % self.groups:
@@ -639,39 +482,92 @@ class ConvTranspose2d(Module):
         # PyTorch computes the fan-in of a transposed conv weight from dim 1.
         init.torch_default_(self.weight, self.bias, rng=_default_rng())
         self.requires_input_grad = True
+        self._x = None
+        self._fwd = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[nd - 1]
+        self._bwd = (F.conv_transpose1d_backward, F.conv_transpose2d_backward,
+                     F.conv_transpose3d_backward)[nd - 1]
 
     def _args(self):
         return (self.stride, self.padding, self.output_padding, self.groups, self.dilation)
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            _check_input(self, x, 4, self.in_channels, _LAYOUTS[2])
-        self._x = x
+        nd = self._nd
+        if not isinstance(x, np.ndarray) or x.ndim != nd + 2 or x.shape[1] != self.in_channels:
+            _check_input(self, x, nd + 2, self.in_channels, _LAYOUTS[nd])
+        self._x = x if is_grad_enabled() else None
         b = None if self.bias is None else self.bias.data
-        return F.conv_transpose2d(x, self.weight.data, b, *self._args())
+        return self._fwd(x, self.weight.data, b, *self._args())
 
     def backward(self, grad_out):
-        gx, gw, gb = F.conv_transpose2d_backward(grad_out, self._x, self.weight.data,
-                                                 *self._args(), self.requires_input_grad)
+        if self._x is None:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.backward needs a forward call outside no_grad() first")
+        gx, gw, gb = self._bwd(grad_out, self._x, self.weight.data, *self._args(),
+                               self.requires_input_grad)
         self.weight.grad += gw
         if self.bias is not None:
             self.bias.grad += gb
         return gx
 
     def output_shape(self, input_shape):
-        n, c, h, w = input_shape
-        if c != self.in_channels:
-            raise ValueError(f"ConvTranspose2d expected input with {self.in_channels} channels, "
+        n, c, *spatial = input_shape
+        if c != self.in_channels or len(spatial) != self._nd:
+            raise ValueError(f"{type(self).__name__} expected input of layout "
+                             f"{_LAYOUTS[self._nd]} with {self.in_channels} channels, "
                              f"got shape {tuple(input_shape)}")
-        out = tuple((s - 1) * st - 2 * p + d * (k - 1) + op + 1 for s, st, p, d, k, op in zip(
-            (h, w), self.stride, self.padding, self.dilation, self.kernel_size,
-            self.output_padding))
-        return (n, self.out_channels) + out
+        out = F.conv_transpose_output_size(tuple(spatial), self.kernel_size, self.stride,
+                                           self.padding, self.output_padding, self.dilation)
+        return (n, self.out_channels) + tuple(out)
 
     def mult_adds(self, input_shape):
-        n, c, h, w = input_shape
-        return n * c * h * w * (self.out_channels // self.groups) * math.prod(self.kernel_size)
+        n, c, *spatial = input_shape
+        return (n * c * math.prod(spatial) * (self.out_channels // self.groups)
+                * math.prod(self.kernel_size))
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
+
+
+_CONV_TRANSPOSE_DOC = """{nd}-D transposed convolution layer, ``torch.nn.ConvTranspose{nd}d``'s parameters.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, padding, output_padding, groups, dilation
+        As in :func:`pyxconv.functional.conv_transpose{nd}d`.
+    bias : bool, default True
+    dtype : float32 or float64, default float32
+
+    Attributes
+    ----------
+    weight : Parameter of shape (in_channels, out_channels / groups, {kernel})
+    bias : Parameter of shape (out_channels,) or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv import nn
+    >>> up = nn.ConvTranspose{nd}d(4, 2, 2, stride=2)
+    >>> up(np.zeros((1, 4) + (5,) * {nd}, np.float32)).shape
+    (1, 2{doubled})
+"""
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    _nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    _nd = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    _nd = 3
+
+
+for _cls, _kernel, _doubled in ((ConvTranspose1d, "kL", ", 10"),
+                                (ConvTranspose2d, "kH, kW", ", 10, 10"),
+                                (ConvTranspose3d, "kD, kH, kW", ", 10, 10, 10")):
+    _cls.__doc__ = _CONV_TRANSPOSE_DOC.format(nd=_cls._nd, kernel=_kernel, doubled=_doubled)
+del _cls, _kernel, _doubled

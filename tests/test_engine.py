@@ -1,0 +1,177 @@
+"""The convolution engine: every algorithm its planner can pick, forced one by one.
+
+Each is checked against the plain-loop reference, forward and backward, in
+float32 and float64, on odd shapes (dilation, asymmetric padding, stride
+larger than the kernel, one sample, one input channel), at 1 and 2 threads
+with the same bits; and the planner's own choices are checked to be the ones
+documented.
+"""
+import numpy as np
+import pytest
+
+import pyxconv
+from pyxconv import nn
+from pyxconv.functional import ConvPlan, conv2d, conv2d_backward, conv_algorithm
+from pyxconv.functional._conv import conv_plan
+from pyxconv.functional._conv import CONV_ALGORITHMS, position_tile
+from reference import conv2d_by_loops
+
+# (n, c_in, c_out, (H, W), kernel, stride, ((top, bottom), (left, right)), dilation)
+GEOMETRIES = [
+    (1, 1, 6, (12, 11), (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1)),  # LeNet's first layer
+    (1, 3, 4, (17, 15), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    (2, 4, 5, (13, 16), (3, 2), (2, 1), ((2, 0), (0, 1)), (1, 2)),  # asymmetric, dilated
+    (3, 2, 3, (11, 12), (2, 2), (3, 3), ((0, 0), (1, 1)), (1, 1)),  # stride > kernel
+    (1, 5, 7, (9, 9), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),  # pointwise
+]
+
+
+def _case(geometry, dtype, seed):
+    n, c_in, c_out, hw, kernel, stride, pads, dilation = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in) + hw).astype(dtype)
+    w = rng.standard_normal((c_out, c_in) + kernel).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return x, w, b, stride, pads, dilation
+
+
+def _runnable(algorithm, geometry):
+    kernel, stride, pads = geometry[4], geometry[5], geometry[6]
+    pointwise = kernel == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0))
+    return algorithm != "pointwise" or pointwise
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algorithm", CONV_ALGORITHMS)
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"n{g[0]}c{g[1]}k{g[4]}s{g[5]}")
+def test_each_algorithm_matches_the_loops_forward_and_backward(geometry, algorithm, dtype):
+    if not _runnable(algorithm, geometry):
+        pytest.skip("pointwise needs a 1x1 kernel, stride 1 and no padding")
+    x, w, b, stride, pads, dilation = _case(geometry, dtype, seed=len(algorithm))
+    ref_out, ref_backward = conv2d_by_loops(x, w, b, stride, pads, dilation)
+    g = np.random.default_rng(1).standard_normal(ref_out.shape).astype(dtype)
+    ref_gx, ref_gw, ref_gb = ref_backward(g)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    results = []
+    for threads in (1, 2):
+        with pyxconv.num_threads(threads), conv_algorithm(algorithm):
+            out = conv2d(x, w, b, stride, pads, dilation)
+            grads = conv2d_backward(g, x, w, stride, pads, dilation)
+        assert out.dtype == dtype and all(r.dtype == dtype for r in grads)
+        np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+        for got, want in zip(grads, (ref_gx, ref_gw, ref_gb)):
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+        results.append((out,) + grads)
+    for a, c in zip(*results):  # the same bits at every thread count
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("algorithm", ["samples", "tiles"])
+def test_backward_from_kept_columns_equals_rebuilding_them(algorithm):
+    x, w, b, stride, pads, dilation = _case(GEOMETRIES[2], np.float32, seed=3)
+    with conv_algorithm(algorithm):
+        plan = conv_plan(x.shape[2:], w.shape[2:], stride, pads, dilation, 1, x.shape[0],
+                         x.shape[1], w.shape[0], x.dtype)
+        assert plan.algorithm == algorithm
+        out, cols = plan.forward(x, w, b, keep_columns=True)
+        assert cols.shape == (x.shape[0], plan.g.rows, plan.g.positions)
+        g = np.cos(out)
+        kept = plan.backward(g, x, w, cols)
+        rebuilt = plan.backward(g, x, w, None)
+    for a, c in zip(kept, rebuilt):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+
+
+def test_a_forced_algorithm_that_cannot_run_is_refused_with_the_reason():
+    x = np.ones((2, 4, 6, 6), np.float32)
+    with conv_algorithm("pointwise"), pytest.raises(ValueError, match="cannot run"):
+        conv2d(x, np.ones((3, 4, 3, 3), np.float32))
+    with conv_algorithm("samples"), pytest.raises(ValueError, match="groups=2"):
+        conv2d(x, np.ones((4, 2, 3, 3), np.float32), groups=2)
+    with pytest.raises(ValueError, match="name must be one of"):
+        with conv_algorithm("winograd"):
+            pass
+
+
+def _planned(n, c_in, c_out, hw, kernel, groups=1, padding=1, threads=2):
+    with pyxconv.num_threads(threads):
+        return conv_plan(hw, kernel, (1, 1), ((padding, padding),) * 2, (1, 1), groups, n,
+                         c_in, c_out, np.float32)
+
+
+def test_the_planner_picks_as_documented():
+    assert _planned(1, 64, 64, (56, 56), (3, 3)).algorithm == "tiles"  # one image, 2 cores
+    assert _planned(1, 64, 64, (56, 56), (3, 3)).threads == 2
+    assert _planned(1, 64, 64, (56, 56), (3, 3), threads=1).algorithm == "samples"
+    assert _planned(8, 64, 64, (56, 56), (3, 3)).algorithm == "samples"
+    assert _planned(4, 8, 8, (9, 9), (1, 1), padding=0).algorithm == "pointwise"
+    assert _planned(4, 8, 8, (9, 9), (3, 3), groups=2).algorithm == "chunks"
+    # too little work for a second thread: one image of LeNet's first layer stays on one
+    lenet = _planned(1, 1, 6, (32, 32), (5, 5), padding=0)
+    assert lenet.algorithm == "samples" and lenet.threads == 1
+    assert isinstance(lenet, ConvPlan) and "samples" in repr(lenet)
+
+
+def test_plans_are_cached_per_setting():
+    first = _planned(1, 64, 64, (56, 56), (3, 3))
+    assert _planned(1, 64, 64, (56, 56), (3, 3)) is first
+    assert _planned(1, 64, 64, (56, 56), (3, 3), threads=1) is not first
+
+
+def test_tiles_are_set_by_the_shape_alone():
+    assert position_tile(3136) % 32 == 0 and -(-3136 // position_tile(3136)) <= 16
+    assert position_tile(1) == 64
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_layer_and_functional_give_the_same_bits(training):
+    nn.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2))
+    conv.train(training)
+    x = np.random.default_rng(2).standard_normal((3, 3, 11, 10)).astype(np.float32)
+    out = conv(x)
+    g = np.sin(out)
+    grad_x = conv.backward(g)
+    w, b = conv.weight.data, conv.bias.data
+    np.testing.assert_array_equal(out, conv2d(x, w, b, conv.stride, conv._pads, conv.dilation))
+    fx, fw, fb = conv2d_backward(g, x, w, conv.stride, conv._pads, conv.dilation)
+    np.testing.assert_array_equal(grad_x, fx)
+    np.testing.assert_array_equal(conv.weight.grad, fw)
+    np.testing.assert_array_equal(conv.bias.grad, fb)
+
+
+def test_no_grad_keeps_nothing_and_backward_then_says_so():
+    from pyxconv.nn import BackwardBeforeForwardError
+
+    nn.manual_seed(0)
+    layers = [nn.Conv2d(2, 3, 3), nn.Linear(4, 2), nn.ConvTranspose2d(2, 3, 2, stride=2)]
+    inputs = [np.ones((2, 2, 5, 5), np.float32), np.ones((3, 4), np.float32),
+              np.ones((1, 2, 3, 3), np.float32)]
+    for layer, x in zip(layers, inputs):
+        with pyxconv.no_grad():
+            assert not pyxconv.is_grad_enabled()
+            out = layer(x)
+        assert pyxconv.is_grad_enabled()
+        assert layer._x is None
+        with pytest.raises(BackwardBeforeForwardError, match="outside no_grad"):
+            layer.backward(np.ones_like(out))
+        layer(x)  # outside: backward works again
+        assert layer.backward(np.ones_like(out)).shape == x.shape
+
+
+def test_eval_mode_keeps_no_columns_but_still_has_a_backward():
+    nn.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3).eval()
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    out = conv(x)
+    assert conv._cols is None
+    grad_x = conv.backward(np.ones_like(out))
+    np.testing.assert_allclose(grad_x, conv2d_backward(np.ones_like(out), x,
+                                                       conv.weight.data)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_transposed_layers_report_their_output_shape(nd):
+    layer = getattr(nn, f"ConvTranspose{nd}d")(3, 2, 3, stride=2, padding=1, output_padding=1)
+    x = np.zeros((2, 3) + (4,) * nd, np.float32)
+    assert layer(x).shape == layer.output_shape(x.shape) == (2, 2) + (8,) * nd
