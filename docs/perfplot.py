@@ -66,7 +66,8 @@ def _plot(op, rows, png):
     threads = sorted({int(r.get("threads", 1)) for r in rows})
     series = []
     for t in threads:
-        for lib, key in (("pyxconv", "pyxconv_ms"), ("PyTorch", "torch_ms")):
+        for lib, key in (("pyxconv", "pyxconv_ms"), ("PyTorch", "torch_ms"),
+                         ("onnxruntime", "ort_ms")):
             vals = []
             for c in cases:
                 match = [r for r in rows if str(r.get("case", "")) == c
@@ -80,8 +81,9 @@ def _plot(op, rows, png):
     fig, ax = plt.subplots(figsize=(7.0, 3.6 if len(cases) <= 4 else 5.0))
     width = 0.8 / max(1, len(series))
     x = np.arange(len(cases))
-    colors = {"pyxconv": ["#1f77b4", "#6baed6"], "PyTorch": ["#d62728", "#fc9272"]}
-    used = {"pyxconv": 0, "PyTorch": 0}
+    colors = {"pyxconv": ["#1f77b4", "#6baed6"], "PyTorch": ["#d62728", "#fc9272"],
+              "onnxruntime": ["#2ca02c", "#98df8a"]}
+    used = {"pyxconv": 0, "PyTorch": 0, "onnxruntime": 0}
     for i, (label, vals, lib) in enumerate(series):
         color = colors[lib][min(used[lib], 1)]
         used[lib] += 1
@@ -117,18 +119,24 @@ def generate(results_dir, out_dir):
         slug = "".join(ch if ch.isalnum() else "_" for ch in str(op))
         png = out_dir / f"perf_{slug}.png"
         _plot(str(op), rows, png)
+        with_ort = any("ort_ms" in r for r in rows)
+        engines = "pyxconv, PyTorch and onnxruntime" if with_ort else "pyxconv and PyTorch"
         lines += [str(op), "-" * max(3, len(str(op))), "",
                   f".. figure:: /generated/perf_{slug}.png",
-                  f"   :alt: time per call of {op}, pyxconv and PyTorch, by case and threads",
+                  f"   :alt: time per call of {op}, {engines}, by case and threads",
                   "",
                   f"   Time per call of ``{op}`` (log scale, lower is better).", "",
                   ".. list-table::", "   :header-rows: 1", "",
                   "   * - case", "     - threads", "     - pyxconv (ms)", "     - PyTorch (ms)",
                   "     - ratio (recorded)"]
+        if with_ort:
+            lines += ["     - onnxruntime (ms)", "     - ratio to onnxruntime"]
         for r in rows:
             lines += [f"   * - {_fmt(r.get('case'))}", f"     - {_fmt(r.get('threads'))}",
                       f"     - {_fmt(r.get('pyxconv_ms'))}", f"     - {_fmt(r.get('torch_ms'))}",
                       f"     - {_fmt(r.get('ratio'))}"]
+            if with_ort:
+                lines += [f"     - {_fmt(r.get('ort_ms'))}", f"     - {_fmt(r.get('ratio_ort'))}"]
         lines.append("")
     rst.write_text("\n".join(lines) + "\n")
     return rst

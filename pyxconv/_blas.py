@@ -23,6 +23,7 @@ instruction set, so the choice does not change a result's bits.
 down their NumPy path instead (chunks of ``numpy.matmul`` on Python threads),
 the path that grouped convolutions take; tests use it to compare the two.
 """
+import ctypes
 import os
 import threading
 import warnings
@@ -156,9 +157,32 @@ def blas_thread_controls():
         with _lock:
             if _state["controls"] is None:
                 controllers, _state["library"] = _find_controls()
-                _state["controls"] = [(lib.get_num_threads, lib.set_num_threads)
-                                      for lib in controllers]
+                _state["controls"] = [_raw_thread_functions(lib) for lib in controllers]
     return _state["controls"]
+
+
+def _raw_thread_functions(lib):
+    """(get, set) of one BLAS: its own C functions where threadpoolctl can name them.
+
+    An OpenBLAS on its own pthreads pool is set through
+    ``openblas_get/set_num_threads`` (with the library's symbol prefix and
+    suffix, as threadpoolctl finds them): a fraction of a microsecond a call,
+    where threadpoolctl's methods, which also arbitrate between Python threads,
+    took several. Everything else goes through threadpoolctl's methods.
+    """
+    get_symbol = getattr(lib, "_get_symbol", None)
+    if (lib.internal_api == "openblas" and get_symbol is not None
+            and getattr(lib, "threading_layer", None) == "pthreads"):
+        try:
+            get, set_ = (get_symbol("openblas_get_num_threads"),
+                         get_symbol("openblas_set_num_threads"))
+        except Exception:  # a threadpoolctl whose internals differ
+            get = set_ = None
+        if get is not None and set_ is not None:
+            get.restype, get.argtypes = ctypes.c_int, []
+            set_.restype, set_.argtypes = None, [ctypes.c_int]
+            return get, set_
+    return lib.get_num_threads, lib.set_num_threads
 
 
 def gemm_library():

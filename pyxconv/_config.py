@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from pyxconv._blas import float32_gemm, gemm_library
+from pyxconv._blas import available_isas, float32_gemm, gemm_library, get_isa
 from pyxconv._version import __version__
 from pyxconv._kernels import _openmp_helpers
 from pyxconv._threads import get_num_threads
@@ -25,8 +25,10 @@ def config_info():
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "(unset)"),
         "workspace limit (bytes)": get_workspace_limit(),
-        "direct GEMM (convolutions)": gemm_library() or "no: NumPy's matmul",
-        "float32 GEMM (convolutions)": float32_gemm() if gemm_library() else "NumPy's matmul",
+        "BLAS of the kernels (scipy.linalg.cython_blas)": gemm_library(),
+        "float32 GEMM (convolutions)": float32_gemm(),
+        "own GEMM instruction set (PYXCONV_ISA)": (f"{get_isa()} (available: "
+                                                   f"{', '.join(available_isas())})"),
     }
     pools = []
     try:

@@ -104,13 +104,17 @@ class _CountRestorer:
     """Sets each BLAS's thread count to one; ``restore`` puts the old counts back."""
 
     def __init__(self, controls):
-        _release_blas_control()
+        # threadpoolctl's own methods (not raw C functions) need the ownership cleared
+        self._through_threadpoolctl = any(hasattr(set_, "__self__") for _, set_ in controls)
+        if self._through_threadpoolctl:
+            _release_blas_control()
         self._restore = [(set_, get()) for get, set_ in controls]
         for set_, _ in self._restore:
             set_(1)
 
     def restore(self):
-        _release_blas_control()
+        if self._through_threadpoolctl:
+            _release_blas_control()
         for set_, original in self._restore:
             set_(original)
 

@@ -1498,3 +1498,77 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
                               positions, 0, out_d * out_h, in_d, in_h, in_w, out_h, out_w,
                               k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h,
                               pad_w, dil_d, dil_h, dil_w)
+
+
+# ---------------------------------------------------------------------------
+# The forward by panels, for inference: no column matrix is kept, so none is
+# made whole. A task is one panel of one sample, ``rows_per_panel`` output rows
+# (od, oh) of it: im2col of those rows into the thread's panel buffer (K x
+# rows * out_w), small enough to stay in the core's L2, then the GEMM
+# out[s, :, rows] = weight @ panel straight from it. Tasks are independent and
+# write disjoint parts of out, and how a sample is cut into panels depends on the
+# shapes alone, so any thread count gives the same bits; one image with several
+# panels uses every thread.
+
+def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1] weight,
+                        const floating[::1] bias, floating[:, :, ::1] out,
+                        Py_ssize_t rows_per_panel,
+                        Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                        Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                        Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                        Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                        Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                        int n_threads):
+    """``out[n] = weight @ im2col(x[n]) (+ bias)``, panel by panel of output rows.
+
+    x (N, C, D, H, W); weight (C_out, K); bias (C_out,) or None; out (N,
+    C_out, L). Each thread allocates one panel buffer of K * rows_per_panel *
+    out_w values (the caller keeps that under its workspace limit).
+    """
+    cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
+    cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
+    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, c_out, k,
+                         positions, out.shape[0], weight.shape[0], n, k, positions, n_threads)
+    cdef bint has_bias = bias is not None
+    if has_bias and bias.shape[0] != c_out:
+        raise ValueError(f"bias has {bias.shape[0]} values for {c_out} output channels")
+    cdef Py_ssize_t out_rows = out_d * out_h
+    if rows_per_panel < 1 or rows_per_panel > out_rows:
+        raise ValueError(f"rows_per_panel must be in [1, {out_rows}], got {rows_per_panel}")
+    if n == 0 or positions == 0:
+        return
+    cdef Py_ssize_t panels = (out_rows + rows_per_panel - 1) // rows_per_panel
+    cdef Py_ssize_t panel_size = _aligned_count(k * rows_per_panel * out_w, sizeof(floating))
+    cdef Py_ssize_t task, s, c, r0, rows, width, o, p
+    cdef floating* out_row
+    cdef floating* panel
+    cdef void* block
+    cdef floating b
+    cdef Py_ssize_t plane = in_d * in_h * in_w
+    block = malloc(n_threads * panel_size * sizeof(floating) + 64)
+    if block == NULL:
+        raise MemoryError("no memory for the threads' panel buffers")
+    cdef floating* panels_base = <floating*>_align_up(block)
+    try:
+        for task in prange(n * panels, nogil=True, schedule="guided", num_threads=n_threads):
+            panel = panels_base + threadid() * panel_size
+            s = task // panels
+            r0 = (task - s * panels) * rows_per_panel
+            rows = out_rows - r0 if out_rows - r0 < rows_per_panel else rows_per_panel
+            width = rows * out_w
+            for c in range(channels):
+                _unfold_plane(&x[s, c, 0, 0, 0], panel, False, c, 0, width, r0, rows,
+                              in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
+                              stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                              dil_d, dil_h, dil_w)
+            _gemm(False, False, c_out, width, k, &weight[0, 0], k, panel, width,
+                  &out[s, 0, r0 * out_w], positions)
+            if has_bias:
+                for o in range(c_out):
+                    out_row = &out[s, o, r0 * out_w]
+                    b = bias[o]
+                    for p in range(width):
+                        out_row[p] = out_row[p] + b
+    finally:
+        free(block)

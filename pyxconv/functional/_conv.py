@@ -158,10 +158,11 @@ def _normalise_conv_args(x, weight, bias, stride, padding, dilation, groups, nd,
     if bias is not None:
         if bias.shape != (c_out,):
             raise ValueError(f"bias must have shape ({c_out},) to match C_out, got {bias.shape}")
-    geometry = conv_plan(x.shape[2:], kernel, stride, pads, dilation, groups, x.shape[0], c_in,
-                         c_out, x.dtype).g
+    plan = conv_plan(x.shape[2:], kernel, stride, pads, dilation, groups, x.shape[0], c_in,
+                     c_out, x.dtype)
+    geometry = plan.g
     check_allocation((geometry.n, c_out) + geometry.out_spatial, x.itemsize, "output")
-    return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, geometry
+    return np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, geometry, plan
 
 
 def _column_strides(geometry, nb, rc, per_sample):
@@ -305,6 +306,26 @@ def _forward_samples(x, w, bias, out, g, threads, keep_columns):
         if bias is not None:
             out += bias.reshape(1, -1, 1)
     return None
+
+
+#: A panel's columns (the "panels" forward) take at most this many bytes: they
+#: stay in a core's L2 between im2col and the GEMM (512 KiB on AMD Zen 2/3,
+#: 1-2 MiB on recent Intel), instead of a whole sample's columns going out to
+#: memory and back.
+PANEL_BYTES = 256 * 2**10
+
+
+def panel_rows(g, itemsize):
+    """Output rows (od, oh) of one panel of the forward by panels: the shape's choice alone."""
+    per_row = g.rows * g.out_w * itemsize
+    return max(1, min(g.out_rows, PANEL_BYTES // per_row))
+
+
+def _forward_panels(x, w, bias, out, g, threads):
+    """Inference: im2col of a few output rows at a time into the thread's panel, then the GEMM."""
+    with blas_on_one_thread():
+        _im2col.conv_forward_panels(x.reshape((g.n, g.c_in) + g.in3), w[0], bias, out,
+                                    panel_rows(g, x.itemsize), *g.kernel_args(), threads)
 
 
 def _forward_tiles(x, w, bias, out, g, threads):
@@ -552,6 +573,10 @@ class ConvPlan:
     def __init__(self, g, dtype, threads):
         self.g, self.dtype, self.max_threads = g, np.dtype(dtype), threads
         self.algorithm, self.threads = self._choose(_forced_algorithm)
+        # the forward without kept columns runs panel by panel (see forward)
+        panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
+        self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
+                                        panels))
 
     def _choose(self, forced):
         g, itemsize = self.g, self.dtype.itemsize
@@ -604,7 +629,10 @@ class ConvPlan:
         shapes (as :func:`prepare_conv` returns them; others raise
         ``ValueError``). Columns are kept (``keep_columns``) by the algorithms
         that make them whole ("samples", "tiles"); :meth:`backward` then
-        reuses them.
+        reuses them. Without ``keep_columns`` those two run the forward by
+        panels instead: a few output rows' columns at a time
+        (:data:`PANEL_BYTES`), unfolded and multiplied while they are in the
+        core's cache, the panels of all samples shared among the threads.
         """
         g = self.g
         self._check_operands(x, weight)
@@ -615,9 +643,12 @@ class ConvPlan:
         cols = None
         if self.algorithm == "pointwise":
             _forward_pointwise(x, w, out, g)
+        elif self.algorithm in ("samples", "tiles") and not keep_columns:
+            _forward_panels(x, w, bias, out, g, self.panel_threads)
+            bias = None  # added in the loop
         elif self.algorithm == "samples":
             cols = _forward_samples(x, w, bias, out, g, self.threads, keep_columns)
-            bias = None  # added in the loop
+            bias = None
         elif self.algorithm == "tiles":
             cols = _forward_tiles(x, w, bias, out, g, self.threads)
             bias = None
@@ -717,37 +748,31 @@ def prepare_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
     """
     if isinstance(nd, bool) or nd not in (1, 2, 3):
         raise ValueError(f"nd must be 1, 2 or 3, got {nd!r}")
-    x, weight, bias, g = _normalise_conv_args(x, weight, bias, stride, padding, dilation,
-                                              groups, nd)
+    x, weight, bias, _, plan = _normalise_conv_args(x, weight, bias, stride, padding,
+                                                    dilation, groups, nd)
     if bias is not None:
         bias = np.ascontiguousarray(bias)
-    return x, weight, bias, _plan_of(g, x.dtype)
+    return x, weight, bias, plan
 
 
 def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
-    x, weight, bias, g = _normalise_conv_args(x, weight, bias, stride, padding, dilation,
-                                              groups, nd)
-    plan = _plan_of(g, x.dtype)
+    x, weight, bias, g, plan = _normalise_conv_args(x, weight, bias, stride, padding,
+                                                    dilation, groups, nd)
     out, _ = plan.forward(x, weight, None if bias is None else np.ascontiguousarray(bias))
     return out.reshape((g.n, g.c_out) + g.out_spatial)
-
-
-def _plan_of(g, dtype):
-    return conv_plan(g.in_spatial, g.kernel, g.stride, g.pads, g.dilation, g.groups, g.n,
-                     g.c_in, g.c_out, dtype)
 
 
 def _conv_backward_nd(grad_out, x, weight, stride, padding, dilation, groups,
                       needs_input_grad, nd):
     grad_out, x, weight = float_arrays(grad_out=grad_out, x=x, weight=weight)
-    x, weight, _, g = _normalise_conv_args(x, weight, None, stride, padding, dilation,
-                                           groups, nd)
+    x, weight, _, g, plan = _normalise_conv_args(x, weight, None, stride, padding, dilation,
+                                                 groups, nd)
     expected = (g.n, g.c_out) + g.out_spatial
     if grad_out.shape != expected:
         raise ValueError(
             f"grad_out must have the output's shape {expected}, got {grad_out.shape}")
     grad_out = np.ascontiguousarray(grad_out)
-    return _plan_of(g, x.dtype).backward(grad_out, x, weight, None, bool(needs_input_grad))
+    return plan.backward(grad_out, x, weight, None, bool(needs_input_grad))
 
 
 _SHARED_NOTES = """
