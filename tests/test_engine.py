@@ -175,3 +175,66 @@ def test_transposed_layers_report_their_output_shape(nd):
     layer = getattr(nn, f"ConvTranspose{nd}d")(3, 2, 3, stride=2, padding=1, output_padding=1)
     x = np.zeros((2, 3) + (4,) * nd, np.float32)
     assert layer(x).shape == layer.output_shape(x.shape) == (2, 2) + (8,) * nd
+
+
+def _conv_bn_relu_model(dtype):
+    nn.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, dtype=dtype), nn.BatchNorm2d(8, dtype=dtype),
+                          nn.ReLU(), nn.Conv2d(8, 4, 3, bias=False, dtype=dtype), nn.ReLU(),
+                          nn.Conv2d(4, 4, 1, dtype=dtype), nn.BatchNorm2d(4, dtype=dtype),
+                          nn.Flatten(), nn.Linear(4 * 9 * 9, 3, dtype=dtype))
+    rng = np.random.default_rng(4)
+    for layer in (model[1], model[6]):  # running statistics far from the defaults
+        layer.running_mean[...] = rng.standard_normal(layer.num_features)
+        layer.running_var[...] = rng.uniform(0.5, 2.0, layer.num_features)
+        layer.weight.data[...] = rng.uniform(0.5, 1.5, layer.num_features)
+        layer.bias.data[...] = rng.standard_normal(layer.num_features)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fused_eval_sequential_gives_the_unfused_outputs(dtype):
+    model = _conv_bn_relu_model(dtype).eval()
+    x = np.random.default_rng(5).standard_normal((2, 3, 11, 11)).astype(dtype)
+    steps = model.fused_steps()
+    assert len(steps) == 5  # conv+bn+relu, conv+relu, conv+bn, flatten, linear
+    fused = model(x)
+    unfused = x
+    for layer in model:
+        unfused = layer.forward(unfused)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fused, unfused, rtol=tol, atol=tol)
+
+
+def test_backward_after_a_fused_forward_runs_the_layers_first():
+    model = _conv_bn_relu_model(np.float64).eval()
+    x = np.random.default_rng(6).standard_normal((2, 3, 11, 11))
+    out = model(x)
+    grad_x = model.backward(np.ones_like(out))
+    unfused = x
+    for layer in model:
+        unfused = layer.forward(unfused)
+    np.testing.assert_allclose(grad_x, model.backward(np.ones_like(out)), rtol=1e-12)
+    with pyxconv.no_grad():
+        model(x)
+    from pyxconv.nn import BackwardBeforeForwardError
+    with pytest.raises(BackwardBeforeForwardError):
+        model.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize("kernel", [1, 2])  # pointwise, and the panels' output pass
+def test_relu_fused_into_the_output_pass_keeps_nan(kernel):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 0, 0] = 1.0
+    x[0, 0, 3, 3] = np.nan
+    w = np.zeros((3, 1, kernel, kernel), np.float32)
+    w[0, 0, 0, 0], w[1, 0, 0, 0] = 1.0, -1.0
+    x, wc, bc, plan = F_prepare(x, w)
+    out, _ = plan.forward(x, wc, bc, relu=True)
+    assert out[0, 0, 0] == 1.0 and out[0, 1, 0] == 0.0 and not np.signbit(out[0, 1, 0])
+    assert np.isnan(out[0, :, -1]).all()  # the window over the NaN
+
+
+def F_prepare(x, w):
+    from pyxconv.functional import prepare_conv
+    return prepare_conv(x, w)

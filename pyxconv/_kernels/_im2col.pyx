@@ -1518,12 +1518,14 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
                         Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
                         Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
                         Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                        int n_threads):
+                        int n_threads, bint relu=False):
     """``out[n] = weight @ im2col(x[n]) (+ bias)``, panel by panel of output rows.
 
     x (N, C, D, H, W); weight (C_out, K); bias (C_out,) or None; out (N,
     C_out, L). Each thread allocates one panel buffer of K * rows_per_panel *
-    out_w values (the caller keeps that under its workspace limit).
+    out_w values (the caller keeps that under its workspace limit). With
+    ``relu``, the bias pass also applies ReLU as pyxconv's ReLU kernel does
+    (``0 if v < 0 else v``: NaN and -0.0 stay), while the panel is in cache.
     """
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
@@ -1544,7 +1546,7 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     cdef floating* out_row
     cdef floating* panel
     cdef void* block
-    cdef floating b
+    cdef floating b, v
     cdef Py_ssize_t plane = in_d * in_h * in_w
     block = malloc(n_threads * panel_size * sizeof(floating) + 64)
     if block == NULL:
@@ -1564,11 +1566,16 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
                               dil_d, dil_h, dil_w)
             _gemm(False, False, c_out, width, k, &weight[0, 0], k, panel, width,
                   &out[s, 0, r0 * out_w], positions)
-            if has_bias:
+            if has_bias or relu:
                 for o in range(c_out):
                     out_row = &out[s, o, r0 * out_w]
-                    b = bias[o]
-                    for p in range(width):
-                        out_row[p] = out_row[p] + b
+                    b = bias[o] if has_bias else 0
+                    if relu:
+                        for p in range(width):
+                            v = out_row[p] + b if has_bias else out_row[p]
+                            out_row[p] = 0 if v < 0 else v
+                    else:
+                        for p in range(width):
+                            out_row[p] = out_row[p] + b
     finally:
         free(block)

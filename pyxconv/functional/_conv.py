@@ -321,11 +321,12 @@ def panel_rows(g, itemsize):
     return max(1, min(g.out_rows, PANEL_BYTES // per_row))
 
 
-def _forward_panels(x, w, bias, out, g, threads):
+def _forward_panels(x, w, bias, out, g, threads, relu):
     """Inference: im2col of a few output rows at a time into the thread's panel, then the GEMM."""
     with blas_on_one_thread():
         _im2col.conv_forward_panels(x.reshape((g.n, g.c_in) + g.in3), w[0], bias, out,
-                                    panel_rows(g, x.itemsize), *g.kernel_args(), threads)
+                                    panel_rows(g, x.itemsize), *g.kernel_args(), threads,
+                                    relu=relu)
 
 
 def _forward_tiles(x, w, bias, out, g, threads):
@@ -622,7 +623,7 @@ class ConvPlan:
         self._check("x", x, (g.n, g.c_in) + g.in_spatial)
         self._check("weight", weight, (g.c_out, g.c_in // g.groups) + tuple(g.kernel))
 
-    def forward(self, x, weight, bias, keep_columns=False):
+    def forward(self, x, weight, bias, keep_columns=False, relu=False):
         """``(out, columns)``: out (N, C_out, L) and, when kept, the (N, K, L) columns.
 
         x, weight and bias are contiguous arrays of the plan's dtype and
@@ -633,6 +634,9 @@ class ConvPlan:
         panels instead: a few output rows' columns at a time
         (:data:`PANEL_BYTES`), unfolded and multiplied while they are in the
         core's cache, the panels of all samples shared among the threads.
+        ``relu`` applies ReLU to the output (``0 if v < 0 else v``), in the
+        panels' bias pass where they run (an eval-mode Sequential's fused
+        Conv -> BatchNorm -> ReLU).
         """
         g = self.g
         self._check_operands(x, weight)
@@ -644,8 +648,8 @@ class ConvPlan:
         if self.algorithm == "pointwise":
             _forward_pointwise(x, w, out, g)
         elif self.algorithm in ("samples", "tiles") and not keep_columns:
-            _forward_panels(x, w, bias, out, g, self.panel_threads)
-            bias = None  # added in the loop
+            _forward_panels(x, w, bias, out, g, self.panel_threads, relu)
+            bias, relu = None, False  # done in the loop
         elif self.algorithm == "samples":
             cols = _forward_samples(x, w, bias, out, g, self.threads, keep_columns)
             bias = None
@@ -656,6 +660,8 @@ class ConvPlan:
             _forward_chunks(x, w, out, g)
         if bias is not None:
             out += bias.reshape(1, -1, 1)
+        if relu:
+            out[out < 0] = 0  # NaN and -0.0 stay, as in the kernel
         return out, (cols if keep_columns else None)
 
     def backward(self, grad_out, x, weight, columns=None, needs_input_grad=True):

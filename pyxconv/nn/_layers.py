@@ -98,6 +98,21 @@ class _ConvNd(Module):
         self._x, self._cols, self._plan = (x, cols, plan) if keep else (None, None, None)
         return out.reshape((plan.g.n, self.out_channels) + plan.g.out_spatial)
 
+    def fused_forward(self, x, weight, bias, relu=False):
+        """This convolution with other parameters, and ReLU in its output pass; keeps nothing.
+
+        For an eval-mode :class:`~pyxconv.nn.Sequential`, which folds a following
+        BatchNorm into ``weight`` and ``bias`` (arrays of this layer's shapes).
+        """
+        if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2 \
+                or x.shape[1] != self.in_channels:
+            _check_input(self, x, self._nd + 2, self.in_channels, _LAYOUTS[self._nd])
+        x, w, b, plan = F.prepare_conv(x, weight, bias, self.stride, self._pads,
+                                       self.dilation, self.groups, self._nd)
+        self._x = self._cols = self._plan = None
+        out, _ = plan.forward(x, w, b, relu=relu)
+        return out.reshape((plan.g.n, self.out_channels) + plan.g.out_spatial)
+
     def _checked_parameters(self):
         """(weight, bias) arrays, refused if someone replaced them with other shapes."""
         w = self.weight.data

@@ -314,11 +314,56 @@ class Sequential(Module):
         return iter(self.layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        """The layers in order; in eval mode with Conv -> BatchNorm -> ReLU chains fused.
+
+        In eval mode a convolution followed by a BatchNorm (its running
+        statistics folded into the convolution's weight and bias) and/or a
+        ReLU runs as one convolution with the ReLU in its output pass
+        (:meth:`fused_steps`): the same outputs to rounding, without the
+        intermediate arrays. A ``backward`` after such a forward first runs
+        the layers one by one on the same input (outside :func:`pyxconv.no_grad`,
+        where nothing is kept).
+        """
+        if self.training:
+            self._fused_input = None
+            for layer in self.layers:
+                x = layer.forward(x)
+            return x
+        from pyxconv._grad_mode import is_grad_enabled
+
+        self._fused_input = x if is_grad_enabled() else None
+        for step in self.fused_steps():
+            x = step(x)
         return x
 
+    def fused_steps(self):
+        """The eval-mode forward as a list of callables: fused chains and the other layers."""
+        from pyxconv.nn._layers import BatchNorm2d, _ConvNd
+        from pyxconv.nn._activations import ReLU
+
+        steps, i, layers = [], 0, self.layers
+        while i < len(layers):
+            layer = layers[i]
+            if isinstance(layer, _ConvNd) and layer._nd == 2:
+                bn = layers[i + 1] if i + 1 < len(layers) else None
+                if not (isinstance(bn, BatchNorm2d) and not bn.training):
+                    bn = None
+                after = i + 1 + (bn is not None)
+                relu = after < len(layers) and isinstance(layers[after], ReLU)
+                if bn is not None or relu:
+                    steps.append(_FusedConv(layer, bn, relu))
+                    i = after + relu
+                    continue
+            steps.append(layer.forward)
+            i += 1
+        return steps
+
     def backward(self, grad_out):
+        if not self.training and getattr(self, "_fused_input", None) is not None:
+            # the fused forward kept nothing per layer: run the layers one by one first
+            x, self._fused_input = self._fused_input, None
+            for layer in self.layers:
+                x = layer.forward(x)
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
         return grad_out
@@ -334,6 +379,28 @@ class Sequential(Module):
             total += layer.mult_adds(input_shape)
             input_shape = layer.output_shape(input_shape)
         return total
+
+
+class _FusedConv:
+    """Conv2d (+ BatchNorm2d in eval mode, folded) (+ ReLU) as one convolution call."""
+
+    def __init__(self, conv, bn, relu):
+        self.conv, self.bn, self.relu = conv, bn, relu
+
+    def __call__(self, x):
+        conv, bn = self.conv, self.bn
+        w, b = conv._checked_parameters()
+        if bn is not None:
+            # y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta
+            scale = 1.0 / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
+            if bn.affine:
+                scale = scale * bn.weight.data
+            shift = ((0.0 if b is None else b.astype(np.float64)) - bn.running_mean) * scale
+            if bn.affine:
+                shift = shift + bn.bias.data
+            w = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+            b = shift.astype(w.dtype)
+        return conv.fused_forward(x, w, b, relu=self.relu)
 
 
 class Residual(Module):
