@@ -24,13 +24,20 @@ GEOMETRIES = [
     (3, 2, 3, (11, 12), (2, 2), (3, 3), ((0, 0), (1, 1)), (1, 1)),  # stride > kernel
     (1, 5, 7, (9, 9), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),  # pointwise
 ]
+# (..., groups): depthwise with a channel multiplier, and two groups
+GROUPED = [
+    (2, 4, 8, (9, 10), (3, 3), (1, 2), ((1, 1), (0, 2)), (1, 1), 4),
+    (3, 6, 4, (8, 7), (3, 2), (2, 1), ((0, 1), (1, 1)), (2, 1), 2),
+    (1, 3, 3, (6, 6), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 3),  # pointwise depthwise
+]
 
 
 def _case(geometry, dtype, seed):
-    n, c_in, c_out, hw, kernel, stride, pads, dilation = geometry
+    n, c_in, c_out, hw, kernel, stride, pads, dilation = geometry[:8]
+    groups = geometry[8] if len(geometry) > 8 else 1
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c_in) + hw).astype(dtype)
-    w = rng.standard_normal((c_out, c_in) + kernel).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups) + kernel).astype(dtype)
     b = rng.standard_normal(c_out).astype(dtype)
     return x, w, b, stride, pads, dilation
 
@@ -38,25 +45,32 @@ def _case(geometry, dtype, seed):
 def _runnable(algorithm, geometry):
     kernel, stride, pads = geometry[4], geometry[5], geometry[6]
     pointwise = kernel == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0))
+    grouped = len(geometry) > 8
+    if algorithm in ("samples", "tiles"):
+        return not grouped
+    if algorithm == "groups":
+        return grouped
     return algorithm != "pointwise" or pointwise
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("algorithm", CONV_ALGORITHMS)
-@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"n{g[0]}c{g[1]}k{g[4]}s{g[5]}")
+@pytest.mark.parametrize("geometry", GEOMETRIES + GROUPED,
+                         ids=lambda g: f"n{g[0]}c{g[1]}k{g[4]}s{g[5]}g{(g + (1,))[8]}")
 def test_each_algorithm_matches_the_loops_forward_and_backward(geometry, algorithm, dtype):
     if not _runnable(algorithm, geometry):
-        pytest.skip("pointwise needs a 1x1 kernel, stride 1 and no padding")
+        pytest.skip(f"{algorithm} does not run this geometry")
     x, w, b, stride, pads, dilation = _case(geometry, dtype, seed=len(algorithm))
-    ref_out, ref_backward = conv2d_by_loops(x, w, b, stride, pads, dilation)
+    groups = geometry[8] if len(geometry) > 8 else 1
+    ref_out, ref_backward = _grouped_loops(x, w, b, stride, pads, dilation, groups)
     g = np.random.default_rng(1).standard_normal(ref_out.shape).astype(dtype)
     ref_gx, ref_gw, ref_gb = ref_backward(g)
     tol = 1e-4 if dtype == np.float32 else 1e-10
     results = []
     for threads in (1, 2):
         with pyxconv.num_threads(threads), conv_algorithm(algorithm):
-            out = conv2d(x, w, b, stride, pads, dilation)
-            grads = conv2d_backward(g, x, w, stride, pads, dilation)
+            out = conv2d(x, w, b, stride, pads, dilation, groups)
+            grads = conv2d_backward(g, x, w, stride, pads, dilation, groups)
         assert out.dtype == dtype and all(r.dtype == dtype for r in grads)
         np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
         for got, want in zip(grads, (ref_gx, ref_gw, ref_gb)):
@@ -64,6 +78,23 @@ def test_each_algorithm_matches_the_loops_forward_and_backward(geometry, algorit
         results.append((out,) + grads)
     for a, c in zip(*results):  # the same bits at every thread count
         np.testing.assert_array_equal(a, c)
+
+
+def _grouped_loops(x, w, b, stride, pads, dilation, groups):
+    """The loop reference run group by group, its pieces put side by side."""
+    if groups == 1:
+        return conv2d_by_loops(x, w, b, stride, pads, dilation)
+    cig, cog = x.shape[1] // groups, w.shape[0] // groups
+    parts = [conv2d_by_loops(x[:, i * cig:(i + 1) * cig], w[i * cog:(i + 1) * cog],
+                             b[i * cog:(i + 1) * cog], stride, pads, dilation)
+             for i in range(groups)]
+    out = np.concatenate([p[0] for p in parts], axis=1)
+
+    def backward(g):
+        grads = [p[1](g[:, i * cog:(i + 1) * cog]) for i, p in enumerate(parts)]
+        return tuple(np.concatenate([gr[j] for gr in grads], axis=1 if j == 0 else 0)
+                     for j in range(3))
+    return out, backward
 
 
 @pytest.mark.parametrize("algorithm", ["samples", "tiles"])
@@ -88,6 +119,8 @@ def test_a_forced_algorithm_that_cannot_run_is_refused_with_the_reason():
         conv2d(x, np.ones((3, 4, 3, 3), np.float32))
     with conv_algorithm("samples"), pytest.raises(ValueError, match="groups=2"):
         conv2d(x, np.ones((4, 2, 3, 3), np.float32), groups=2)
+    with conv_algorithm("groups"), pytest.raises(ValueError, match="groups=1"):
+        conv2d(x, np.ones((4, 4, 3, 3), np.float32))
     with pytest.raises(ValueError, match="name must be one of"):
         with conv_algorithm("winograd"):
             pass
@@ -105,7 +138,8 @@ def test_the_planner_picks_as_documented():
     assert _planned(1, 64, 64, (56, 56), (3, 3), threads=1).algorithm == "samples"
     assert _planned(8, 64, 64, (56, 56), (3, 3)).algorithm == "samples"
     assert _planned(4, 8, 8, (9, 9), (1, 1), padding=0).algorithm == "pointwise"
-    assert _planned(4, 8, 8, (9, 9), (3, 3), groups=2).algorithm == "chunks"
+    assert _planned(4, 8, 8, (9, 9), (3, 3), groups=2).algorithm == "groups"
+    assert _planned(4, 8, 8, (9, 9), (3, 3), groups=8).algorithm == "groups"  # depthwise
     # too little work for a second thread: one image of LeNet's first layer stays on one
     lenet = _planned(1, 1, 6, (32, 32), (5, 5), padding=0)
     assert lenet.algorithm == "samples" and lenet.threads == 1

@@ -338,6 +338,26 @@ def _forward_tiles(x, w, bias, out, g, threads):
     return cols
 
 
+def _forward_groups(x, weight, bias, out, g, threads):
+    """Grouped: one nogil loop over (sample, group) tasks, each with its group's columns."""
+    workspace = thread_workspace(threads, g.rows // g.groups * g.positions, x.dtype)
+    with blas_on_one_thread():
+        _im2col.conv_forward_groups(x.reshape((g.n, g.c_in) + g.in3),
+                                    weight.reshape(g.c_out, -1), bias, out, workspace, g.groups,
+                                    *g.kernel_args(), threads)
+
+
+def _backward_groups(go, x, weight, grad_w, grad_x, g, threads):
+    workspace = thread_workspace(threads, g.rows // g.groups * g.positions, x.dtype)
+    gw = np.empty((g.c_out, g.rows // g.groups), dtype=x.dtype)
+    with blas_on_one_thread():
+        _im2col.conv_backward_groups(
+            x.reshape((g.n, g.c_in) + g.in3), go, weight.reshape(g.c_out, -1), gw,
+            None if grad_x is None else grad_x.reshape((g.n, g.c_in) + g.in3), workspace,
+            g.groups, *g.kernel_args(), threads)
+    grad_w[...] = gw.reshape(grad_w.shape)
+
+
 def _forward_chunks(x, w, out, g):
     """Chunks of samples (or of one sample's rows) shared among Python threads."""
     n, groups = g.n, g.groups
@@ -480,7 +500,7 @@ def _backward_chunks(go, x, w, grad_w, grad_x, g):
 
 
 #: The algorithms a convolution plan can pick, in the order :class:`ConvPlan` tries them.
-CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "chunks")
+CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "groups", "chunks")
 
 #: Rows of the column matrix from which the per-sample backward (with the
 #: forward's columns) takes each weight-gradient product transposed,
@@ -525,8 +545,9 @@ def conv_algorithm(name):
     For tests and benchmarks: ``"pointwise"`` (1x1, stride 1, no padding, as a
     plain GEMM), ``"tiles"`` (one image on many threads: im2col of the whole
     sample, GEMMs by position tiles), ``"samples"`` (one nogil loop over
-    samples, each thread on its own column buffer), ``"chunks"`` (NumPy
-    matmul over chunks on Python threads; groups always take it), or None for
+    samples, each thread on its own column buffer), ``"groups"`` (one task per
+    sample and group, for grouped convolutions), ``"chunks"`` (NumPy matmul
+    over chunks on Python threads), or None for
     the planner's own choice. A name the convolution cannot run raises
     ``ValueError`` when it is planned. Process-wide while the block runs.
 
@@ -563,12 +584,13 @@ class ConvPlan:
     small cache (:func:`conv_plan`); layers keep theirs.
 
     The choice, in order: ``"pointwise"`` for 1x1 kernels with stride 1 and no
-    padding; ``"chunks"`` for groups (and when the kernels' own GEMM calls are
-    turned off, see :mod:`pyxconv._blas`); ``"tiles"`` when there are fewer
-    samples than threads and enough work for several, so one image uses every
-    core; ``"samples"`` otherwise, unless a sample's columns pass the
-    workspace limit (then ``"chunks"``, by rows of one sample). Each gives the
-    same bits at every thread count.
+    padding; ``"tiles"`` when there are fewer samples than threads and enough
+    work for several, so one image uses every core; ``"samples"`` otherwise;
+    ``"groups"`` for grouped (and depthwise) convolutions, one task per
+    (sample, group); ``"chunks"`` when a sample's columns pass the workspace
+    limit (by rows of one sample) or the kernels' own GEMM calls are turned
+    off (see :mod:`pyxconv._blas`). Each gives the same bits at every thread
+    count.
     """
 
     def __init__(self, g, dtype, threads):
@@ -588,6 +610,11 @@ class ConvPlan:
         runnable["tiles"] = direct and g.n * per_sample * itemsize <= limit
         sample_count = sample_threads(g, per_sample, itemsize) if direct else 0
         runnable["samples"] = sample_count > 0
+        group_columns = g.rows // g.groups * g.positions * itemsize
+        group_threads = max(1, min(self.max_threads, threads_for(g.n * per_sample),
+                                   g.n * g.groups))
+        runnable["groups"] = (g.groups > 1 and ensure_gemm() and g.n >= 1
+                              and group_threads * group_columns <= limit)
         tile_threads = min(self.max_threads, threads_for(g.n * per_sample),
                            g.n * -(-g.positions // position_tile(g.positions)))
         if forced is not None:
@@ -602,10 +629,14 @@ class ConvPlan:
             choice = "tiles"
         elif runnable["samples"]:
             choice = "samples"
+        elif runnable["groups"]:
+            choice = "groups"
         else:
             choice = "chunks"
         if choice == "tiles":
             return choice, max(1, tile_threads)
+        if choice == "groups":
+            return choice, group_threads
         if choice == "samples":
             return choice, sample_count
         return choice, 1
@@ -656,6 +687,9 @@ class ConvPlan:
         elif self.algorithm == "tiles":
             cols = _forward_tiles(x, w, bias, out, g, self.threads)
             bias = None
+        elif self.algorithm == "groups":
+            _forward_groups(x, weight, bias, out, g, self.threads)
+            bias = None
         else:
             _forward_chunks(x, w, out, g)
         if bias is not None:
@@ -688,6 +722,8 @@ class ConvPlan:
             _backward_samples(go, x, w, grad_w, grad_x, g, self.threads, columns)
         elif self.algorithm == "tiles":
             _backward_tiles(go, x, w, grad_w, grad_x, g, self.threads, columns)
+        elif self.algorithm == "groups":
+            _backward_groups(go, x, weight, grad_w, grad_x, g, self.threads)
         else:
             _backward_chunks(go, x, w, grad_w, grad_x, g)
         return grad_x, grad_w.reshape(weight.shape), grad_bias
