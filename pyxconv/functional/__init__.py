@@ -3,6 +3,22 @@
 Each forward function has a ``*_backward`` partner that returns the gradients,
 so a training loop (or a student) can run backpropagation by hand.
 """
+from pyxconv.functional._activations import (
+    elu,
+    elu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    prelu,
+    prelu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softplus,
+    softplus_backward,
+    tanh,
+    tanh_backward,
+)
 from pyxconv.functional._conv import (
     ConvPlan,
     col2im,
@@ -55,6 +71,20 @@ from pyxconv.functional._pool import (
 )
 
 __all__ = [
+    "elu",
+    "elu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "prelu",
+    "prelu_backward",
+    "relu",
+    "relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "softplus",
+    "softplus_backward",
+    "tanh",
+    "tanh_backward",
     "ConvPlan",
     "col2im",
     "conv1d",

@@ -1,4 +1,6 @@
-"""Activations (lecture 003's table), element-wise, with their derivatives.
+"""Activation layers: each keeps what its backward needs and calls :mod:`pyxconv.functional`.
+
+Lecture 003's table, element-wise, with the derivatives:
 
 ==========  ==============================================  ================================
 layer       f(x)                                            f'(x)
@@ -14,14 +16,10 @@ Softplus    log(1 + e^(beta x)) / beta                      sigmoid(beta x)
 """
 import numpy as np
 
-from pyxconv._kernels import _activations
-from pyxconv._threads import threads_for
+from pyxconv import functional as F
 from pyxconv.nn._module import Module
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Sigmoid", "Softplus", "Tanh"]
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
 
 class ReLU(Module):
     """``max(0, x)``; the gradient passes where the output is positive.
@@ -43,30 +41,11 @@ class ReLU(Module):
     """
 
     def forward(self, x):
-        if isinstance(x, np.ndarray) and x.dtype in _KERNEL_DTYPES:
-            x = np.asarray(x, order="C")  # keeps a 0-d array 0-d
-            out = np.empty_like(x)
-            _activations.relu_forward(x.reshape(-1), out.reshape(-1), threads_for(x.size))
-        else:
-            x = np.asarray(x)
-            out = np.where(x < 0, x.dtype.type(0), x)
-        self._out = out
-        return out
+        self._out = F.relu(x)
+        return self._out
 
     def backward(self, grad_out):
-        out = self._out
-        if getattr(grad_out, "shape", None) != out.shape:
-            raise ValueError(f"ReLU.backward expected grad_out of shape {out.shape}, got "
-                             f"{getattr(grad_out, 'shape', None)}")
-        # a select, as torch's threshold_backward: +0 where masked, even for a
-        # negative, infinite or NaN gradient
-        if out.dtype in _KERNEL_DTYPES and grad_out.dtype == out.dtype:
-            grad_out = np.asarray(grad_out, order="C")
-            grad_in = np.empty_like(out)
-            _activations.relu_backward(grad_out.reshape(-1), out.reshape(-1),
-                                       grad_in.reshape(-1), threads_for(out.size))
-            return grad_in
-        return np.where(out <= 0, grad_out.dtype.type(0), grad_out)
+        return F.relu_backward(grad_out, self._out)
 
 
 class LeakyReLU(Module):
@@ -85,11 +64,11 @@ class LeakyReLU(Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        self._pos = x > 0
-        return np.where(self._pos, x, x * x.dtype.type(self.negative_slope))
+        self._x = x
+        return F.leaky_relu(x, self.negative_slope)
 
     def backward(self, grad_out):
-        return np.where(self._pos, grad_out, grad_out * grad_out.dtype.type(self.negative_slope))
+        return F.leaky_relu_backward(grad_out, self._x, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -122,30 +101,14 @@ class PReLU(Module):
         self.num_parameters = int(num_parameters)
         self.weight = self._param("weight", np.full(self.num_parameters, init, dtype=dtype))
 
-    def _slope(self, x):
-        a = self.weight.data
-        if self.num_parameters == 1:
-            return a.reshape((1,) * x.ndim)
-        if x.ndim < 2 or x.shape[1] != self.num_parameters:
-            raise ValueError(f"PReLU with {self.num_parameters} parameters expected input with "
-                             f"{self.num_parameters} channels on axis 1, got shape {x.shape}")
-        return a.reshape((1, -1) + (1,) * (x.ndim - 2))
-
     def forward(self, x):
-        slope = self._slope(x)
         self._x = x
-        return np.where(x > 0, x, x * slope)
+        return F.prelu(x, self.weight.data)
 
     def backward(self, grad_out):
-        x = self._x
-        neg = x <= 0
-        contrib = grad_out * x * neg
-        if self.num_parameters == 1:
-            self.weight.grad += contrib.sum()
-        else:
-            axes = (0,) + tuple(range(2, x.ndim))
-            self.weight.grad += contrib.sum(axis=axes)
-        return np.where(neg, grad_out * self._slope(x), grad_out)
+        grad_x, grad_weight = F.prelu_backward(grad_out, self._x, self.weight.data)
+        self.weight.grad += grad_weight
+        return grad_x
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}"
@@ -167,14 +130,11 @@ class ELU(Module):
         self.alpha = float(alpha)
 
     def forward(self, x):
-        self._pos = x > 0
-        neg = self.alpha * np.expm1(np.minimum(x, 0))
-        out = np.where(self._pos, x, neg.astype(x.dtype, copy=False))
-        self._out = out
-        return out
+        self._x = x
+        return F.elu(x, self.alpha)
 
     def backward(self, grad_out):
-        return np.where(self._pos, grad_out, grad_out * (self._out + self.alpha))
+        return F.elu_backward(grad_out, self._x, self.alpha)
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
@@ -192,12 +152,11 @@ class Sigmoid(Module):
     """
 
     def forward(self, x):
-        out = 0.5 * (1 + np.tanh(0.5 * x))
-        self._out = out
-        return out
+        self._out = F.sigmoid(x)
+        return self._out
 
     def backward(self, grad_out):
-        return grad_out * self._out * (1 - self._out)
+        return F.sigmoid_backward(grad_out, self._out)
 
 
 class Tanh(Module):
@@ -212,12 +171,11 @@ class Tanh(Module):
     """
 
     def forward(self, x):
-        out = np.tanh(x)
-        self._out = out
-        return out
+        self._out = F.tanh(x)
+        return self._out
 
     def backward(self, grad_out):
-        return grad_out * (1 - self._out * self._out)
+        return F.tanh_backward(grad_out, self._out)
 
 
 class Softplus(Module):
@@ -236,15 +194,11 @@ class Softplus(Module):
         self.beta, self.threshold = float(beta), float(threshold)
 
     def forward(self, x):
-        bx = self.beta * x
         self._x = x
-        self._linear = bx > self.threshold
-        soft = (np.logaddexp(0, bx) / self.beta).astype(x.dtype, copy=False)
-        return np.where(self._linear, x, soft)
+        return F.softplus(x, self.beta, self.threshold)
 
     def backward(self, grad_out):
-        sig = 0.5 * (1 + np.tanh(0.5 * self.beta * self._x))
-        return np.where(self._linear, grad_out, grad_out * sig)
+        return F.softplus_backward(grad_out, self._x, self.beta, self.threshold)
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
