@@ -33,7 +33,13 @@ from pyxconv._kernels import _im2col
 
 _lock = threading.Lock()
 _state = {"enabled": os.environ.get("PYXCONV_DIRECT_GEMM", "1") != "0",
-          "controls": None, "library": None}
+          "controls": None, "library": None, "single_thread_below": 0}
+
+#: OpenBLAS runs a GEMM of m*n*k below 65536 * GEMM_MULTITHREAD_THRESHOLD (4
+#: unless built otherwise) multiply-adds on the calling thread alone
+#: (``interface/gemm.c``); pyxconv counts on a quarter of that, which holds
+#: for any threshold >= 1. Other BLASes document no such bound.
+OPENBLAS_SINGLE_THREAD_GEMM = 65536
 
 #: instruction sets of the own float32 GEMM, best first, as PYXCONV_ISA names them
 ISA_CHOICES = ("avx512", "avx2", "none")
@@ -157,8 +163,21 @@ def blas_thread_controls():
         with _lock:
             if _state["controls"] is None:
                 controllers, _state["library"] = _find_controls()
+                if controllers and all(lib.internal_api == "openblas" for lib in controllers):
+                    _state["single_thread_below"] = OPENBLAS_SINGLE_THREAD_GEMM
                 _state["controls"] = [_raw_thread_functions(lib) for lib in controllers]
     return _state["controls"]
+
+
+def gemms_single_threaded_below():
+    """Multiply-adds below which every BLAS loaded runs a GEMM on one thread, or 0.
+
+    :data:`OPENBLAS_SINGLE_THREAD_GEMM` when each BLAS loaded is OpenBLAS;
+    0 (no such bound) when one is MKL, Accelerate, BLIS or another. Callers
+    whose products all fall below it need not hold the BLAS to one thread.
+    """
+    blas_thread_controls()
+    return _state["single_thread_below"]
 
 
 def _raw_thread_functions(lib):

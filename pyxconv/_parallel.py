@@ -64,7 +64,6 @@ _blas_users = 0
 _blas_limiter = None
 
 
-@contextlib.contextmanager
 def blas_on_one_thread():
     """The BLAS on one thread inside the block, for the whole process.
 
@@ -81,36 +80,57 @@ def blas_on_one_thread():
     BLAS threadpoolctl finds is limited (SciPy's, which the kernels call, and
     NumPy's, which the NumPy path calls), through the thread-count functions
     of threadpoolctl's controllers, found once (:func:`pyxconv._blas.blas_thread_controls`).
+
+    A plain object's ``__enter__``/``__exit__`` rather than a generator:
+    inference calls of a few microseconds make this block on every call.
     """
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            controls = [(get, set_) for get, set_ in blas_thread_controls() if (get() or 1) > 1]
-            if controls:
-                _blas_limiter = _CountRestorer(controls)
-            # else: already on one thread
-        _blas_users += 1
-    try:
-        yield
-    finally:
+    return _BLAS_ON_ONE_THREAD
+
+
+class _BlasOnOneThread:
+    __slots__ = ()
+
+    def __enter__(self):
+        global _blas_users, _blas_limiter
+        with _blas_lock:
+            if _blas_users == 0:
+                _blas_limiter = _CountRestorer.limit(blas_thread_controls())
+            _blas_users += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        global _blas_users, _blas_limiter
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0 and _blas_limiter is not None:
                 _blas_limiter.restore()
                 _blas_limiter = None
+        return False
+
+
+_BLAS_ON_ONE_THREAD = _BlasOnOneThread()
 
 
 class _CountRestorer:
     """Sets each BLAS's thread count to one; ``restore`` puts the old counts back."""
 
-    def __init__(self, controls):
+    __slots__ = ("_restore", "_through_threadpoolctl")
+
+    @classmethod
+    def limit(cls, controls):
+        """The restorer of the BLASes now on more than one thread, or None if none is."""
+        restore = [(set_, count) for get, set_ in controls if (count := get() or 1) > 1]
+        if not restore:
+            return None
+        limiter = cls()
+        limiter._restore = restore
         # threadpoolctl's own methods (not raw C functions) need the ownership cleared
-        self._through_threadpoolctl = any(hasattr(set_, "__self__") for _, set_ in controls)
-        if self._through_threadpoolctl:
+        limiter._through_threadpoolctl = any(hasattr(set_, "__self__") for set_, _ in restore)
+        if limiter._through_threadpoolctl:
             _release_blas_control()
-        self._restore = [(set_, get()) for get, set_ in controls]
-        for set_, _ in self._restore:
+        for set_, _ in restore:
             set_(1)
+        return limiter
 
     def restore(self):
         if self._through_threadpoolctl:

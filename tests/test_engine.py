@@ -272,3 +272,29 @@ def test_relu_fused_into_the_output_pass_keeps_nan(kernel):
 def F_prepare(x, w):
     from pyxconv.functional import prepare_conv
     return prepare_conv(x, w)
+
+
+def test_a_repeated_call_skips_the_checks_but_not_for_arguments_that_only_look_alike():
+    from pyxconv.functional import _conv
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    _conv._checked_calls.clear()
+    first = conv2d(x, w, stride=1, padding=1)
+    assert len(_conv._checked_calls) == 1
+    np.testing.assert_array_equal(conv2d(x, w, stride=1, padding=1), first)
+    # True == 1 and 1.0 == 1 as dictionary keys, but the checks refuse them
+    with pytest.raises((TypeError, ValueError), match="stride"):
+        conv2d(x, w, stride=True, padding=1)
+    with pytest.raises((TypeError, ValueError), match="padding"):
+        conv2d(x, w, stride=1, padding=1.0)
+    # a list is checked every time, and gives the same result
+    np.testing.assert_array_equal(conv2d(x, w, stride=[1, 1], padding=1), first)
+    assert len(_conv._checked_calls) == 1
+    # another thread count is another plan
+    with pyxconv.num_threads(1):
+        np.testing.assert_array_equal(conv2d(x, w, stride=1, padding=1), first)
+    assert len(_conv._checked_calls) == 2
+    # a reference from plain loops, so the cached path is checked against the truth
+    np.testing.assert_allclose(first, conv2d_by_loops(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1))[0], rtol=1e-5, atol=1e-5)

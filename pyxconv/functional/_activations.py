@@ -93,6 +93,13 @@ def relu_backward(grad_out, out):
 
     A select, as torch's ``threshold_backward``: masked entries are +0.0 even
     where the incoming gradient is negative, infinite or NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import relu_backward
+    >>> relu_backward(np.array([-1.0, np.nan, 2.0]), np.array([0.0, 0.0, 3.0]))
+    array([0., 0., 2.])
     """
     grad_out, out = _with_gradient(grad_out, out, "out")
     grad_out, out = np.asarray(grad_out, order="C"), np.asarray(out, order="C")
@@ -118,7 +125,15 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01):
-    """Gradient of :func:`leaky_relu` with respect to its input ``x``."""
+    """Gradient of :func:`leaky_relu` with respect to its input ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import leaky_relu_backward
+    >>> leaky_relu_backward(np.array([1.0, 1.0]), np.array([-2.0, 3.0]), 0.1)
+    array([0.1, 1. ])
+    """
     grad_out, x = _with_gradient(grad_out, x, "x")
     slope = x.dtype.type(_real(negative_slope, "negative_slope"))
     return np.where(x > 0, grad_out, grad_out * slope)
@@ -159,6 +174,15 @@ def prelu_backward(grad_out, x, weight):
 
     ``grad_weight`` sums ``grad_out * x`` over the entries where ``x <= 0``: over
     everything for one shared slope, over all axes but 1 for per-channel slopes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import prelu_backward
+    >>> grad_x, grad_weight = prelu_backward(np.ones((1, 2)), np.array([[-4.0, 4.0]]),
+    ...                                      np.array([0.25]))
+    >>> grad_x, grad_weight
+    (array([[0.25, 1.  ]]), array([-4.]))
     """
     grad_out, x, weight = _floats(grad_out=grad_out, x=x, weight=weight)
     if grad_out.shape != x.shape:
@@ -191,7 +215,15 @@ def elu(x, alpha=1.0):
 
 
 def elu_backward(grad_out, x, alpha=1.0):
-    """Gradient of :func:`elu` with respect to its input: 1, or ``alpha * exp(x)``."""
+    """Gradient of :func:`elu` with respect to its input: 1, or ``alpha * exp(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import elu_backward
+    >>> elu_backward(np.ones(2), np.array([0.0, 2.0]), alpha=0.5)
+    array([0.5, 1. ])
+    """
     grad_out, x = _with_gradient(grad_out, x, "x")
     alpha = _real(alpha, "alpha")
     slope = (alpha * np.exp(np.minimum(x, 0))).astype(x.dtype, copy=False)
@@ -217,7 +249,15 @@ def sigmoid(x):
 
 
 def sigmoid_backward(grad_out, out):
-    """Gradient of :func:`sigmoid` from its output: ``grad_out * out * (1 - out)``."""
+    """Gradient of :func:`sigmoid` from its output: ``grad_out * out * (1 - out)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import sigmoid_backward
+    >>> sigmoid_backward(np.array([2.0]), np.array([0.5]))
+    array([0.5])
+    """
     grad_out, out = _with_gradient(grad_out, out, "out")
     return grad_out * out * (1 - out)
 
@@ -237,7 +277,15 @@ def tanh(x):
 
 
 def tanh_backward(grad_out, out):
-    """Gradient of :func:`tanh` from its output: ``grad_out * (1 - out**2)``."""
+    """Gradient of :func:`tanh` from its output: ``grad_out * (1 - out**2)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import tanh_backward
+    >>> tanh_backward(np.array([1.0, 1.0]), np.array([0.0, 0.5]))
+    array([1.  , 0.75])
+    """
     grad_out, out = _with_gradient(grad_out, out, "out")
     return grad_out * (1 - out * out)
 
@@ -264,7 +312,15 @@ def softplus(x, beta=1.0, threshold=20.0):
 
 
 def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
-    """Gradient of :func:`softplus` with respect to its input: ``sigmoid(beta * x)``, or 1."""
+    """Gradient of :func:`softplus` with respect to its input: ``sigmoid(beta * x)``, or 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import softplus_backward
+    >>> softplus_backward(np.ones(2), np.array([0.0, 30.0]))
+    array([0.5, 1. ])
+    """
     grad_out, x = _with_gradient(grad_out, x, "x")
     beta, threshold = _real(beta, "beta"), _real(threshold, "threshold")
     scaled = beta * x

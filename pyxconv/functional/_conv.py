@@ -25,7 +25,7 @@ import threading
 
 import numpy as np
 
-from pyxconv._blas import ensure_gemm
+from pyxconv._blas import ensure_gemm, gemms_single_threaded_below
 from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
@@ -321,11 +321,11 @@ def panel_rows(g, itemsize):
     return max(1, min(g.out_rows, PANEL_BYTES // per_row))
 
 
-def _forward_panels(x, w, bias, out, g, threads, relu):
+def _forward_panels(x, w, bias, out, plan, relu):
     """Inference: im2col of a few output rows at a time into the thread's panel, then the GEMM."""
-    with blas_on_one_thread():
-        _im2col.conv_forward_panels(x.reshape((g.n, g.c_in) + g.in3), w[0], bias, out,
-                                    panel_rows(g, x.itemsize), *g.kernel_args(), threads,
+    with plan._blas_limit:
+        _im2col.conv_forward_panels(x.reshape(plan._x5_shape), w[0], bias, out,
+                                    plan._panel_rows, *plan._kernel_args, plan.panel_threads,
                                     relu=relu)
 
 
@@ -600,6 +600,13 @@ class ConvPlan:
         panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
         self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
                                         panels))
+        # what every forward call passes the kernels, worked out once
+        self._x5_shape = (g.n, g.c_in) + g.in3
+        self._kernel_args = g.kernel_args()
+        self._panel_rows = panel_rows(g, self.dtype.itemsize)
+        # no product of a sample's (or group's) GEMMs exceeds this, forward or backward
+        self._blas_limit = (blas_on_one_thread() if g.c_out * g.rows * g.positions
+                            >= gemms_single_threaded_below() else contextlib.nullcontext())
 
     def _choose(self, forced):
         g, itemsize = self.g, self.dtype.itemsize
@@ -669,17 +676,21 @@ class ConvPlan:
         panels' bias pass where they run (an eval-mode Sequential's fused
         Conv -> BatchNorm -> ReLU).
         """
-        g = self.g
         self._check_operands(x, weight)
         if bias is not None:
-            self._check("bias", bias, (g.c_out,))
+            self._check("bias", bias, (self.g.c_out,))
+        return self._forward(x, weight, bias, keep_columns, relu)
+
+    def _forward(self, x, weight, bias, keep_columns=False, relu=False):
+        """:meth:`forward` on operands known to fit the plan."""
+        g = self.g
         w = weight.reshape(g.groups, g.c_out // g.groups, -1)
         out = np.empty((g.n, g.c_out, g.positions), dtype=x.dtype)
         cols = None
         if self.algorithm == "pointwise":
             _forward_pointwise(x, w, out, g)
         elif self.algorithm in ("samples", "tiles") and not keep_columns:
-            _forward_panels(x, w, bias, out, g, self.panel_threads, relu)
+            _forward_panels(x, w, bias, out, self, relu)
             bias, relu = None, False  # done in the loop
         elif self.algorithm == "samples":
             cols = _forward_samples(x, w, bias, out, g, self.threads, keep_columns)
@@ -797,10 +808,55 @@ def prepare_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
     return x, weight, bias, plan
 
 
+#: Plans of calls already checked, keyed by what the checks read: the arrays'
+#: shapes and dtype, the other arguments as given, and the settings a plan
+#: depends on. A repeated call (inference over many small inputs) skips the
+#: checks; at most _CHECKED_CALLS_SIZE keys, then the cache starts afresh.
+_checked_calls = {}
+_CHECKED_CALLS_SIZE = 256
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd):
+    """The key of an already checked call, or None where the arguments cannot make one."""
+    if not (type(x) is np.ndarray and type(weight) is np.ndarray
+            and x.dtype in _FLOAT_DTYPES and weight.dtype == x.dtype):
+        return None
+    if bias is None:
+        bias_shape = None
+    elif type(bias) is np.ndarray and bias.dtype == x.dtype:
+        bias_shape = bias.shape
+    else:
+        return None
+    if not all(map(_is_plain_argument, (stride, padding, dilation, groups))):
+        return None
+    return (x.shape, weight.shape, bias_shape, x.dtype.char, stride, padding, dilation, groups,
+            nd, get_num_threads(), get_workspace_limit(), ensure_gemm(), _forced_algorithm)
+
+
+def _is_plain_argument(value):
+    """An int, a string or a tuple of them (nested once): keys that cannot stand for
+    another value (True == 1 and 1.0 == 1 hash alike, but the checks refuse them)."""
+    if type(value) is int or type(value) is str:
+        return True
+    return type(value) is tuple and all(
+        type(v) is int or (type(v) is tuple and all(type(u) is int for u in v)) for v in value)
+
+
 def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
-    x, weight, bias, g, plan = _normalise_conv_args(x, weight, bias, stride, padding,
-                                                    dilation, groups, nd)
-    out, _ = plan.forward(x, weight, None if bias is None else np.ascontiguousarray(bias))
+    key = _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd)
+    plan = _checked_calls.get(key) if key is not None else None
+    if plan is None:
+        x, weight, bias, _, plan = _normalise_conv_args(x, weight, bias, stride, padding,
+                                                        dilation, groups, nd)
+        if key is not None:
+            if len(_checked_calls) >= _CHECKED_CALLS_SIZE:
+                _checked_calls.clear()
+            _checked_calls[key] = plan
+    else:
+        x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    g = plan.g
+    out, _ = plan._forward(x, weight, None if bias is None else np.ascontiguousarray(bias))
     return out.reshape((g.n, g.c_out) + g.out_spatial)
 
 
