@@ -197,7 +197,9 @@ def extensions():
     only = [name for name in os.environ.get("PYXCONV_BUILD_ONLY", "").split(",") if name]
     if not only:
         write_build_info(openmp)
-    compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+    # -g0: Python's own CFLAGS carry -g, which makes the modules (and wheels)
+    # several times larger; PYXCONV_DEBUG_CYTHON=1 builds keep debug info.
+    compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-g0"]
     if sys.platform == "win32":  # MSVC spells it differently
         compile_args = ["/Od", "/Zi"] if DEBUG else ["/O2"]
     link_args = []
