@@ -29,6 +29,7 @@ PYXCONV_BUILD_CACHE=DIR
 import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -130,6 +131,9 @@ def _cache_dir():
     return Path(setting) if setting else HERE / "build" / "ext-cache"
 
 
+_CYTHON_METADATA = re.compile(rb"/\* BEGIN: Cython Metadata\n.*?\nEND: Cython Metadata \*/", re.S)
+
+
 class BuildExt(build_ext):
     """build_ext that compiles the modules in parallel and reuses identical compiles.
 
@@ -161,7 +165,10 @@ class BuildExt(build_ext):
         for name in list(ext.sources) + sorted(ext.depends):
             path = Path(name)
             digest.update(path.name.encode() + b"\0")
-            digest.update(path.read_bytes() if path.exists() else b"(missing)")
+            data = path.read_bytes() if path.exists() else b"(missing)"
+            # Cython's metadata comment lists the include directories, which
+            # name pip's temporary build environment: a new path every install.
+            digest.update(_CYTHON_METADATA.sub(b"", data))
         return digest.hexdigest()[:32]
 
     def build_extension(self, ext):
