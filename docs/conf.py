@@ -19,8 +19,13 @@ matplotlib.use("Agg")
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(DOCS))
+sys.path.insert(0, str(DOCS))  # perfplot.py, _syspath.py
+# The docs document the installed pyxconv (editable or not): the source tree is
+# never put ahead of it, and is taken off sys.path where it has no compiled
+# kernels (python -m sphinx from the repository root puts it there).
+import _syspath  # noqa: E402
+
+sys.path[:] = _syspath.without_unbuilt_source_tree(sys.path, ROOT)
 
 import pyxconv  # noqa: E402
 
