@@ -225,3 +225,122 @@ def test_ctrl_c_during_a_long_convolution(tmp_path, kind, path, n, groups):
     print(f"Ctrl-C {kind} {path} groups={groups}: {proc.stdout.strip()}")
     assert latency < 2.5, proc.stdout
     assert "same True" in proc.stdout and "unchanged True" in proc.stdout
+
+
+# --------------------------------------------------------------------------- hostile files
+
+def _idx(shape, payload, code=0x08):
+    head = bytes([0, 0, code, len(shape)]) + b"".join(int(s).to_bytes(4, "big") for s in shape)
+    return head + payload
+
+
+def _gzip_bomb(path, shape, inflated_bytes):
+    """A gzip file whose header member declares ``shape`` and whose data inflate to ``inflated_bytes``.
+
+    Built from one compressed member of 64 MiB of zeros repeated (gzip readers
+    concatenate members), so making a 4 GiB bomb takes a fraction of a second.
+    """
+    import gzip
+
+    member = gzip.compress(bytes(64 << 20), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(_idx(shape, b"")))
+        for _ in range(inflated_bytes // (64 << 20)):
+            f.write(member)
+    return path
+
+
+BOMB_SCRIPT = """
+import resource, sys, time
+from pyxconv.data import read_idx
+path = sys.argv[1]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+    read_idx(path)
+    print("ACCEPTED")
+except ValueError as e:
+    took = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"rejected {took:.2f} s, peak growth {(peak - before) / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
+    print(str(e))
+"""
+
+
+@pytest.mark.parametrize("shape, inflated", [((10, 28, 28), 256 << 20), ((60000, 28, 28), 4 << 30)],
+                         ids=["10x28x28-256MiB", "60000x28x28-4GiB"])
+def test_gzip_bomb_is_rejected_quickly_in_bounded_memory(tmp_path, shape, inflated):
+    bomb = _gzip_bomb(tmp_path / "bomb-idx3-ubyte.gz", shape, inflated)
+    script = tmp_path / "bomb.py"
+    script.write_text(BOMB_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(script), str(bomb)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rejected" in proc.stdout, proc.stdout
+    print(f"gzip bomb {bomb.stat().st_size >> 10} KiB -> {inflated >> 20} MiB, header {shape}: "
+          f"{proc.stdout.splitlines()[0]}")
+    assert "trailing bytes" in proc.stdout and str(shape) in proc.stdout
+    line = proc.stdout.split()
+    took, growth = float(line[1]), float(line[line.index("growth") + 1])
+    declared_mib = np.prod(shape) / 2**20
+    # goal: under 2 s and 300 MiB; the slack is for a loaded machine
+    assert took < 5
+    assert growth < declared_mib + 100
+
+
+def test_header_lies_truncation_and_trailing_bytes_are_rejected(tmp_path):
+    import gzip
+    from pyxconv.data import read_idx
+
+    payload = np.arange(60, dtype=np.uint8).tobytes()
+    cases = {
+        "declares-more": _idx((10, 28, 28), payload),
+        "declares-fewer": _idx((2, 3), payload),
+        "huge-declared": _idx((2**32 - 1, 2**32 - 1, 2**32 - 1), payload),
+        "truncated-header": _idx((3, 4, 5), payload)[:9],
+        "empty": b"",
+    }
+    for name, blob in cases.items():
+        for gz in (False, True):
+            p = tmp_path / f"{name}{'.gz' if gz else ''}"
+            p.write_bytes(gzip.compress(blob) if gz else blob)
+            with pytest.raises(ValueError, match=r"IDX|too short|gzip") as info:
+                read_idx(p)
+            assert str(p) in str(info.value)
+    # the honest file reads
+    p = tmp_path / "ok"
+    p.write_bytes(_idx((3, 4, 5), payload))
+    np.testing.assert_array_equal(read_idx(p), np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
+
+
+def test_bit_flipped_and_truncated_gzip_files_give_valueerror_or_the_right_array(tmp_path):
+    """Each of 300 one-bit flips and 40 truncations: a ValueError naming the file, or the
+    original array (a flip in the gzip header's optional fields can be harmless)."""
+    import gzip
+    from pyxconv.data import read_idx
+
+    rng = np.random.default_rng(19)
+    original = rng.integers(0, 256, (20, 8, 8), dtype=np.uint8)
+    blob = gzip.compress(_idx(original.shape, original.tobytes()))
+    p = tmp_path / "flip-idx3-ubyte.gz"
+    outcomes = {"error": 0, "same": 0}
+    variants = []
+    for _ in range(300):
+        b = bytearray(blob)
+        i = int(rng.integers(len(b)))
+        b[i] ^= 1 << int(rng.integers(8))
+        variants.append(bytes(b))
+    variants += [blob[:int(k)] for k in np.linspace(0, len(blob) - 1, 40)]
+    for v in variants:
+        p.write_bytes(v)
+        try:
+            out = read_idx(p)
+        except ValueError as e:
+            assert str(p) in str(e)
+            outcomes["error"] += 1
+        else:
+            np.testing.assert_array_equal(out, original)
+            outcomes["same"] += 1
+    print("bit flips and truncations:", outcomes)
+    assert outcomes["error"] > 300
