@@ -344,3 +344,81 @@ def test_bit_flipped_and_truncated_gzip_files_give_valueerror_or_the_right_array
             outcomes["same"] += 1
     print("bit flips and truncations:", outcomes)
     assert outcomes["error"] > 300
+
+
+# --------------------------------------------------------------------------- weights files
+
+SAVE_LOOP = """
+import sys
+import numpy as np
+from pyxconv import nn
+model = nn.Sequential(nn.Conv2d(3, 64, 3), nn.Linear(4096, 1024))
+path = sys.argv[1]
+print("ready", flush=True)
+i = 0
+while True:  # keep saving new weights over the file until killed
+    i += 1
+    for p in model.parameters():
+        p.data[...] = i
+    model.save(path)
+"""
+
+
+def test_sigkill_during_save_leaves_the_old_or_the_new_weights(tmp_path):
+    """8 kills at random moments of a save loop over an existing file: it always loads."""
+    import signal
+    from pyxconv import nn
+
+    def fresh():
+        return nn.Sequential(nn.Conv2d(3, 64, 3), nn.Linear(4096, 1024))
+
+    path = tmp_path / "w.npz"
+    fresh().save(path)
+    script = tmp_path / "save_loop.py"
+    script.write_text(SAVE_LOOP)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    rng = np.random.default_rng(8)
+    loaded = []
+    for attempt in range(8):
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
+                                env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.3 + float(rng.uniform(0, 0.7)))  # lands mid-save most of the time
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        model = fresh().load(path)  # raises if the file was destroyed
+        values = {float(p.data.flat[0]) for p in model.parameters()}
+        assert len(values) == 1, "a mix of two saves"
+        loaded.append(values.pop())
+    print("kill during save: values loaded", loaded)
+
+
+def test_load_rejects_wrong_kinds_of_file_and_nonfinite_weights_before_changing_anything(tmp_path):
+    from pyxconv import nn
+
+    model = nn.Sequential(nn.Linear(3, 2))
+    before = model.state_dict()
+    good = {k: v + 1 for k, v in before.items()}
+    np.save(tmp_path / "a.npy", np.ones(3))
+    (tmp_path / "t.npz").write_text("0.weight = 1 2 3\n")
+    np.savez(tmp_path / "ok.npz", **good)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:200])
+    nan = dict(good, **{"0.bias": np.array([1.0, np.nan])})
+    np.savez(tmp_path / "nan.npz", **nan)
+    inf = dict(good, **{"0.weight": np.full((2, 3), np.inf)})
+    for path, match in [(tmp_path / "a.npy", r"single \.npy array.*expected an \.npz archive"),
+                        (tmp_path / "t.npz", r"not a zip archive.*expected an \.npz archive"),
+                        (tmp_path / "cut.npz", r"corrupt.*expected an \.npz archive"),
+                        (tmp_path / "nan.npz", r"NaN or infinite values in 0\.bias \(1 of 2"
+                                               r".*allow_nonfinite")]:
+        with pytest.raises(ValueError, match=match):
+            model.load(path)
+        for k, v in model.state_dict().items():
+            np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match=r"0\.weight \(6 of 6 values\)"):
+        model.load_state_dict(inf)
+    model.load(tmp_path / "nan.npz", allow_nonfinite=True)
+    assert np.isnan(model.state_dict()["0.bias"][1])
+    model.load(tmp_path / "ok.npz")
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, good[k])
