@@ -98,7 +98,7 @@ CASES = [
      "array-like"),
     ("conv2d-bias-shape", lambda ns: ns["F"].conv2d(ns["x4"], ns["w4"], np.ones(3), groups=2),
      ValueError, "bias must have shape"),
-    ("conv2d-empty-batch", lambda ns: ns["F"].conv2d(np.ones((0, 4, 6, 6)), ns["w4"], groups=2),
+    ("conv2d-empty-channels", lambda ns: ns["F"].conv2d(np.ones((2, 0, 6, 6)), ns["w4"], groups=2),
      ValueError, "empty dimension"),
     ("conv2d-same-stride-2",
      lambda ns: ns["F"].conv2d(ns["x4"], ns["w4"], groups=2, padding="same", stride=2),

@@ -422,3 +422,137 @@ def test_load_rejects_wrong_kinds_of_file_and_nonfinite_weights_before_changing_
     model.load(tmp_path / "ok.npz")
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, good[k])
+
+
+# --------------------------------------------------------------------------- edges: N = 0
+
+def _empty_batch_cases():
+    import pyxconv.functional as F
+
+    torch = pytest.importorskip("torch")
+    T = torch.nn.functional
+    rng = np.random.default_rng(0)
+
+    def r(*shape):
+        return rng.standard_normal(shape)
+
+    def t(a, grad=False):
+        return torch.tensor(a, requires_grad=grad)
+
+    def torch_grads(f, *arrays):
+        ts = [t(a, True) for a in arrays]
+        out = f(*ts)
+        out.backward(torch.ones_like(out))
+        return (out,) + tuple(x.grad for x in ts)
+
+    cases = {}
+    for nd, conv, convb, tconv in [(1, F.conv1d, F.conv1d_backward, T.conv1d),
+                                   (2, F.conv2d, F.conv2d_backward, T.conv2d),
+                                   (3, F.conv3d, F.conv3d_backward, T.conv3d)]:
+        x, w, b = r(0, 4, *(7,) * nd), r(6, 2, *(3,) * nd), r(6)
+        go = np.zeros((0, 6) + (7,) * nd)
+
+        def ours(conv=conv, convb=convb, x=x, w=w, b=b, go=go):
+            return (conv(x, w, b, padding=1, groups=2),) + tuple(convb(go, x, w, padding=1, groups=2))
+
+        def theirs(tconv=tconv, x=x, w=w, b=b):
+            return torch_grads(lambda a, c, d: tconv(a, c, d, padding=1, groups=2), x, w, b)
+
+        cases[f"conv{nd}d"] = (ours, theirs)
+    for nd, tr, trb, ttr in [(1, F.conv_transpose1d, F.conv_transpose1d_backward, T.conv_transpose1d),
+                             (2, F.conv_transpose2d, F.conv_transpose2d_backward, T.conv_transpose2d),
+                             (3, F.conv_transpose3d, F.conv_transpose3d_backward, T.conv_transpose3d)]:
+        x, w, b = r(0, 4, *(5,) * nd), r(4, 3, *(3,) * nd), r(3)
+        go = np.zeros((0, 3) + (11,) * nd)
+
+        def ours(tr=tr, trb=trb, x=x, w=w, b=b, go=go):
+            return (tr(x, w, b, stride=2),) + tuple(trb(go, x, w, stride=2))
+
+        def theirs(ttr=ttr, x=x, w=w, b=b):
+            return torch_grads(lambda a, c, d: ttr(a, c, d, stride=2), x, w, b)
+
+        cases[f"conv_transpose{nd}d"] = (ours, theirs)
+    for nd, mp, mpb, tmp_, ap, apb, tap in [
+            (1, F.max_pool1d, F.max_pool1d_backward, T.max_pool1d, F.avg_pool1d,
+             F.avg_pool1d_backward, T.avg_pool1d),
+            (2, F.max_pool2d, F.max_pool2d_backward, T.max_pool2d, F.avg_pool2d,
+             F.avg_pool2d_backward, T.avg_pool2d)]:
+        x = r(0, 3, *(8,) * nd)
+
+        def ours(mp=mp, mpb=mpb, x=x):
+            out, idx = mp(x, 2, return_indices=True)
+            return out, mpb(np.zeros(out.shape), idx, x.shape)
+
+        cases[f"max_pool{nd}d"] = (ours, lambda tmp_=tmp_, x=x: torch_grads(lambda a: tmp_(a, 2), x))
+
+        def ours_avg(ap=ap, apb=apb, x=x):
+            out = ap(x, 2)
+            return out, apb(np.zeros(out.shape), x.shape, 2)
+
+        cases[f"avg_pool{nd}d"] = (ours_avg, lambda tap=tap, x=x: torch_grads(lambda a: tap(a, 2), x))
+    x2 = r(0, 3, 8, 8)
+
+    def ours_unpool():
+        out, idx = F.max_pool2d(x2, 2, return_indices=True)
+        up = F.max_unpool2d(out, idx, 2)
+        return up, F.max_unpool2d_backward(np.zeros(up.shape), idx)
+
+    def theirs_unpool():
+        out, idx = T.max_pool2d(t(x2), 2, return_indices=True)
+        v = out.detach().requires_grad_(True)
+        up = T.max_unpool2d(v, idx, 2)
+        up.backward(torch.ones_like(up))
+        return up, v.grad
+
+    cases["max_unpool2d"] = (ours_unpool, theirs_unpool)
+
+    def ours_gap():
+        out = F.global_avg_pool2d(x2)
+        return out, F.global_avg_pool2d_backward(np.zeros(out.shape), x2.shape)
+
+    cases["global_avg_pool2d"] = (ours_gap, lambda: torch_grads(lambda a: T.adaptive_avg_pool2d(a, 1), x2))
+    z = r(0, 5)
+
+    def ours_softmax():
+        p = F.softmax(z, axis=-1)
+        lp = F.log_softmax(z, axis=-1)
+        return p, lp, F.softmax_backward(np.zeros((0, 5)), p), F.log_softmax_backward(np.zeros((0, 5)), lp)
+
+    def theirs_softmax():
+        p, gp = torch_grads(lambda a: T.softmax(a, -1), z)
+        lp, glp = torch_grads(lambda a: T.log_softmax(a, -1), z)
+        return p, lp, gp, glp
+
+    cases["softmax"] = (ours_softmax, theirs_softmax)
+    target = np.zeros(0, np.int64)
+    for reduction in ("mean", "sum", "none"):
+        def ours_ce(reduction=reduction):
+            loss, grad = F.softmax_cross_entropy(z, target, reduction=reduction)
+            return F.cross_entropy(z, target, reduction=reduction), loss, grad
+
+        def theirs_ce(reduction=reduction):
+            zt = t(z, True)
+            loss = T.cross_entropy(zt, torch.tensor(target), reduction=reduction)
+            loss.sum().backward()
+            return loss, loss, zt.grad
+
+        cases[f"cross_entropy-{reduction}"] = (ours_ce, theirs_ce)
+    return cases
+
+
+EMPTY_CASES = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+               "conv_transpose3d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+               "max_unpool2d", "global_avg_pool2d", "softmax", "cross_entropy-mean",
+               "cross_entropy-sum", "cross_entropy-none"]
+
+
+@pytest.mark.parametrize("name", EMPTY_CASES)
+def test_empty_batch_gives_torchs_shapes_and_values_forward_and_backward(name):
+    ours, theirs = _empty_batch_cases()[name]
+    got = [np.asarray(a) for a in ours()]
+    expected = [a.detach().numpy() for a in theirs()]
+    if name == "global_avg_pool2d":
+        expected[0] = expected[0]  # adaptive_avg_pool2d(a, 1) is (N, C, 1, 1), as ours
+    assert [a.shape for a in got] == [a.shape for a in expected]
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)  # zeros, empties, and NaN for a mean over nothing

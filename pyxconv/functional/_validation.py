@@ -96,6 +96,13 @@ def check_finite_size(shape, name):
         raise ValueError(f"{name} has an empty dimension: shape {tuple(shape)}")
 
 
+def check_nonempty_sample(shape, name):
+    """Every dimension but the batch (the first) non-empty: N = 0 is allowed, as in PyTorch."""
+    if any(s == 0 for s in shape[1:]):
+        raise ValueError(f"{name} has an empty dimension: shape {tuple(shape)} (only the batch "
+                         "dimension N may be 0)")
+
+
 def as_int(value, name, minimum=None):
     if type(value) is int and (minimum is None or value >= minimum):
         return value  # the common case, without the checks below (~1 us each call)
