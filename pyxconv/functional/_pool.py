@@ -771,6 +771,8 @@ def _max_unpool_backward_nd(grad_out, indices, nd):
     _check_index_range(indices, plane, "indices",
                        "x".join(map(str, grad_out.shape[2:])) + " output")
     planes = grad_out.shape[0] * grad_out.shape[1]
+    if planes == 0:  # an empty batch
+        return np.zeros(indices.shape, grad_out.dtype)
     gathered = np.take_along_axis(grad_out.reshape(planes, plane),
                                   indices.reshape(planes, -1), axis=1)
     return gathered.reshape(indices.shape)
