@@ -556,3 +556,125 @@ def test_empty_batch_gives_torchs_shapes_and_values_forward_and_backward(name):
     assert [a.shape for a in got] == [a.shape for a in expected]
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)  # zeros, empties, and NaN for a mean over nothing
+
+
+# --------------------------------------------------------------------------- fuzz in a child
+
+class _Worker:
+    """A persistent child running fuzz cases (tests/_fuzz_worker.py); restarted after a crash."""
+
+    def __init__(self):
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_fuzz_worker.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(self, case):
+        import json
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        self.proc.stdin.write(json.dumps(case) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            err = self.proc.stderr.read()[-2000:]
+            self.proc = None
+            pytest.fail(f"the child crashed (exit code {code}) on {case}:\n{err}")
+        return json.loads(line)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def fuzz_worker():
+    worker = _Worker()
+    yield worker
+    worker.close()
+
+
+def _case_strategy():
+    from hypothesis import strategies as st
+
+    small = st.integers(0, 5)
+    dims = st.integers(1, 9)
+
+    @st.composite
+    def case(draw):
+        op = draw(st.sampled_from(["conv", "conv_transpose", "max_pool", "avg_pool", "softmax",
+                                   "cross_entropy"]))
+        nd = draw(st.integers(1, 3 if op.startswith("conv") else 2))
+        n, c = draw(small), draw(st.integers(0, 4))
+        spatial = [draw(dims) for _ in range(nd)]
+        params = {}
+        shapes = [[n, c] + spatial]
+        if op in ("conv", "conv_transpose"):
+            groups = draw(st.sampled_from([1, 1, 2, 3]))
+            c_out = draw(st.integers(0, 4)) * max(groups, 1)
+            kernel = [draw(st.integers(0, 4)) for _ in range(nd)]
+            if op == "conv":
+                shapes.append([c_out, max(c // max(groups, 1), 0)] + kernel)
+                params["padding"] = draw(st.one_of(st.integers(-1, 3), st.just("same"),
+                                                   st.just("valid")))
+            else:
+                shapes.append([c, max(c_out // max(groups, 1), 0)] + kernel)
+                params["padding"] = draw(st.integers(-1, 2))
+                params["output_padding"] = draw(st.integers(0, 2))
+            params["stride"] = draw(st.integers(0, 3))
+            params["dilation"] = draw(st.integers(0, 3))
+            params["groups"] = groups
+        elif op in ("max_pool", "avg_pool"):
+            params["kernel_size"] = draw(st.integers(0, 5))
+            params["stride"] = draw(st.one_of(st.none(), st.integers(0, 3)))
+            params["padding"] = draw(st.integers(-1, 3))
+            params["ceil_mode"] = draw(st.booleans())
+        elif op == "softmax":
+            shapes = [[n, c] + spatial[:1]]
+            params["axis"] = draw(st.integers(-3, 2))
+        else:
+            shapes = [[n, c] + spatial[:nd - 1]]
+            params["label_smoothing"] = draw(st.sampled_from([0.0, 0.1, 1.0, -0.5, 2.0]))
+            params["reduction"] = draw(st.sampled_from(["mean", "sum", "none", "avg"]))
+        return {"op": op, "nd": nd, "shapes": shapes, "params": params,
+                "dtype": draw(st.sampled_from(["float32", "float64", "int64"])),
+                "noncontiguous": draw(st.booleans()), "seed": draw(st.integers(0, 2**16)),
+                "target_extra": draw(st.sampled_from([0, 0, 0, 1])),
+                "target_low": draw(st.sampled_from([0, 0, 0, -1]))}
+
+    return case()
+
+
+FUZZ_EXAMPLES = 2000
+
+
+def test_fuzz_functional_api_in_a_child_process(fuzz_worker):
+    """2,000 random calls, valid and not, each in a persistent child (restarted after a crash):
+    no crash, only ValueError/TypeError/MemoryError for bad ones, inputs unchanged, and
+    the same bits at 1 and 2 threads for good ones."""
+    from hypothesis import HealthCheck, given, settings
+
+    counts = {"ok": 0, "error": 0}
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(_case_strategy())
+    def check(case):
+        result = fuzz_worker.run(case)
+        assert result["outcome"] != "bad", (case, result)
+        assert result["unchanged"], (case, result)
+        if result["outcome"] == "ok":
+            assert result["deterministic"], (case, result)
+        counts[result["outcome"]] += 1
+
+    start = time.perf_counter()
+    check()
+    print(f"fuzz: {counts} in {time.perf_counter() - start:.1f} s")
+    assert sum(counts.values()) >= FUZZ_EXAMPLES
+    assert counts["ok"] > 100 and counts["error"] > 100
