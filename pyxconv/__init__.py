@@ -18,7 +18,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "100000"
 
 from pyxconv._version import __version__  # noqa: E402
-from pyxconv._threads import get_num_threads, num_threads, set_num_threads
+from pyxconv._threads import get_num_threads, in_forked_child, num_threads, set_num_threads
 from pyxconv._workspace import get_workspace_limit, set_workspace_limit
 from pyxconv._config import show_config
 from pyxconv._grad_mode import is_grad_enabled, no_grad
@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "functional",
     "get_num_threads",
+    "in_forked_child",
     "get_workspace_limit",
     "is_grad_enabled",
     "no_grad",

@@ -32,6 +32,17 @@ from pathlib import Path
 from pyxconv._kernels import _im2col
 
 _lock = threading.Lock()
+
+
+def _fresh_lock_after_fork():
+    """A lock another parent thread held at the fork would stay locked in the child."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+
 _state = {"enabled": os.environ.get("PYXCONV_DIRECT_GEMM", "1") != "0",
           "controls": None, "library": None, "single_thread_below": 0}
 

@@ -183,7 +183,9 @@ def map_blocks(fn, blocks, n_threads):
 
     The calling thread takes part, so ``n_threads - 1`` pool threads are
     woken. Blocks are handed out one at a time, in order, to whichever
-    thread is free. Exceptions propagate. With ``n_threads`` 1, or a single
+    thread is free. Exceptions propagate; once a block has raised (or the
+    caller is interrupted by Ctrl-C) no thread starts another, so an
+    interrupt waits for the blocks in progress only. With ``n_threads`` 1, or a single
     block, it is a plain loop on the calling thread, whose kernels keep
     their thread count. The BLAS runs on one thread throughout (see
     :func:`blas_on_one_thread`).
@@ -198,15 +200,22 @@ def map_blocks(fn, blocks, n_threads):
     results = [None] * len(blocks)
     counter = itertools.count()
     counter_lock = threading.Lock()
+    # set when any thread's block raised (KeyboardInterrupt included): the others
+    # finish the block they hold and claim no more
+    stop = [False]
 
     def work():
         with num_threads(1):
-            while True:
+            while not stop[0]:
                 with counter_lock:
                     i = next(counter)
                 if i >= len(blocks):
                     return
-                results[i] = fn(blocks[i])
+                try:
+                    results[i] = fn(blocks[i])
+                except BaseException:
+                    stop[0] = True
+                    raise
 
     with blas_on_one_thread():
         futures = []
@@ -218,9 +227,17 @@ def map_blocks(fn, blocks, n_threads):
             pass  # the interpreter is shutting down (an atexit hook): this thread does it all
         try:
             work()
+        except BaseException:
+            stop[0] = True
+            raise
         finally:
-            for future in futures:
-                future.result()
+            # Ctrl-C while waiting here also stops the pool threads at their next block
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop[0] = True
+                raise
     return results
 
 

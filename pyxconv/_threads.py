@@ -47,6 +47,38 @@ from pyxconv._kernels import _openmp_helpers
 
 _state = threading.local()
 _global_override = None
+# True in a process made by os.fork() from one that had imported pyxconv, until
+# the user sets a thread count there: see _single_threaded_after_fork
+_forked_child = False
+
+
+def _single_threaded_after_fork():
+    """In a forked child, run every kernel on one thread until told otherwise.
+
+    GNU libgomp is not fork-safe: a child forked after the parent ran an
+    OpenMP parallel region inherits a thread pool whose threads do not exist
+    in the child, and its first parallel region with more than one thread
+    waits for them forever. A region of one thread does not touch the pool.
+    So the child runs single-threaded (as PyTorch does) until
+    :func:`set_num_threads` or :func:`num_threads` is called in it. The
+    parent's per-thread overrides do not carry over.
+    """
+    global _state, _global_override, _forked_child
+    _state = threading.local()
+    _global_override = None
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)
+
+
+def in_forked_child():
+    """Whether this process was forked from one running pyxconv and no thread count was set since.
+
+    While true, :func:`get_num_threads` returns 1 (see :func:`set_num_threads`).
+    """
+    return _forked_child
 
 
 def _check_thread_count(n):
@@ -68,7 +100,9 @@ def get_num_threads():
         The value of the innermost :func:`num_threads` block, else the value
         given to :func:`set_num_threads`, else ``omp_get_max_threads()``
         (``OMP_NUM_THREADS``, threadpoolctl limits, or the core count). Always
-        1 when pyxconv was built without OpenMP.
+        1 when pyxconv was built without OpenMP, and 1 in a process forked
+        from one that had imported pyxconv, until a thread count is set there
+        (see :func:`set_num_threads`).
 
     Examples
     --------
@@ -84,6 +118,8 @@ def get_num_threads():
         return local
     if _global_override is not None:
         return _global_override
+    if _forked_child:
+        return 1
     return max(1, _openmp_helpers.omp_max_threads())
 
 
@@ -119,6 +155,15 @@ def set_num_threads(n):
     products should set ``OMP_WAIT_POLICY=PASSIVE`` before importing
     pyxconv (see the notes of ``pyxconv._threads``).
 
+    In a process made by ``os.fork()`` (``multiprocessing``'s default start
+    method on Linux before Python 3.14), the kernels run on one thread until
+    this function or :func:`num_threads` is called there: GNU libgomp's
+    thread pool does not survive a fork, and a parallel region in the child
+    of a parent that had run one would wait forever. Asking for more than
+    one thread in such a child is the caller's risk (it hangs with libgomp
+    if the parent had run multi-threaded kernels); use the ``forkserver``
+    or ``spawn`` start methods for multi-threaded workers.
+
     Examples
     --------
     >>> import pyxconv
@@ -127,8 +172,9 @@ def set_num_threads(n):
     1
     >>> pyxconv.set_num_threads(None)  # back to OMP_NUM_THREADS or the core count
     """
-    global _global_override
+    global _global_override, _forked_child
     _global_override = None if n is None else _check_thread_count(n)
+    _forked_child = False
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ Nothing in this module downloads anything.
 import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +43,37 @@ _MNIST_FILES = {
 }
 
 
-def _read_bytes(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
+#: Bytes read (and, for gzip, inflated) at a time. The data are never held
+#: beyond what the header declares, plus one chunk.
+_READ_CHUNK = 1 << 20
+
+
+class _Reader:
+    """The file's bytes, inflated as they are read when the file is gzipped."""
+
+    def __init__(self, path, f):
+        self.path = path
+        self.gzipped = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        self.file_size = os.fstat(f.fileno()).st_size
+        self.stream = gzip.GzipFile(fileobj=f, mode="rb") if self.gzipped else f
+
+    def read(self, n):
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    return raw
+            return self.stream.read(n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{self.path}: corrupt or truncated gzip data ({exc})") from None
+
+
+def _read_exactly(reader, n):
+    """Up to ``n`` bytes (fewer only at the end of the data), read in bounded chunks."""
+    buf = bytearray()
+    while len(buf) < n:
+        piece = reader.read(min(_READ_CHUNK, n - len(buf)))
+        if not piece:
+            break
+        buf += piece
+    return buf
 
 
 def read_idx(path):
@@ -75,6 +98,17 @@ def read_idx(path):
     FileNotFoundError
         If the file does not exist.
 
+    Notes
+    -----
+    A gzipped file is inflated as it is read, a chunk at a time, and reading
+    stops as soon as the data go past the size the header declares: a small
+    file that inflates to gigabytes (a "gzip bomb") is rejected after the
+    declared size plus one chunk (1 MiB) has been inflated, and memory never
+    holds more than that. A plain file is checked against its size on disk
+    before anything is read. The data are not allocated from the header's
+    sizes up front, so a header that declares more than the file holds costs
+    only what the file really holds.
+
     Examples
     --------
     A 2x3 uint8 array written by hand: magic ``00 00 08 02``, sizes 2 and 3.
@@ -90,34 +124,54 @@ def read_idx(path):
            [4, 5, 6]], dtype=uint8)
     """
     path = os.fspath(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise ValueError(f"{path}: {len(raw)} bytes is too short for an IDX header (4 bytes)")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        magic = int.from_bytes(raw[:4], "big")
-        raise ValueError(
-            f"{path}: not an IDX file: magic number 0x{magic:08X}; expected 0x0000TTDD "
-            "with type code TT in 08, 09, 0B, 0C, 0D, 0E (MNIST images: 0x00000803, "
-            "labels: 0x00000801)"
-        )
-    dtype = _IDX_TYPES[raw[2]]
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(
-            f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-            f"file has {len(raw)}"
-        )
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise ValueError(
-            f"{path}: IDX file {what}: header says shape {shape} of {dtype.name} "
-            f"({expected} bytes with the header), file has {len(raw)} bytes"
-        )
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="), copy=True)
+    with open(path, "rb") as f:
+        reader = _Reader(path, f)
+        magic = bytes(_read_exactly(reader, 4))
+        if len(magic) < 4:
+            raise ValueError(f"{path}: {len(magic)} bytes is too short for an IDX header "
+                             "(4 bytes)")
+        if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+            number = int.from_bytes(magic, "big")
+            raise ValueError(
+                f"{path}: not an IDX file: magic number 0x{number:08X}; expected 0x0000TTDD "
+                "with type code TT in 08, 09, 0B, 0C, 0D, 0E (MNIST images: 0x00000803, "
+                "labels: 0x00000801)"
+            )
+        dtype = _IDX_TYPES[magic[2]]
+        ndim = magic[3]
+        header = 4 + 4 * ndim
+        sizes = bytes(_read_exactly(reader, 4 * ndim))
+        if len(sizes) < 4 * ndim:
+            raise ValueError(
+                f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
+                f"file has {4 + len(sizes)}"
+            )
+        shape = tuple(int.from_bytes(sizes[4 * i:4 * i + 4], "big") for i in range(ndim))
+        declared = math.prod(shape) * dtype.itemsize
+        expected = header + declared
+        if not reader.gzipped and reader.file_size != expected:
+            what = "truncated" if reader.file_size < expected else "has trailing bytes"
+            raise ValueError(
+                f"{path}: IDX file {what}: header says shape {shape} of {dtype.name} "
+                f"({expected} bytes with the header), file has {reader.file_size} bytes"
+            )
+        raw = _read_exactly(reader, declared)
+        if len(raw) < declared:
+            raise ValueError(
+                f"{path}: IDX file truncated: header says shape {shape} of {dtype.name} "
+                f"({expected} bytes with the header), file has {header + len(raw)} bytes"
+                + (" once inflated" if reader.gzipped else "")
+            )
+        if reader.read(1):
+            raise ValueError(
+                f"{path}: IDX file has trailing bytes: header says shape {shape} of "
+                f"{dtype.name} ({expected} bytes with the header), the inflated data go on "
+                "past that (reading stopped there)"
+            )
+    data = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if dtype.isnative:
+        return data  # a writable array over the bytearray just read: no second copy
+    return data.astype(dtype.newbyteorder("="))
 
 
 def _find(directory, stem):

@@ -695,7 +695,7 @@ def test_max_pool2d_rejects_bad_arguments(kwargs, error, match):
 
 @pytest.mark.parametrize("x, error, match", [
     (np.ones((1, 5, 5)), ValueError, "4-D"),
-    (np.ones((0, 1, 5, 5)), ValueError, "empty"),
+    (np.ones((1, 0, 5, 5)), ValueError, "empty"),
     (np.ones((1, 1, 5, 5), complex), TypeError, "complex"),
     (np.array([["a"]]), TypeError, "dtype"),
 ])

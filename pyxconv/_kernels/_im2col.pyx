@@ -46,6 +46,9 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
+from pyxconv._kernels._interrupt cimport (
+    pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
+
 
 cdef extern from *:
     """
@@ -393,14 +396,20 @@ def im2col(const floating[:, :, :, :, ::1] x, floating[::1] cols,
     if n_count <= 0 or row_count <= 0 or cols.shape[0] == 0:
         return  # nothing to unfold (and no first element to point at)
     cdef floating* cols_ptr = &cols[0]
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for task in prange(n_count * channels, nogil=True, schedule="guided",
                        num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         n = task // channels
         c = task - n * channels
         _unfold_plane(&x[n_start + n, c, 0, 0, 0], cols_ptr, False, c, n * sample_stride,
                       row_stride, row_start, row_count, in_d, in_h, in_w, out_h, out_w,
                       k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                       dil_d, dil_h, dil_w)
+    pyxconv_interrupt_raise(stp)
 
 
 def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
@@ -425,14 +434,20 @@ def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
     if n_count <= 0 or row_count <= 0 or cols.shape[0] == 0:
         return  # nothing to fold (and no first element to point at)
     cdef floating* cols_ptr = <floating*>&cols[0]  # only read when folding
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for task in prange(n_count * channels, nogil=True, schedule="guided",
                        num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         n = task // channels
         c = task - n * channels
         _unfold_plane(&grad_x[n_start + n, c, 0, 0, 0], cols_ptr, True, c, n * sample_stride,
                       row_stride, row_start, row_count, in_d, in_h, in_w, out_h, out_w,
                       k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                       dil_d, dil_h, dil_w)
+    pyxconv_interrupt_raise(stp)
 
 
 # ---------------------------------------------------------------------------
@@ -708,7 +723,12 @@ def conv_forward_samples(const floating[:, :, :, :, ::1] x, const floating[:, ::
     cdef Py_ssize_t s, o, p
     cdef floating* out_row
     cdef floating b
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         _unfold_sample(&x[s, 0, 0, 0, 0], &cols[s, 0, 0], False, channels, positions,
                        in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
                        stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
@@ -720,6 +740,7 @@ def conv_forward_samples(const floating[:, :, :, :, ::1] x, const floating[:, ::
                 b = bias[o]
                 for p in range(positions):
                     out_row[p] = out_row[p] + b
+    pyxconv_interrupt_raise(stp)
 
 
 cpdef Py_ssize_t backward_workspace_size(Py_ssize_t k, Py_ssize_t c_out, Py_ssize_t positions,
@@ -776,7 +797,12 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
     cdef Py_ssize_t s, o, p
     cdef floating* grad_cols
     cdef floating* grad_t
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         if transposed:
             # grad_out[n]^T copied first: OpenBLAS ran (K, L) @ (L, C_out) faster
             # from a contiguous right operand than with its transpose flag
@@ -796,6 +822,7 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
             _unfold_sample(&grad_x[s, 0, 0, 0, 0], grad_cols, True, channels, positions,
                            in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w, stride_d,
                            stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+    pyxconv_interrupt_raise(stp)
 
 
 # ---------------------------------------------------------------------------
@@ -1175,6 +1202,9 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     cdef floating* x_copies = NULL
     cdef floating* x_copy
     cdef const floating* x_s
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     try:
         if phased:
             band_rows = _band_rows((in_h + stride_h - 1) // stride_h, stride_h, stride_w,
@@ -1192,6 +1222,8 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
                 raise MemoryError("no memory for the copies of x")
             x_copies = <floating*>_align_up(copies_block)
         for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
+            if pyxconv_interrupt_poll(stp):
+                continue
             t = threadid()
             cols = &workspace[t, 0]
             x_s = &x[s, 0, 0]
@@ -1233,6 +1265,7 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
                         b = bias[c]
                         for p in range(plane):
                             target[c * plane + p] = target[c * plane + p] + b
+        pyxconv_interrupt_raise(stp)
     finally:
         free(copies_block)
         free(bands)
@@ -1328,8 +1361,13 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
             free(phase_buffers)
             raise MemoryError("no memory for the transposed copies of x")
         x_copies = <floating*>_align_up(copies_block)
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     try:
         for run in prange(runs, nogil=True, schedule="guided", num_threads=n_threads):
+            if pyxconv_interrupt_poll(stp):
+                continue
             t = threadid()
             cols = &workspace[t, 0]
             for s in range(run * samples_per_product,
@@ -1360,6 +1398,7 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
                 elif has_products:
                     _gemm(False, True, k, m, positions, cols, positions, &x[s, 0, 0], positions,
                           &products[run, 0, 0], m, s > run * samples_per_product)
+        pyxconv_interrupt_raise(stp)
     finally:
         free(copies_block)
         free(phase_buffers)
@@ -1412,8 +1451,13 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
     cdef floating* out_row
     cdef floating b
     cdef Py_ssize_t plane = in_d * in_h * in_w
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     with nogil, parallel(num_threads=n_threads):
         for task in prange(n * channels, schedule="guided"):
+            if pyxconv_interrupt_poll(stp):
+                continue
             s = task // channels
             c = task - s * channels
             _unfold_plane(&x[s, c, 0, 0, 0], &cols[s, 0, 0], False, c, 0, positions, 0,
@@ -1421,6 +1465,8 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
                           stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                           dil_d, dil_h, dil_w)
         for task in prange(n * tiles, schedule="static"):
+            if pyxconv_interrupt_poll(stp):
+                continue
             s = task // tiles
             t = task - s * tiles
             p0 = t * tile
@@ -1433,6 +1479,7 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
                     b = bias[o]
                     for p in range(width):
                         out_row[p] = out_row[p] + b
+    pyxconv_interrupt_raise(stp)
 
 
 def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1] grad_out,
@@ -1476,8 +1523,13 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
     cdef Py_ssize_t tiles = (positions + tile - 1) // tile
     cdef Py_ssize_t task, s, c, j0, rows, p0, width
     cdef Py_ssize_t plane = in_d * in_h * in_w
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     with nogil, parallel(num_threads=n_threads):
         for task in prange(n * blocks, schedule="static"):
+            if pyxconv_interrupt_poll(stp):
+                continue
             s = task // blocks
             j0 = (task - s * blocks) * row_block
             rows = k - j0 if k - j0 < row_block else row_block
@@ -1485,12 +1537,16 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
                   &cols[s, j0, 0], positions, &products[s, 0, j0], k)
         if needs_input_grad:
             for task in prange(n * tiles, schedule="static"):
+                if pyxconv_interrupt_poll(stp):
+                    continue
                 s = task // tiles
                 p0 = (task - s * tiles) * tile
                 width = positions - p0 if positions - p0 < tile else tile
                 _gemm(True, False, k, width, c_out, &weight[0, 0], k, &grad_out[s, 0, p0],
                       positions, &grad_cols[s, 0, p0], positions)
             for task in prange(n * channels, schedule="guided"):
+                if pyxconv_interrupt_poll(stp):
+                    continue
                 s = task // channels
                 c = task - s * channels
                 memset(&grad_x[s, c, 0, 0, 0], 0, plane * sizeof(floating))
@@ -1498,6 +1554,7 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
                               positions, 0, out_d * out_h, in_d, in_h, in_w, out_h, out_w,
                               k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h,
                               pad_w, dil_d, dil_h, dil_w)
+    pyxconv_interrupt_raise(stp)
 
 
 # ---------------------------------------------------------------------------
@@ -1552,8 +1609,13 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     if block == NULL:
         raise MemoryError("no memory for the threads' panel buffers")
     cdef floating* panels_base = <floating*>_align_up(block)
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     try:
         for task in prange(n * panels, nogil=True, schedule="guided", num_threads=n_threads):
+            if pyxconv_interrupt_poll(stp):
+                continue
             panel = panels_base + threadid() * panel_size
             s = task // panels
             r0 = (task - s * panels) * rows_per_panel
@@ -1577,6 +1639,7 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
                     else:
                         for p in range(width):
                             out_row[p] = out_row[p] + b
+        pyxconv_interrupt_raise(stp)
     finally:
         free(block)
 
@@ -1653,7 +1716,12 @@ def conv_forward_groups(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     cdef floating* cols
     cdef floating* out_row
     cdef floating b
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for task in prange(n * groups, nogil=True, schedule="guided", num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         s = task // groups
         gi = task - s * groups
         cols = &workspace[threadid(), 0]
@@ -1668,6 +1736,7 @@ def conv_forward_groups(const floating[:, :, :, :, ::1] x, const floating[:, ::1
                 b = bias[o]
                 for p in range(positions):
                     out_row[p] = out_row[p] + b
+    pyxconv_interrupt_raise(stp)
 
 
 def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :, ::1] grad_out,
@@ -1705,18 +1774,28 @@ def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :,
     if n == 0:
         grad_weight[:, :] = 0
         return
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for gi in prange(groups, nogil=True, schedule="guided", num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         cols = &workspace[threadid(), 0]
         for s in range(n):
+            if pyxconv_interrupt_poll(stp):
+                break  # grad_weight is the kernel's own output: not returned on an interrupt
             _unfold_group(&x[s, 0, 0, 0, 0], cols, False, gi * cig, cig, positions,
                           out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
                           stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                           dil_d, dil_h, dil_w)
             _gemm(False, True, cog, k_g, positions, &grad_out[s, gi * cog, 0], positions,
                   cols, positions, &grad_weight[gi * cog, 0], k_g, s > 0)
+    pyxconv_interrupt_raise(stp)
     if not needs_input_grad:
         return
     for task in prange(n * groups, nogil=True, schedule="guided", num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         s = task // groups
         gi = task - s * groups
         cols = &workspace[threadid(), 0]
@@ -1726,3 +1805,4 @@ def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :,
         _unfold_group(&grad_x[s, 0, 0, 0, 0], cols, True, gi * cig, cig, positions,
                       out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
                       stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+    pyxconv_interrupt_raise(stp)

@@ -57,6 +57,9 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
+from pyxconv._kernels._interrupt cimport (
+    pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
+
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n_tasks, int n_threads) noexcept nogil:
     """Chunk size of a dynamic schedule: about 16 chunks a thread.
@@ -214,12 +217,17 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     cdef int* tap = NULL
     cdef int failed = 0
     cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     with nogil, parallel(num_threads=n_threads):
         best = <floating*>malloc(out_w * sizeof(floating))
         tap = <int*>malloc(out_w * sizeof(int))
         if best == NULL or tap == NULL:
             failed_flag[0] = 1
         for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            if pyxconv_interrupt_poll(stp):
+                continue
             if best == NULL or tap == NULL:
                 continue
             p = task // out_h
@@ -235,6 +243,7 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                                  &first_col_tap[0], best, tap)
         free(best)
         free(tap)
+    pyxconv_interrupt_raise(stp)
     if failed:
         raise MemoryError("max_pool2d: no memory for the per-thread scratch rows")
 
@@ -254,8 +263,13 @@ def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] swi
     cdef floating* dst
     cdef const floating* src
     cdef const int64_t* where
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
                     num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         dst = &grad_x[p, 0]
         src = &grad_out[p, 0]
         where = &switches[p, 0]
@@ -263,6 +277,7 @@ def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] swi
             dst[i] = 0
         for i in range(n_out):
             dst[where[i]] += src[i]
+    pyxconv_interrupt_raise(stp)
 
 
 cdef inline Py_ssize_t _tile_misses(const int64_t* switches, Py_ssize_t oh0, Py_ssize_t oh1,
@@ -359,8 +374,13 @@ def scatter_into_tiles(const floating[:, :, ::1] values, const int64_t[:, :, ::1
     misses = _tile_misses(&switches[0, 0, 0], 0, rows_per_task, out_w, in_w, k_h, k_w)
     if misses:
         return misses
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for task in prange(n_tasks, nogil=True, schedule="dynamic",
                        chunksize=_chunk(n_tasks, n_threads), num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         if stop_flag[0]:
             continue
         p = task // blocks
@@ -372,6 +392,7 @@ def scatter_into_tiles(const floating[:, :, ::1] values, const int64_t[:, :, ::1
         if block_misses:
             stop_flag[0] = 1
             misses += block_misses
+    pyxconv_interrupt_raise(stp)
     return misses
 
 
@@ -387,8 +408,13 @@ def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
     cdef floating* dst
     cdef const floating* src
     cdef const int64_t* where
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
                     num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         dst = &out[p, 0]
         src = &x[p, 0]
         where = &switches[p, 0]
@@ -396,6 +422,7 @@ def max_unpool(const floating[:, ::1] x, const int64_t[:, ::1] switches,
             dst[i] = 0
         for i in range(n_in):
             dst[where[i]] = src[i]
+    pyxconv_interrupt_raise(stp)
 
 
 def index_bounds(const int64_t[:, ::1] switches, int64_t[::1] lows, int64_t[::1] highs,
@@ -405,8 +432,13 @@ def index_bounds(const int64_t[:, ::1] switches, int64_t[::1] lows, int64_t[::1]
     cdef Py_ssize_t p, i
     cdef const int64_t* row
     cdef int64_t low, high, v
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
                     num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         row = &switches[p, 0]
         low = row[0]
         high = row[0]
@@ -416,6 +448,7 @@ def index_bounds(const int64_t[:, ::1] switches, int64_t[::1] lows, int64_t[::1]
             high = v if v > high else high
         lows[p] = low
         highs[p] = high
+    pyxconv_interrupt_raise(stp)
 
 
 def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
@@ -440,11 +473,16 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     cdef double total, divisor
     cdef int failed = 0
     cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     with nogil, parallel(num_threads=n_threads):
         colsum = <double*>malloc(in_w * sizeof(double))
         if colsum == NULL:
             failed_flag[0] = 1
         for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            if pyxconv_interrupt_poll(stp):
+                continue
             if colsum == NULL:
                 continue
             p = task // out_h
@@ -477,6 +515,7 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                     divisor = <double>(div_h[oh] * div_w[ow])
                 out[p, oh, ow] = <floating>(total / divisor)
         free(colsum)
+    pyxconv_interrupt_raise(stp)
     if failed:
         raise MemoryError("avg_pool: no memory for the per-thread scratch rows")
 
@@ -507,11 +546,16 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
     cdef double total
     cdef int failed = 0
     cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     with nogil, parallel(num_threads=n_threads):
         rowsum = <double*>malloc((out_w + 1) * sizeof(double))
         if rowsum == NULL:
             failed_flag[0] = 1
         for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+            if pyxconv_interrupt_poll(stp):
+                continue
             if rowsum == NULL:
                 continue
             p = task // in_h
@@ -537,6 +581,7 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
                         total = total + rowsum[ow]
                     grad_x[p, ih, iw] = <floating>total
         free(rowsum)
+    pyxconv_interrupt_raise(stp)
     if failed:
         raise MemoryError("avg_pool backward: no memory for the per-thread scratch rows")
 
@@ -551,8 +596,13 @@ def plane_mean(const floating[:, ::1] x, floating[::1] out, int n_threads):
     cdef Py_ssize_t p, i, n4 = n - n % 4
     cdef const floating* src
     cdef double t0, t1, t2, t3
+    cdef pyxconv_interrupt st
+    cdef pyxconv_interrupt* stp = &st
+    pyxconv_interrupt_init(stp)
     for p in prange(planes, nogil=True, schedule="dynamic", chunksize=_chunk(planes, n_threads),
                     num_threads=n_threads):
+        if pyxconv_interrupt_poll(stp):
+            continue
         src = &x[p, 0]
         t0 = 0
         t1 = 0
@@ -566,3 +616,4 @@ def plane_mean(const floating[:, ::1] x, floating[::1] out, int n_threads):
         for i in range(n4, n):
             t0 = t0 + src[i]
         out[p] = <floating>(((t0 + t1) + (t2 + t3)) / <double>n)
+    pyxconv_interrupt_raise(stp)

@@ -35,6 +35,7 @@ from pyxconv.functional._validation import (
     as_int,
     check_allocation,
     check_finite_size,
+    check_nonempty_sample,
     check_ndim,
     conv_output_size,
     float_arrays,
@@ -136,7 +137,7 @@ def _normalise_conv_args(x, weight, bias, stride, padding, dilation, groups, nd,
     x, weight, bias = float_arrays(x=x, weight=weight, bias=bias)
     check_ndim(x, nd + 2, "x", _LAYOUTS[nd])
     check_ndim(weight, nd + 2, "weight", _WEIGHT_LAYOUTS[nd])
-    check_finite_size(x.shape, "x")
+    check_nonempty_sample(x.shape, "x")
     check_finite_size(weight.shape, "weight")
     groups = as_int(groups, "groups", 1)
     stride = int_tuple(stride, nd, "stride", 1)
@@ -684,6 +685,9 @@ class ConvPlan:
     def _forward(self, x, weight, bias, keep_columns=False, relu=False):
         """:meth:`forward` on operands known to fit the plan."""
         g = self.g
+        if g.n == 0:  # an empty batch: torch's empty output, no kernel
+            cols = np.zeros((0, g.rows, g.positions), x.dtype) if keep_columns else None
+            return np.zeros((0, g.c_out, g.positions), x.dtype), cols
         w = weight.reshape(g.groups, g.c_out // g.groups, -1)
         out = np.empty((g.n, g.c_out, g.positions), dtype=x.dtype)
         cols = None
@@ -721,6 +725,9 @@ class ConvPlan:
         self._check("grad_out", grad_out, (g.n, g.c_out, g.positions))
         if columns is not None:
             self._check("columns", columns, (g.n, g.rows, g.positions))
+        if g.n == 0:  # an empty batch: zero gradients, as torch gives
+            return (np.zeros(x.shape, x.dtype) if needs_input_grad else None,
+                    np.zeros(weight.shape, x.dtype), np.zeros(g.c_out, x.dtype))
         groups, cog = g.groups, g.c_out // g.groups
         w = weight.reshape(groups, cog, -1)
         go = grad_out.reshape(g.n, g.c_out, g.positions)

@@ -76,6 +76,7 @@ from pyxconv.functional._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,
+    check_nonempty_sample,
     check_ndim,
     float_arrays,
     int_tuple,
@@ -201,7 +202,7 @@ def _normalise(x, weight, bias, stride, padding, output_padding, groups, dilatio
     x, weight, bias = float_arrays(x=x, weight=weight, bias=bias)
     check_ndim(x, nd + 2, "x", _LAYOUTS[nd])
     check_ndim(weight, nd + 2, "weight", _WEIGHT_LAYOUTS[nd])
-    check_finite_size(x.shape, "x")
+    check_nonempty_sample(x.shape, "x")
     check_finite_size(weight.shape, "weight")
     groups = as_int(groups, "groups", 1)
     stride = int_tuple(stride, nd, "stride", 1)
@@ -274,6 +275,8 @@ def _column_block(a, n0, nb, start, m):
 def _transpose_forward(x, weight, bias, g):
     """out of shape (N, C_out) + output spatial; x and weight contiguous."""
     n, groups = g.n, g.groups
+    if n == 0:  # an empty batch: torch's empty output, no kernel
+        return np.zeros((0, g.c_in) + g.in_spatial, x.dtype)
     cxg, cyg = g.c_out // groups, g.c_in // groups  # x and output channels per group
     kg = cyg * g.kernel_volume
     w = weight.reshape(groups, cxg, kg)
@@ -327,6 +330,9 @@ def _transpose_forward(x, weight, bias, g):
 
 def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
     n, groups = g.n, g.groups
+    if n == 0:  # an empty batch: zero gradients, as torch gives
+        return (np.zeros(x.shape, x.dtype) if needs_input_grad else None,
+                np.zeros(weight.shape, x.dtype), np.zeros(g.c_in, x.dtype))
     cxg, cyg = g.c_out // groups, g.c_in // groups
     kg = cyg * g.kernel_volume
     w = weight.reshape(groups, cxg, kg)

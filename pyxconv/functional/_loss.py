@@ -289,7 +289,9 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
                    want_grad):
     """The shared body of cross_entropy and softmax_cross_entropy."""
     _check_reduction(reduction)
-    eps = _check_label_smoothing(label_smoothing) if label_smoothing else 0.0
+    # every value but the default's 0.0 is checked: "" or None is not a smoothing of 0
+    eps = (0.0 if type(label_smoothing) is float and label_smoothing == 0.0
+           else _check_label_smoothing(label_smoothing))
     if not isinstance(target, np.ndarray):
         target = np.asarray(target)
     kind = target.dtype.kind

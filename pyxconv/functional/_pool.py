@@ -21,6 +21,7 @@ from pyxconv.functional._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,
+    check_nonempty_sample,
     check_ndim,
     float_arrays,
     int_tuple,
@@ -280,6 +281,8 @@ def _index_array(indices, name, shape=None):
 def _check_index_range(indices, plane_size, name, plane_desc):
     """Every switch in [0, plane_size): one pass over the (planes, L) int64 array."""
     planes = indices.shape[0] * indices.shape[1]
+    if indices.size == 0:
+        return  # an empty batch: nothing to check
     lows = np.empty(planes, dtype=np.int64)
     highs = np.empty(planes, dtype=np.int64)
     # a plain streaming pass: below ~1M switches one thread beats waking a second
@@ -299,13 +302,14 @@ def _shape_tuple(shape, nd, name):
                         f"{type(shape).__name__}")
     if len(shape) != nd + 2:
         raise ValueError(f"{name} must have {nd + 2} entries {_LAYOUTS[nd]}, got {tuple(shape)}")
-    return tuple(as_int(s, name, 1) for s in shape)
+    # the batch may be empty (N = 0), as in PyTorch
+    return (as_int(shape[0], name, 0),) + tuple(as_int(s, name, 1) for s in shape[1:])
 
 
 def _float_input(x, nd, name="x"):
     (x,) = float_arrays(**{name: x})
     check_ndim(x, nd + 2, name, _LAYOUTS[nd])
-    check_finite_size(x.shape, name)
+    check_nonempty_sample(x.shape, name)
     return x
 
 
@@ -361,6 +365,8 @@ def _place_at_switches(values, indices, out_spatial, plane_desc, scatter_kernel)
     than the scatter (25 MB at 2 threads: 15 ms instead of 3).
     """
     n, c = values.shape[:2]
+    if n == 0:  # an empty batch
+        return np.zeros((n, c) + tuple(out_spatial), values.dtype)
     planes = n * c
     fill = 2 - len(out_spatial)
     small = (1,) * fill + values.shape[2:]
@@ -760,11 +766,13 @@ def _max_unpool_backward_nd(grad_out, indices, nd):
     if indices.shape[:2] != grad_out.shape[:2]:
         raise ValueError(f"indices has (N, C) = {indices.shape[:2]} but grad_out has "
                          f"{grad_out.shape[:2]}; they must match")
-    check_finite_size(indices.shape, "indices")
+    check_nonempty_sample(indices.shape, "indices")
     plane = math.prod(grad_out.shape[2:])
     _check_index_range(indices, plane, "indices",
                        "x".join(map(str, grad_out.shape[2:])) + " output")
     planes = grad_out.shape[0] * grad_out.shape[1]
+    if planes == 0:  # an empty batch
+        return np.zeros(indices.shape, grad_out.dtype)
     gathered = np.take_along_axis(grad_out.reshape(planes, plane),
                                   indices.reshape(planes, -1), axis=1)
     return gathered.reshape(indices.shape)
@@ -828,6 +836,8 @@ def _plane_mean(x):
     """(N, C, 1, 1) (or (N, C, 1)) means of each plane of a validated input."""
     n, c = x.shape[:2]
     out = np.empty(n * c, dtype=x.dtype)
+    if n == 0:
+        return out.reshape((n, c) + (1,) * (x.ndim - 2))
     _pool.plane_mean(np.ascontiguousarray(x).reshape(n * c, -1), out, _threads_for(x.size))
     return out.reshape((n, c) + (1,) * (x.ndim - 2))
 

@@ -49,15 +49,27 @@ def _kind_of(array, name):
     )
 
 
+_MAY_BE_NONE = frozenset({"bias", "weight", "pos_weight"})
+
+# Integers the kernels take are C ssize_t / int64: larger ones are a ValueError
+# here, not an OverflowError from deep inside a call.
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+
+
 def float_arrays(**named):
     """Convert named array-likes to one common float dtype.
 
-    ``None`` values pass through. Returns the arrays in the order given.
+    ``None`` passes through for the optional operands (``bias``, ``weight``,
+    ``pos_weight``; a required ``weight`` is checked by :func:`check_ndim`)
+    and is a ``TypeError`` naming the argument for every other one. Returns
+    the arrays in the order given.
     """
     arrays = {}
     float_dtypes = set()
     for name, value in named.items():
         if value is None:
+            if name not in _MAY_BE_NONE:
+                raise TypeError(f"{name} must be an array, got None")
             arrays[name] = None
             continue
         array = _as_array(value, name)
@@ -85,6 +97,8 @@ def float_arrays(**named):
 
 
 def check_ndim(array, ndim, name, layout):
+    if array is None:
+        raise TypeError(f"{name} must be an array with layout {layout}, got None")
     if array.ndim != ndim:
         raise ValueError(
             f"{name} must be {ndim}-D with layout {layout}, got shape {array.shape}"
@@ -96,8 +110,16 @@ def check_finite_size(shape, name):
         raise ValueError(f"{name} has an empty dimension: shape {tuple(shape)}")
 
 
+def check_nonempty_sample(shape, name):
+    """Every dimension but the batch (the first) non-empty: N = 0 is allowed, as in PyTorch."""
+    if any(s == 0 for s in shape[1:]):
+        raise ValueError(f"{name} has an empty dimension: shape {tuple(shape)} (only the batch "
+                         "dimension N may be 0)")
+
+
 def as_int(value, name, minimum=None):
-    if type(value) is int and (minimum is None or value >= minimum):
+    if (type(value) is int and (minimum is None or value >= minimum)
+            and _INT64_MIN <= value <= _INT64_MAX):
         return value  # the common case, without the checks below (~1 us each call)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got bool {value!r}")
@@ -109,6 +131,9 @@ def as_int(value, name, minimum=None):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{name} = {value} does not fit in a 64-bit integer "
+                         "(|value| must be below 2**63)")
     return value
 
 

@@ -17,6 +17,8 @@ keys such as ``"0.weight"`` are the keys of the PyTorch model of the same
 architecture.
 """
 import os
+import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -201,18 +203,29 @@ class Module:
             out[key] = np.array(value, copy=True)
         return out
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict, *, allow_nonfinite=False):
         """Copy parameters and buffers from ``state_dict``; all or nothing.
 
         Accepts NumPy arrays, anything array-like, and PyTorch tensors, so
         ``model.load_state_dict(torch_model.state_dict())`` works when the
         architectures match.
 
+        Parameters
+        ----------
+        state_dict : mapping of str to array-like
+            As :meth:`state_dict` returns.
+        allow_nonfinite : bool, default False
+            Accept NaN or infinite values. By default they are an error: a
+            checkpoint saved after training diverged would otherwise load
+            without a word and poison every output.
+
         Raises
         ------
         ValueError
-            If keys are missing or unexpected, or a shape differs. The model
-            is left unchanged; the message lists every problem.
+            If keys are missing or unexpected, a shape differs, or (unless
+            ``allow_nonfinite``) a value is NaN or infinite. Everything is
+            checked before anything is replaced: the model is left
+            unchanged, and the message lists every problem.
         TypeError
             If a value is not array-like.
         """
@@ -221,17 +234,25 @@ class Module:
         missing = [k for k in entries if k not in state_dict]
         unexpected = [k for k in given if k not in entries]
         converted = {}
-        mismatched = []
+        mismatched, nonfinite = [], []
         for key, (module, name, is_param) in entries.items():
             if key not in state_dict:
                 continue
             value = _to_numpy(state_dict[key], key)
             current = module._params[name].data if is_param else module._buffers[name]
             if value.shape != current.shape:
-                mismatched.append(f"{key}: expected shape {current.shape}, got {value.shape}")
+                mismatched.append(f"shape mismatch: {key}: expected shape {current.shape}, "
+                                  f"got {value.shape}")
             elif value.dtype.kind not in "biuf":
                 raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, expected numbers")
+            elif (not allow_nonfinite and value.dtype.kind == "f"
+                  and not np.isfinite(value).all()):
+                bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+                nonfinite.append(f"{key} ({bad} of {value.size} values)")
             converted[key] = value
+        if nonfinite:
+            mismatched.append("NaN or infinite values in " + ", ".join(nonfinite)
+                              + " (pass allow_nonfinite=True to load them anyway)")
         if missing or unexpected or mismatched:
             problems = []
             if missing:
@@ -239,7 +260,7 @@ class Module:
             if unexpected:
                 problems.append(f"unexpected keys {unexpected}")
             if mismatched:
-                problems.append("shape mismatch: " + "; ".join(mismatched))
+                problems.append("; ".join(mismatched))
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + ", ".join(problems)
                              + "; nothing was loaded")
         for key, (module, name, is_param) in entries.items():
@@ -262,10 +283,45 @@ class Module:
         with atomic_write(path) as f:
             np.savez(f, **self.state_dict())
 
-    def load(self, path):
-        """Read an ``.npz`` written by :meth:`save` (or ``np.savez(**state_dict)``)."""
-        with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({k: data[k] for k in data.files})
+    def load(self, path, *, allow_nonfinite=False):
+        """Read an ``.npz`` written by :meth:`save` (or ``np.savez(**state_dict)``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file.
+        allow_nonfinite : bool, default False
+            Accept NaN or infinite weights (see :meth:`load_state_dict`).
+
+        Returns
+        -------
+        Module
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If the file is not an ``.npz`` archive (an ``.npy`` array, text,
+            a truncated or corrupt archive: the message names the expected
+            format), or its contents do not fit this model (keys, shapes,
+            non-finite values; see :meth:`load_state_dict`). Every check is
+            made before anything is replaced, so the model is unchanged.
+        """
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            start = f.read(6)
+        expected = (f"expected an .npz archive written by {type(self).__name__}.save "
+                    "(np.savez of the state_dict)")
+        if start.startswith(b"\x93NUMPY"):
+            raise ValueError(f"{path}: is a single .npy array, not a weights file; {expected}")
+        if not start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            raise ValueError(f"{path}: not a zip archive (starts with {start!r}); {expected}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{path}: corrupt or unreadable archive ({exc}); {expected}") from None
+        self.load_state_dict(arrays, allow_nonfinite=allow_nonfinite)
         return self
 
     def extra_repr(self):
