@@ -265,7 +265,9 @@ class Module:
     def load(self, path):
         """Read an ``.npz`` written by :meth:`save` (or ``np.savez(**state_dict)``)."""
         with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({k: data[k] for k in data.files})
+            # "pyxconv/..." entries are metadata of pyxconv.models.save, not weights
+            self.load_state_dict({k: data[k] for k in data.files
+                                  if not k.startswith("pyxconv/")})
         return self
 
     def extra_repr(self):
