@@ -79,6 +79,13 @@ def main():
             raise RuntimeError("deliberate failure on rank 1")
         dist._comm().Barrier()                   # rank 0 would wait here forever
         time.sleep(60)
+    elif what == "kill":
+        import os
+        import signal
+        if dist.rank() == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        dist._comm().Barrier()
+        time.sleep(60)
 
 
 if __name__ == "__main__":

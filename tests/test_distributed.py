@@ -119,3 +119,9 @@ def test_without_mpi4py_everything_is_one_process():
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "0", "1"]
+
+
+def test_a_rank_killed_with_sigkill_ends_the_job():
+    proc, seconds = _run("kill", timeout=60)
+    assert proc.returncode != 0
+    assert seconds < 30, seconds
