@@ -4,9 +4,12 @@ Each function returns a :class:`pyxconv.nn.Sequential` whose children and
 parameter names are those of the same model written with ``torch.nn``, so
 weights move between the two with ``state_dict``.
 """
+import numpy as np
+
 from pyxconv import nn
 
-__all__ = ["googlenet", "inception", "lenet5", "resnet_block", "small_resnet"]
+__all__ = ["Normalized", "googlenet", "inception", "lenet5", "load", "resnet_block", "save",
+           "small_resnet"]
 
 
 def lenet5(num_classes=10, in_channels=1):
@@ -128,3 +131,81 @@ def small_resnet(num_classes=10, in_channels=1, width=16):
         nn.GlobalAvgPool2d(), nn.Flatten(),
         nn.Linear(4 * w, num_classes),
     )
+
+
+class Normalized(nn.Module):
+    """A model that normalises its input first: ``net((x - mean) / std)``.
+
+    What :func:`load` returns, so that the saved model classifies raw images
+    (the trainer's 32x32 images before normalisation). Its ``state_dict``
+    keys are the inner model's, prefixed with ``net.``.
+    """
+
+    def __init__(self, net, mean, std):
+        super().__init__()
+        self.net = self._child("net", net)
+        self.mean, self.std = float(mean), float(std)
+        if not self.std > 0:
+            raise ValueError(f"std must be > 0, got {std}")
+
+    def forward(self, x):
+        x = np.asarray(x)
+        dtype = self.net.parameters()[0].data.dtype
+        return self.net.forward(((x - self.mean) / self.std).astype(dtype, copy=False))
+
+    def backward(self, grad_out):
+        return self.net.backward(grad_out) / self.std
+
+    def extra_repr(self):
+        return f"mean={self.mean:.6g}, std={self.std:.6g}"
+
+
+def save(model, path, name, mean=0.0, std=1.0):
+    """Write ``model``'s weights and its input normalisation to one ``.npz``, atomically.
+
+    Besides the ``state_dict`` entries (PyTorch's keys) the file holds
+    ``pyxconv/model`` (the architecture's name in this module),
+    ``pyxconv/mean`` and ``pyxconv/std``; :meth:`pyxconv.nn.Module.load`
+    skips those, :func:`load` uses them.
+    """
+    from pyxconv._io import atomic_write
+
+    if name not in ("lenet5", "small_resnet"):
+        raise ValueError(f"name must be 'lenet5' or 'small_resnet', got {name!r}")
+    arrays = dict(model.state_dict())
+    arrays.update({"pyxconv/model": np.array(name), "pyxconv/mean": np.array(float(mean)),
+                   "pyxconv/std": np.array(float(std))})
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+def load(path):
+    """The model saved by :func:`save` (or by ``python -m pyxconv train``), ready for raw images.
+
+    Returns a :class:`Normalized` model in eval mode, in the saved dtype,
+    whose input is raw images: the trainer's ``(N, 1, 32, 32)`` images
+    before normalisation (the digits scaled to 32x32, or MNIST padded to
+    32x32 in [0, 1]). ``model(raw).argmax(axis=1)`` gives the classes.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from pyxconv import models
+    >>> path = os.path.join(tempfile.mkdtemp(), "lenet5.npz")
+    >>> models.save(models.lenet5(), path, "lenet5", mean=0.5, std=0.25)
+    >>> model = models.load(path)
+    >>> model(np.zeros((2, 1, 32, 32), np.float32)).shape
+    (2, 10)
+    """
+    with np.load(path, allow_pickle=False) as f:
+        if "pyxconv/model" not in f.files:
+            raise ValueError(f"{path} has no pyxconv/model entry: it was not written by "
+                             "pyxconv.models.save; build the model and call its .load(path)")
+        name = str(f["pyxconv/model"])
+        if name not in ("lenet5", "small_resnet"):
+            raise ValueError(f"{path}: unknown model {name!r}")
+        weights = {k: f[k] for k in f.files if not k.startswith("pyxconv/")}
+        mean, std = float(f["pyxconv/mean"]), float(f["pyxconv/std"])
+    net = globals()[name]().astype(next(iter(weights.values())).dtype)
+    net.load_state_dict(weights)
+    return Normalized(net, mean, std).eval()

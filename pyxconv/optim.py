@@ -30,6 +30,34 @@ def _check_nonneg(value, name):
     return value
 
 
+def _scalar(state, key, kind):
+    """Read the 0-d entry ``key`` of a state dict as ``kind`` (float, int or str)."""
+    if key not in state:
+        raise ValueError(f"state dict has no entry {key!r}; it holds {sorted(state)}")
+    value = np.asarray(state[key])
+    if value.ndim != 0:
+        raise ValueError(f"state dict entry {key!r} must be a scalar, got shape {value.shape}")
+    return kind(value[()])
+
+
+def _check_kind(state, expected):
+    if not isinstance(state, dict) and not hasattr(state, "keys"):
+        raise TypeError(f"state_dict must be a mapping, got {type(state).__name__}")
+    kind = _scalar(state, "kind", str)
+    if kind != expected:
+        raise ValueError(f"state dict is for a {kind}, not a {expected}")
+
+
+def _check_buffer(state, key, like):
+    if key not in state:
+        raise ValueError(f"state dict has no entry {key!r}")
+    arr = np.asarray(state[key])
+    if arr.shape != like.shape:
+        raise ValueError(f"state dict entry {key!r} has shape {arr.shape}, "
+                         f"the parameter has shape {like.shape}")
+    return arr.astype(like.dtype, copy=True)
+
+
 class Optimizer:
     def __init__(self, params, lr):
         self.params = _check_params(params)
@@ -41,6 +69,12 @@ class Optimizer:
 
     def step(self):
         raise NotImplementedError
+
+    def _check_count(self, state):
+        n = _scalar(state, "num_params", int)
+        if n != len(self.params):
+            raise ValueError(f"state dict is for {n} parameters, this optimizer has "
+                             f"{len(self.params)}")
 
 
 class SGD(Optimizer):
@@ -102,6 +136,56 @@ class SGD(Optimizer):
                     v += (1 - self.dampening) * g
                 g = g + mom * v if self.nesterov else v
             p.data -= lr * g
+
+    def state_dict(self):
+        """The optimizer's state as a flat ``{name: numpy array}`` mapping.
+
+        Holds the hyper-parameters (``lr`` among them, as a schedule left it)
+        and one momentum buffer ``velocity.<i>`` per parameter that has one.
+        Every value is a NumPy array, so the mapping saves with
+        ``numpy.savez`` and loads back without pickle. The arrays are copies.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyxconv.nn import Parameter
+        >>> from pyxconv.optim import SGD
+        >>> w = Parameter(np.array([1.0])); w.grad[:] = 2.0
+        >>> opt = SGD([w], lr=0.1, momentum=0.9); opt.step()
+        >>> again = SGD([w], lr=0.5, momentum=0.9)
+        >>> again.load_state_dict(opt.state_dict())
+        >>> again.lr, again._velocity[0]
+        (0.1, array([2.]))
+        """
+        state = {"kind": np.array("SGD"), "num_params": np.array(len(self.params)),
+                 "lr": np.array(self.lr), "momentum": np.array(self.momentum),
+                 "dampening": np.array(self.dampening),
+                 "weight_decay": np.array(self.weight_decay),
+                 "nesterov": np.array(self.nesterov)}
+        for i, v in enumerate(self._velocity):
+            if v is not None:
+                state[f"velocity.{i}"] = v.copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned (for the same parameter list).
+
+        Raises ``ValueError`` naming the entry when the mapping is for another
+        optimizer, another number of parameters or other shapes.
+        """
+        _check_kind(state, "SGD")
+        self._check_count(state)
+        velocity = [None] * len(self.params)
+        for i, p in enumerate(self.params):
+            key = f"velocity.{i}"
+            if key in state:
+                velocity[i] = _check_buffer(state, key, p.data)
+        self.lr = _scalar(state, "lr", float)
+        self.momentum = _scalar(state, "momentum", float)
+        self.dampening = _scalar(state, "dampening", float)
+        self.weight_decay = _scalar(state, "weight_decay", float)
+        self.nesterov = _scalar(state, "nesterov", bool)
+        self._velocity = velocity
 
 
 class Adam(Optimizer):
@@ -168,6 +252,54 @@ class Adam(Optimizer):
             denom += self.eps
             p.data -= step * m / denom
 
+    def state_dict(self):
+        """The optimizer's state as a flat ``{name: numpy array}`` mapping.
+
+        Holds the hyper-parameters, the step count ``t`` and the moment
+        estimates ``m.<i>`` and ``v.<i>`` of every parameter (copies), all as
+        NumPy arrays so that the mapping saves with ``numpy.savez``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyxconv.nn import Parameter
+        >>> from pyxconv.optim import Adam
+        >>> w = Parameter(np.array([1.0])); w.grad[:] = 2.0
+        >>> opt = Adam([w], lr=0.1); opt.step()
+        >>> again = Adam([w]); again.load_state_dict(opt.state_dict())
+        >>> again.t, again.lr
+        (1, 0.1)
+        """
+        state = {"kind": np.array(type(self).__name__),
+                 "num_params": np.array(len(self.params)),
+                 "lr": np.array(self.lr), "betas": np.array(self.betas),
+                 "eps": np.array(self.eps), "weight_decay": np.array(self.weight_decay),
+                 "t": np.array(self.t)}
+        for i, (m, v) in enumerate(zip(self._m, self._v)):
+            state[f"m.{i}"] = m.copy()
+            state[f"v.{i}"] = v.copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned (for the same parameter list).
+
+        Raises ``ValueError`` naming the entry when the mapping is for another
+        optimizer, another number of parameters or other shapes.
+        """
+        _check_kind(state, type(self).__name__)
+        self._check_count(state)
+        m = [_check_buffer(state, f"m.{i}", p.data) for i, p in enumerate(self.params)]
+        v = [_check_buffer(state, f"v.{i}", p.data) for i, p in enumerate(self.params)]
+        betas = np.asarray(state.get("betas", ()), dtype=float)
+        if betas.shape != (2,):
+            raise ValueError(f"state dict entry 'betas' must hold 2 numbers, got {betas!r}")
+        self.lr = _scalar(state, "lr", float)
+        self.eps = _scalar(state, "eps", float)
+        self.weight_decay = _scalar(state, "weight_decay", float)
+        self.t = _scalar(state, "t", int)
+        self.betas = (float(betas[0]), float(betas[1]))
+        self._m, self._v = m, v
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
@@ -206,7 +338,30 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-class StepLR:
+class _Schedule:
+
+    def state_dict(self):
+        """The schedule position: ``{"kind", "base_lr", "count", ...}`` as NumPy arrays.
+
+        The optimizer's current ``lr`` is in the optimizer's own state dict.
+        """
+        state = {"kind": np.array(type(self).__name__), "base_lr": np.array(self.base_lr),
+                 "count": np.array(self.count)}
+        for name in self._hyper:
+            state[name] = np.array(getattr(self, name))
+        return state
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned; ``ValueError`` if it is for another schedule."""
+        _check_kind(state, type(self).__name__)
+        values = {name: _scalar(state, name, type(getattr(self, name))) for name in self._hyper}
+        self.base_lr = _scalar(state, "base_lr", float)
+        self.count = _scalar(state, "count", int)
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+class StepLR(_Schedule):
     """Multiply the learning rate by ``gamma`` every ``step_size`` calls of :meth:`step`.
 
     Examples
@@ -223,6 +378,8 @@ class StepLR:
     [1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
+    _hyper = ("step_size", "gamma")
+
     def __init__(self, optimizer, step_size, gamma=0.1):
         self.optimizer, self.step_size, self.gamma = optimizer, int(step_size), float(gamma)
         self.base_lr = optimizer.lr
@@ -233,11 +390,13 @@ class StepLR:
         self.optimizer.lr = self.base_lr * self.gamma ** (self.count // self.step_size)
 
 
-class CosineAnnealingLR:
+class CosineAnnealingLR(_Schedule):
     """Cosine decay from the initial learning rate to ``eta_min`` over ``T_max`` steps.
 
     ``lr_t = eta_min + (lr_0 - eta_min) * (1 + cos(pi * t / T_max)) / 2``.
     """
+
+    _hyper = ("T_max", "eta_min")
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
         self.optimizer, self.T_max, self.eta_min = optimizer, max(1, int(T_max)), float(eta_min)

@@ -318,7 +318,8 @@ class Module:
             raise ValueError(f"{path}: not a zip archive (starts with {start!r}); {expected}")
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+                # "pyxconv/..." entries are metadata of pyxconv.models.save, not weights
+                arrays = {k: data[k] for k in data.files if not k.startswith("pyxconv/")}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(f"{path}: corrupt or unreadable archive ({exc}); {expected}") from None
         self.load_state_dict(arrays, allow_nonfinite=allow_nonfinite)
