@@ -169,7 +169,7 @@ def _escape_star_args(app, what, name, obj, options, lines):
 
 
 API_MODULES = ["pyxconv", "pyxconv.functional", "pyxconv.teach", "pyxconv.nn", "pyxconv.optim",
-               "pyxconv.data", "pyxconv.models", "pyxconv.train"]
+               "pyxconv.data", "pyxconv.models", "pyxconv.train", "pyxconv.distributed"]
 
 
 def write_api_more(app=None):

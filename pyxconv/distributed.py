@@ -44,6 +44,7 @@ import traceback
 import numpy as np
 
 __all__ = ["GradientAverager", "allreduce_sum", "average_buffers", "broadcast_module",
+           "contiguous_shard",
            "default_threads", "evaluate_sharded", "install_excepthook", "is_main",
            "local_size", "main_print", "rank", "shard", "world_size"]
 
@@ -370,7 +371,11 @@ class GradientAverager:
                 owner[id(p)] = i
         remaining = [len(v) for v in self._views]
         started = set()
+        MPI = _mpi()
         for layer in reversed(model.layers):
+            if self._requests:
+                # MPICH progresses nonblocking collectives only inside MPI calls
+                MPI.Request.Testall(self._requests)
             grad_out = layer.backward(grad_out)
             for p in layer.parameters():
                 i = owner.get(id(p))

@@ -14,13 +14,26 @@ cosine schedule, batches of 64. The kernels use pyxconv's thread count
 (``OMP_NUM_THREADS`` or the cores) unless ``--threads`` says otherwise; the
 results are the same to the bit at any count.
 
-The run prints the test accuracy and writes to ``--out``:
+``--model small_resnet`` trains the small ResNet instead, ``--dtype float64``
+in double precision. Under ``mpiexec -n R`` (with the ``[mpi]`` extra) the
+training is data-parallel over R ranks on the same global batches
+(``--batch-size`` is global); see the "Data-parallel training" chapter.
+``--checkpoint PATH --checkpoint-every N`` writes resumable checkpoints
+atomically; ``--resume`` continues from one, to the same final weights.
 
-* ``lenet5.npz``: the weights (``state_dict`` keys as in PyTorch);
-* ``filters.png``: the six first-layer 5x5 filters;
-* ``feature_maps.png``: one test image and its feature maps after each
-  convolution;
-* ``metrics.json``: accuracy, loss, time and images per second.
+Each epoch prints a line with train loss, test loss and test accuracy.
+The run writes to ``--out`` (refusing a directory that holds a previous
+run's output unless ``--resume`` or ``--overwrite``):
+
+* ``<model>.npz``: the weights (``state_dict`` keys as in PyTorch) and the
+  input normalisation; ``pyxconv.models.load(path)`` returns a model that
+  classifies raw images;
+* ``history.png``: loss and accuracy per epoch;
+* ``filters.png``: the first-layer filters on one shared symmetric scale;
+* ``feature_maps.png``: a correctly classified test digit, its label and
+  prediction, and its feature maps after each ReLU, with colour bars;
+* ``metrics.json``: accuracy, loss, time, images per second and the data
+  sizes actually used.
 """
 import json
 import os
@@ -348,8 +361,8 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
         Seeds initialisation, split, shuffling and augmentation.
     threads : int, optional
         Threads of pyxconv's kernels (and NumPy's BLAS). Default: pyxconv's
-        :func:`~pyxconv.get_num_threads` in one process; under R ranks, the
-        node's cores divided by its ranks. The weights are the same to the
+        :func:`~pyxconv.get_num_threads` in one process; under R ranks,
+        ``OMP_NUM_THREADS`` if set, else the node's cores divided by its ranks. The weights are the same to the
         bit at any count.
     out : path
         Output directory (created). A directory that holds a previous run's
@@ -394,7 +407,9 @@ def train(data=None, epochs=None, batch_size=64, lr=0.05, momentum=0.9, seed=0,
                    world)
     dist.install_excepthook()
     if threads is None:
-        threads = pyxconv.get_num_threads() if world == 1 else dist.default_threads()
+        # under several ranks the node's cores are shared out, unless OMP_NUM_THREADS says
+        explicit = world == 1 or "OMP_NUM_THREADS" in os.environ
+        threads = pyxconv.get_num_threads() if explicit else dist.default_threads()
     if not dist.is_main():
         log, progress = (lambda *a, **k: None), False
     with pyxconv.num_threads(threads), threadpool_limits(threads, user_api="blas"):

@@ -1,4 +1,12 @@
-"""Short training runs on real digits: the loss falls and accuracy beats chance widely."""
+"""Short training runs on real digits: the loss falls and accuracy beats chance widely.
+
+Also the trainer's options and output directory, checkpoints and resume (a run
+killed with SIGKILL), and 2 MPI ranks against one process."""
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +18,7 @@ from pyxconv.data import Batches, load_digits
 from pyxconv.train import evaluate, train
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_lenet_on_a_digits_subset_reduces_the_loss_and_beats_chance():
@@ -86,13 +95,6 @@ def test_console_script_entry_point_parses_train_options(tmp_path):
 
 # -- options, output directory, saved model ---------------------------------------------
 
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 QUIET = dict(progress=False, log=lambda *a: None)
 
 
