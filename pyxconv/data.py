@@ -354,7 +354,7 @@ class Batches:
         if None in lengths or len(set(lengths)) != 1:
             shapes = [a.shape for a in arrays]
             raise ValueError(f"arrays must share their first dimension, got shapes {shapes}")
-        from pyxconv.functional._validation import as_int
+        from pyxconv._validation import as_int
         self.batch_size = as_int(batch_size, "batch_size", 1)
         self.arrays = arrays
         self.n = lengths[0]

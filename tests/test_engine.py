@@ -298,3 +298,27 @@ def test_a_repeated_call_skips_the_checks_but_not_for_arguments_that_only_look_a
     assert len(_conv._checked_calls) == 2
     # a reference from plain loops, so the cached path is checked against the truth
     np.testing.assert_allclose(first, conv2d_by_loops(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1))[0], rtol=1e-5, atol=1e-5)
+
+
+def test_nn_holds_no_kernel_logic():
+    """nn imports neither the compiled kernels nor private names of functional."""
+    import ast
+    from pathlib import Path
+
+    import pyxconv.nn
+
+    offending = []
+    for path in Path(pyxconv.nn.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = ("." * node.level) + (node.module or "")
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                module, names = "", [alias.name for alias in node.names]
+            else:
+                continue
+            dotted = [module] + [f"{module}.{n}" for n in names] + names
+            if any("_kernels" in d or "functional._" in d for d in dotted) or (
+                    module.endswith("functional") and any(n.startswith("_") for n in names)):
+                offending.append(f"{path.name}:{node.lineno}")
+    assert not offending, offending

@@ -26,7 +26,7 @@ import numpy as np
 
 from pyxconv._kernels import _activations
 from pyxconv._threads import threads_for
-from pyxconv.functional._validation import float_arrays
+from pyxconv._validation import float_arrays
 
 __all__ = [
     "elu", "elu_backward", "leaky_relu", "leaky_relu_backward", "prelu", "prelu_backward",

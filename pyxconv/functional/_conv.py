@@ -30,7 +30,7 @@ from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit, thread_workspace
-from pyxconv.functional._validation import (
+from pyxconv._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
     check_allocation,

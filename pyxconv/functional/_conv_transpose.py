@@ -72,11 +72,12 @@ from pyxconv.functional._conv import (
     _thread_workspace,
     parallel_threads,
 )
-from pyxconv.functional._validation import (
+from pyxconv._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,
     check_nonempty_sample,
+    check_output_padding,
     check_ndim,
     float_arrays,
     int_tuple,
@@ -142,16 +143,6 @@ def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0,
     output_padding = int_tuple(output_padding, nd, "output_padding", 0)
     dilation = int_tuple(dilation, nd, "dilation", 1)
     return _output_sizes(sizes, kernel, stride, padding, output_padding, dilation)
-
-
-def check_output_padding(output_padding, stride, dilation):
-    """Raise ValueError unless each output_padding is below its stride or dilation."""
-    names = SPATIAL_DIM_NAMES[len(output_padding)]
-    for dim, op, s, d in zip(names, output_padding, stride, dilation):
-        if op >= s and op >= d:
-            raise ValueError(
-                f"output_padding must be smaller than either stride or dilation, got "
-                f"output_padding={op} with stride={s} and dilation={d} along the {dim}")
 
 
 def _output_sizes(sizes, kernel, stride, padding, output_padding, dilation, name="x"):

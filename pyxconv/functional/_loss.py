@@ -22,7 +22,7 @@ import numpy as np
 
 from pyxconv._kernels import _softmax
 from pyxconv._threads import threads_for
-from pyxconv.functional._validation import as_int, float_arrays
+from pyxconv._validation import as_int, float_arrays
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("mean", "sum", "none")

@@ -17,7 +17,7 @@ import numpy as np
 
 from pyxconv._kernels import _pool
 from pyxconv._threads import threads_for, threads_sleep_when_idle
-from pyxconv.functional._validation import (
+from pyxconv._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,

@@ -6,9 +6,9 @@ import numpy as np
 from pyxconv import functional as F
 from pyxconv._grad_mode import is_grad_enabled
 from pyxconv._parallel import small_product
-from pyxconv.functional._conv_transpose import check_output_padding
-from pyxconv.functional._validation import (
+from pyxconv._validation import (
     as_int,
+    check_output_padding,
     conv_output_size,
     int_tuple,
     padding_pairs,

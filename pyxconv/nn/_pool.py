@@ -3,7 +3,7 @@
 import numpy as np
 
 from pyxconv import functional as F
-from pyxconv.functional._validation import int_tuple
+from pyxconv._validation import int_tuple
 from pyxconv.nn._module import Module
 
 __all__ = ["AvgPool2d", "GlobalAvgPool2d", "MaxPool1d", "MaxPool2d", "MaxUnpool2d"]

@@ -8,7 +8,7 @@ import math
 import numbers
 from fractions import Fraction
 
-from pyxconv.functional._validation import as_int
+from pyxconv._validation import as_int
 
 __all__ = [
     "conv_mult_adds",

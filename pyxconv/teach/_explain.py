@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyxconv.functional._validation import as_int, float_arrays, padding_pairs
+from pyxconv._validation import as_int, float_arrays, padding_pairs
 
 __all__ = ["CellExplanation", "explain_output_cell"]
 

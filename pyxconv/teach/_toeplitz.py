@@ -34,7 +34,7 @@ import numpy as np
 
 from pyxconv.functional import _conv as _conv_module
 from pyxconv.functional._conv_transpose import _output_sizes
-from pyxconv.functional._validation import (
+from pyxconv._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
     check_finite_size,

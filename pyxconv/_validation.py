@@ -1,4 +1,4 @@
-"""Argument checks shared by every operation.
+"""Argument checks and output-size arithmetic shared by functional, nn, teach and data.
 
 Every check a user can trip lives here or in the calling function, and
 raises before a kernel runs, naming the argument and the numbers.
@@ -226,3 +226,13 @@ def check_allocation(shape, itemsize, what):
     if n_bytes > _MAX_ALLOCATION_BYTES:
         raise MemoryError(
             f"the {what} of shape {tuple(int(s) for s in shape)} would need {n_bytes:.3e} bytes")
+
+
+def check_output_padding(output_padding, stride, dilation):
+    """Raise ValueError unless each output_padding is below its stride or dilation."""
+    names = SPATIAL_DIM_NAMES[len(output_padding)]
+    for dim, op, s, d in zip(names, output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(
+                f"output_padding must be smaller than either stride or dilation, got "
+                f"output_padding={op} with stride={s} and dilation={d} along the {dim}")
