@@ -678,3 +678,20 @@ def test_fuzz_functional_api_in_a_child_process(fuzz_worker):
     print(f"fuzz: {counts} in {time.perf_counter() - start:.1f} s")
     assert sum(counts.values()) >= FUZZ_EXAMPLES
     assert counts["ok"] > 100 and counts["error"] > 100
+
+
+def test_a_broadcast_input_is_computed_right_and_its_large_copy_announced():
+    import warnings
+    import pyxconv.functional as F
+    from pyxconv.functional._validation import BroadcastCopyWarning
+
+    x = np.broadcast_to(np.float32(1.5), (16, 16, 256, 256))  # 4 bytes real, 64 MiB + virtual
+    assert x.nbytes > 64 << 20
+    with pytest.warns(BroadcastCopyWarning, match=r"4 bytes.*copied into 67108864 bytes"):
+        out = F.avg_pool2d(x, 4)
+    np.testing.assert_array_equal(out, np.full((16, 16, 64, 64), 1.5, np.float32))
+    small = np.broadcast_to(np.float32(1.5), (2, 3, 8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(F.conv2d(small, np.ones((1, 3, 2, 2), np.float32)),
+                                      np.full((2, 1, 7, 7), 18.0, np.float32))
