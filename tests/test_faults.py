@@ -685,11 +685,11 @@ def test_a_broadcast_input_is_computed_right_and_its_large_copy_announced():
     import pyxconv.functional as F
     from pyxconv.functional._validation import BroadcastCopyWarning
 
-    x = np.broadcast_to(np.float32(1.5), (16, 16, 256, 256))  # 4 bytes real, 64 MiB + virtual
+    x = np.broadcast_to(np.float32(1.5), (16, 32, 256, 256))  # 4 bytes real, 128 MiB virtual
     assert x.nbytes > 64 << 20
-    with pytest.warns(BroadcastCopyWarning, match=r"4 bytes.*copied into 67108864 bytes"):
+    with pytest.warns(BroadcastCopyWarning, match=r"4 bytes.*copied into 134217728 bytes"):
         out = F.avg_pool2d(x, 4)
-    np.testing.assert_array_equal(out, np.full((16, 16, 64, 64), 1.5, np.float32))
+    np.testing.assert_array_equal(out, np.full((16, 32, 64, 64), 1.5, np.float32))
     small = np.broadcast_to(np.float32(1.5), (2, 3, 8, 8))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
