@@ -549,7 +549,7 @@ BAD_CALLS = [
     (dict(bias=np.ones(5)), ValueError, r"bias must have shape \(6,\)"),
     (dict(stride=1.5), TypeError, "stride must be an integer"),
     (dict(stride=(1, 1, 1)), ValueError, "stride must be an int or 2 ints"),
-    (dict(x=np.ones((0, 4, 6, 6))), ValueError, "empty dimension"),
+    (dict(x=np.ones((2, 4, 0, 6))), ValueError, "empty dimension"),
     (dict(weight=np.ones((0, 2, 3, 3))), ValueError, "empty dimension"),
 ]
 
