@@ -15,6 +15,7 @@ Dtype rules
 """
 import numbers
 import operator
+import warnings
 
 import numpy as np
 
@@ -49,6 +50,36 @@ def _kind_of(array, name):
     )
 
 
+#: A strided or broadcast input is copied to C order before the kernels run
+#: (they read contiguous planes); the copy is as large as the array's shape
+#: says. Above this many bytes, when the copy is more than 16 times the memory
+#: the input really occupies (a broadcast view: 4 bytes real, 4 GiB virtual),
+#: a BroadcastCopyWarning names the sizes first.
+BROADCAST_COPY_WARN_BYTES = 64 << 20
+
+
+class BroadcastCopyWarning(UserWarning):
+    """A broadcast or strided input is about to be copied into a much larger array."""
+
+
+def _real_bytes(array):
+    """Bytes an array's elements span in memory (a broadcast view: far fewer than nbytes)."""
+    if array.size == 0:
+        return 0
+    span = sum((s - 1) * abs(st) for s, st in zip(array.shape, array.strides))
+    return span + array.itemsize
+
+
+def _warn_if_large_copy(array, name):
+    if (array.nbytes > BROADCAST_COPY_WARN_BYTES and not array.flags.c_contiguous
+            and array.nbytes > 16 * _real_bytes(array)):
+        warnings.warn(
+            f"{name} of shape {array.shape} is a broadcast or strided view of "
+            f"{_real_bytes(array)} bytes; the kernels need it in C order, so it is copied into "
+            f"{array.nbytes} bytes ({array.nbytes / 2**30:.2f} GiB)", BroadcastCopyWarning,
+            stacklevel=4)
+
+
 _MAY_BE_NONE = frozenset({"bias", "weight", "pos_weight"})
 
 # Integers the kernels take are C ssize_t / int64: larger ones are a ValueError
@@ -74,6 +105,8 @@ def float_arrays(**named):
             continue
         array = _as_array(value, name)
         kind = _kind_of(array, name)
+        if not array.flags.c_contiguous:
+            _warn_if_large_copy(array, name)
         if kind == "float":
             float_dtypes.add(array.dtype)
         elif kind == "half":

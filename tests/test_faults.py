@@ -678,3 +678,40 @@ def test_fuzz_functional_api_in_a_child_process(fuzz_worker):
     print(f"fuzz: {counts} in {time.perf_counter() - start:.1f} s")
     assert sum(counts.values()) >= FUZZ_EXAMPLES
     assert counts["ok"] > 100 and counts["error"] > 100
+
+
+def test_a_broadcast_input_is_computed_right_and_its_large_copy_announced():
+    import warnings
+    import pyxconv.functional as F
+    from pyxconv._validation import BroadcastCopyWarning
+
+    x = np.broadcast_to(np.float32(1.5), (16, 32, 256, 256))  # 4 bytes real, 128 MiB virtual
+    assert x.nbytes > 64 << 20
+    with pytest.warns(BroadcastCopyWarning, match=r"4 bytes.*copied into 134217728 bytes"):
+        out = F.avg_pool2d(x, 4)
+    np.testing.assert_array_equal(out, np.full((16, 32, 64, 64), 1.5, np.float32))
+    small = np.broadcast_to(np.float32(1.5), (2, 3, 8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(F.conv2d(small, np.ones((1, 3, 2, 2), np.float32)),
+                                      np.full((2, 1, 7, 7), 18.0, np.float32))
+
+
+def test_float32_softmax_and_cross_entropy_over_2_26_classes_match_float64():
+    """Rows are summed in double: the loss within 1e-6 (relative) of the float64 value and
+    the softmax summing to 1 within 1e-5 (a float32 sum drifted to 1.0063)."""
+    import pyxconv.functional as F
+
+    z = np.random.default_rng(26).standard_normal((1, 2**26), dtype=np.float32)
+    target = np.array([12345])
+    loss = float(F.cross_entropy(z, target))
+    z64 = z[0].astype(np.float64)
+    m = z64.max()
+    reference = m + np.log(np.exp(z64 - m).sum()) - z64[12345]
+    del z64
+    p = F.softmax(z, axis=-1)
+    total = p.sum(dtype=np.float64)
+    print(f"2**26 classes: CE relative error {abs(loss - reference) / reference:.2e}, "
+          f"softmax sum - 1 = {total - 1:.2e}")
+    assert abs(loss - reference) <= 1e-6 * reference
+    assert abs(total - 1) <= 1e-5
