@@ -1,0 +1,362 @@
+"""ONNX operators run on NumPy arrays through :mod:`pyxconv.functional`.
+
+Each entry of :data:`OPS` takes ``(inputs, attrs, node)`` and returns a list of
+outputs. Attributes an operator does not support raise :class:`UnsupportedOnnxError`
+naming the operator type, the attribute and the node.
+"""
+import numpy as np
+
+import pyxconv.functional as F
+
+
+class UnsupportedOnnxError(NotImplementedError):
+    """An ONNX operator, attribute or attribute value pyxconv cannot run."""
+
+
+def _fail(node, what):
+    raise UnsupportedOnnxError(f"ONNX node {node.name!r} (op_type {node.op_type}): {what}")
+
+
+def _need(node, name):
+    fn = getattr(F, name, None)
+    if fn is None:
+        _fail(node, f"needs pyxconv.functional.{name}, which this pyxconv does not have "
+                    "(issue 18 item 5)")
+    return fn
+
+
+def _spatial_pads(node, x, attrs, kernel, strides, dilations):
+    """(before, after) pairs from ``pads``/``auto_pad``."""
+    nd = len(kernel)
+    auto = attrs.get("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("NOTSET", ""):
+        pads = list(attrs.get("pads", [0] * (2 * nd)))
+        return [(pads[i], pads[i + nd]) for i in range(nd)]
+    if auto == "VALID":
+        return [(0, 0)] * nd
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pairs = []
+        for size, k, s, d in zip(x.shape[2:], kernel, strides, dilations):
+            out = -(-size // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+            small = total // 2
+            pairs.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+        return pairs
+    _fail(node, f"attribute auto_pad={auto!r} is not supported")
+
+
+def _symmetric(pairs):
+    return all(a == b for a, b in pairs)
+
+
+def _conv(inputs, attrs, node):
+    x, w = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    nd = x.ndim - 2
+    if nd not in (1, 2, 3):
+        _fail(node, f"{nd}-d convolution is not supported (1-3 spatial dims)")
+    kernel = tuple(w.shape[2:])
+    strides = tuple(attrs.get("strides", [1] * nd))
+    dil = tuple(attrs.get("dilations", [1] * nd))
+    pads = tuple(tuple(p) for p in _spatial_pads(node, x, attrs, kernel, strides, dil))
+    fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+    return [fn(_f(x), _f(w), None if b is None else _f(b), strides, pads, dil,
+               int(attrs.get("group", 1)))]
+
+
+def _f(a):
+    a = np.asarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def _conv_transpose(inputs, attrs, node):
+    x, w = _f(inputs[0]), _f(inputs[1])
+    b = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    nd = x.ndim - 2
+    if nd not in (1, 2, 3):
+        _fail(node, f"{nd}-d transposed convolution is not supported")
+    g = int(attrs.get("group", 1))
+    kernel = w.shape[2:]
+    s = list(attrs.get("strides", [1] * nd))
+    d = list(attrs.get("dilations", [1] * nd))
+    op = list(attrs.get("output_padding", [0] * nd))
+    auto = attrs.get("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    full = [(x.shape[2 + i] - 1) * s[i] + op[i] + (kernel[i] - 1) * d[i] + 1 for i in range(nd)]
+    if "output_shape" in attrs:
+        target = list(attrs["output_shape"])[-nd:]
+        totals = [full[i] - target[i] for i in range(nd)]
+        upper = auto != "SAME_LOWER"
+        pairs = [((t // 2, t - t // 2) if upper else (t - t // 2, t // 2)) for t in totals]
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        totals = [full[i] - x.shape[2 + i] * s[i] for i in range(nd)]
+        upper = auto == "SAME_UPPER"
+        pairs = [((t // 2, t - t // 2) if upper else (t - t // 2, t // 2)) for t in totals]
+    elif auto == "VALID" or auto in ("NOTSET", ""):
+        pads = list(attrs.get("pads", [0] * (2 * nd)))
+        pairs = [(pads[i], pads[i + nd]) for i in range(nd)]
+    else:
+        _fail(node, f"attribute auto_pad={auto!r} is not supported")
+    # run with symmetric padding min(before, after) folded into output_padding/cropping
+    fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[nd - 1]
+    y = fn(x, w, None if b is None else _f(b), tuple(s), 0, 0, g, tuple(d))
+    # y has size full - op; pad the end with the output_padding region (bias only there)
+    if any(op):
+        widths = [(0, 0), (0, 0)] + [(0, o) for o in op]
+        y = np.pad(y, widths)
+        if b is not None:
+            mask = np.ones(y.shape[2:], bool)
+            mask[tuple(slice(0, y.shape[2 + i] - op[i]) for i in range(nd))] = False
+            y = y + mask * np.asarray(b, y.dtype).reshape((1, -1) + (1,) * nd)
+    sl = tuple(slice(p0, y.shape[2 + i] - p1) for i, (p0, p1) in enumerate(pairs))
+    return [np.ascontiguousarray(y[(slice(None), slice(None)) + sl])]
+
+
+def _pool_args(node, x, attrs, allow_dilation=True):
+    nd = x.ndim - 2
+    for key in ("storage_order",):
+        if attrs.get(key, 0) not in (0,):
+            _fail(node, f"attribute {key}={attrs[key]} is not supported")
+    k = tuple(attrs["kernel_shape"])
+    s = tuple(attrs.get("strides", [1] * nd))
+    d = tuple(attrs.get("dilations", [1] * nd))
+    if not allow_dilation and any(v != 1 for v in d):
+        fn = getattr(F, "avg_pool%dd" % nd, None)
+        _fail(node, f"attribute dilations={list(d)} is not supported by average pooling")
+    pads = _spatial_pads(node, x, attrs, k, s, d)
+    return nd, k, s, d, pads, bool(attrs.get("ceil_mode", 0))
+
+
+def _max_pool(inputs, attrs, node):
+    x = _f(inputs[0])
+    nd, k, s, d, pads, ceil = _pool_args(node, x, attrs)
+    if nd not in (1, 2, 3):
+        _fail(node, f"{nd}-d max pooling is not supported")
+    fn = _need(node, "max_pool%dd" % nd)
+    pad = [p[0] for p in pads]
+    if not _symmetric(pads):
+        # pad the larger side by the difference with -inf; the rest is ordinary padding
+        extra = [(0, 0), (0, 0)] + [(0, b - a) if b > a else (a - b, 0) for a, b in pads]
+        x = np.pad(x, extra, constant_values=-np.inf)
+        pad = [min(a, b) for a, b in pads]
+        if len(node.output) > 1 and node.output[1]:
+            _fail(node, "asymmetric pads with the Indices output are not supported")
+    want_idx = len(node.output) > 1 and bool(node.output[1])
+    out, idx = fn(x, k, s, tuple(pad), d, ceil, return_indices=True)
+    res = [out]
+    if want_idx:
+        # ONNX flattens over (N, C, spatial); pyxconv indexes within each plane
+        plane = int(np.prod(x.shape[2:]))
+        nc = np.arange(x.shape[0] * x.shape[1], dtype=np.int64).reshape(
+            (x.shape[0], x.shape[1]) + (1,) * nd)
+        res.append(np.asarray(idx, np.int64) + nc * plane)
+    return res
+
+
+def _avg_pool(inputs, attrs, node):
+    x = _f(inputs[0])
+    nd, k, s, d, pads, ceil = _pool_args(node, x, attrs, allow_dilation=True)
+    include = bool(attrs.get("count_include_pad", 0))
+    fn = _need(node, "avg_pool%dd" % nd)
+    if any(v != 1 for v in d):
+        import inspect
+        if "dilation" not in inspect.signature(fn).parameters:
+            _fail(node, f"attribute dilations={list(d)} needs average-pool dilation "
+                        "(issue 18 item 5)")
+    kw = {"dilation": d} if any(v != 1 for v in d) else {}
+    if not _symmetric(pads):
+        if not include:
+            _fail(node, f"asymmetric pads {attrs.get('pads')} with count_include_pad=0 "
+                        "are not supported")
+        extra = [(0, 0), (0, 0)] + [(0, b - a) if b > a else (a - b, 0) for a, b in pads]
+        x = np.pad(x, extra)
+        pads = [(min(a, b),) * 2 for a, b in pads]
+    return [fn(x, k, s, tuple(p[0] for p in pads), ceil, include, **kw)]
+
+
+def _global_avg(inputs, attrs, node):
+    x = _f(inputs[0])
+    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+
+
+def _global_max(inputs, attrs, node):
+    x = _f(inputs[0])
+    fn = getattr(F, "global_max_pool%dd" % (x.ndim - 2), None)
+    if fn is not None:
+        y = fn(x)
+        return [np.asarray(y).reshape(x.shape[:2] + (1,) * (x.ndim - 2))]
+    return [x.max(axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
+def _max_unpool(inputs, attrs, node):
+    x, idx = _f(inputs[0]), np.asarray(inputs[1], np.int64)
+    nd = x.ndim - 2
+    k = tuple(attrs["kernel_shape"])
+    s = tuple(attrs.get("strides", [1] * nd))
+    pads = list(attrs.get("pads", [0] * (2 * nd)))
+    if len(inputs) > 2 and inputs[2] is not None:
+        out_shape = tuple(int(v) for v in inputs[2])
+    else:
+        out_shape = x.shape[:2] + tuple((x.shape[2 + i] - 1) * s[i] + k[i] - pads[i] - pads[i + nd]
+                                        for i in range(nd))
+    y = np.zeros(int(np.prod(out_shape)), x.dtype)
+    y[idx.ravel()] = x.ravel()
+    return [y.reshape(out_shape)]
+
+
+def _axis_softmax(fn_name):
+    def run(inputs, attrs, node):
+        x = _f(inputs[0])
+        axis = int(attrs.get("axis", -1))
+        return [getattr(F, fn_name)(x, axis)]
+    return run
+
+
+def _nll(logp, target, weight, ignore_index, reduction):
+    """NLL of log-probabilities (N, C, d...) at integer targets (N, d...)."""
+    target = np.asarray(target, np.int64)
+    c = logp.shape[1]
+    valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+    safe = np.where(valid, target, 0)
+    picked = np.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
+    w = np.ones(c, logp.dtype) if weight is None else np.asarray(weight, logp.dtype)
+    wt = np.where(valid, w[safe], 0).astype(logp.dtype)
+    loss = -picked * wt
+    if reduction == "none":
+        return loss.astype(logp.dtype)
+    if reduction == "sum":
+        return np.asarray(loss.sum(), logp.dtype)
+    return np.asarray(loss.sum() / wt.sum(), logp.dtype)
+
+
+def _reduction(node, attrs):
+    r = attrs.get("reduction", "mean")
+    r = r.decode() if isinstance(r, bytes) else r
+    if r not in ("mean", "sum", "none"):
+        _fail(node, f"attribute reduction={r!r} is not supported")
+    return r
+
+
+def _nll_op(inputs, attrs, node):
+    x, t = _f(inputs[0]), inputs[1]
+    w = inputs[2] if len(inputs) > 2 else None
+    ii = attrs.get("ignore_index")
+    fn = getattr(F, "nll_loss", None)
+    red = _reduction(node, attrs)
+    if fn is not None:
+        kw = {"ignore_index": -100 if ii is None else int(ii), "reduction": red}
+        if w is not None:
+            kw["weight"] = _f(w)
+        out = fn(x, np.asarray(t, np.int64), **kw)
+        out = out[0] if isinstance(out, tuple) else out
+        return [np.asarray(out, x.dtype)]
+    return [_nll(x, t, w, ii, red)]
+
+
+def _sce_op(inputs, attrs, node):
+    x, t = _f(inputs[0]), inputs[1]
+    w = inputs[2] if len(inputs) > 2 else None
+    logp = F.log_softmax(x, 1)
+    loss = _nll(logp, t, w, attrs.get("ignore_index"), _reduction(node, attrs))
+    return [loss, logp][:len(node.output)]
+
+
+def _gemm(inputs, attrs, node):
+    a, b = np.asarray(inputs[0]), np.asarray(inputs[1])
+    if attrs.get("transA", 0):
+        a = a.T
+    if attrs.get("transB", 0):
+        b = b.T
+    y = attrs.get("alpha", 1.0) * (a @ b)
+    if len(inputs) > 2 and inputs[2] is not None:
+        y = y + attrs.get("beta", 1.0) * np.asarray(inputs[2])
+    return [y.astype(np.result_type(inputs[0]))]
+
+
+def _flatten(inputs, attrs, node):
+    x = np.asarray(inputs[0])
+    axis = int(attrs.get("axis", 1))
+    axis = axis + x.ndim if axis < 0 else axis
+    return [x.reshape(int(np.prod(x.shape[:axis])), -1)]
+
+
+def _reshape(inputs, attrs, node):
+    x = np.asarray(inputs[0])
+    shape = [int(v) for v in np.asarray(inputs[1])]
+    if not attrs.get("allowzero", 0):
+        shape = [x.shape[i] if v == 0 else v for i, v in enumerate(shape)]
+    return [x.reshape(shape)]
+
+
+def _batchnorm(inputs, attrs, node):
+    x, scale, b, mean, var = (np.asarray(v) for v in inputs[:5])
+    if attrs.get("training_mode", 0):
+        _fail(node, "attribute training_mode=1 is not supported (eval-form BatchNorm only)")
+    eps = attrs.get("epsilon", 1e-5)
+    sh = (1, -1) + (1,) * (x.ndim - 2)
+    inv = scale / np.sqrt(var + np.asarray(eps, var.dtype))
+    return [(x * inv.reshape(sh) + (b - mean * inv).reshape(sh)).astype(x.dtype)]
+
+
+def _dropout(inputs, attrs, node):
+    x = np.asarray(inputs[0])
+    training = len(inputs) > 2 and inputs[2] is not None and bool(np.asarray(inputs[2]))
+    ratio = float(np.asarray(inputs[1])) if len(inputs) > 1 and inputs[1] is not None else 0.5
+    if training and ratio > 0:
+        seed = attrs.get("seed")
+        rng = np.random.default_rng(None if seed is None else int(seed))
+        mask = rng.random(x.shape) >= ratio
+        return [(x * mask / (1 - ratio)).astype(x.dtype), mask]
+    return [x.copy(), np.ones(x.shape, bool)]
+
+
+def _prelu(inputs, attrs, node):
+    x, slope = np.asarray(inputs[0]), np.asarray(inputs[1], dtype=np.asarray(inputs[0]).dtype)
+    return [np.where(x >= 0, x, x * slope).astype(x.dtype)]
+
+
+def _softplus(inputs, attrs, node):
+    x = _f(inputs[0])
+    return [F.softplus(x, 1.0, np.inf)] if np.all(np.isfinite(x)) else [np.logaddexp(0, x)]
+
+
+def _unary(fn, **names):
+    def run(inputs, attrs, node):
+        kw = {k: float(attrs.get(onnx_name, default)) for k, (onnx_name, default) in names.items()}
+        return [fn(_f(inputs[0]), **kw)]
+    return run
+
+
+OPS = {
+    "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
+    "MaxPool": _max_pool,
+    "AveragePool": _avg_pool,
+    "GlobalAveragePool": _global_avg,
+    "GlobalMaxPool": _global_max,
+    "MaxUnpool": _max_unpool,
+    "Softmax": _axis_softmax("softmax"),
+    "LogSoftmax": _axis_softmax("log_softmax"),
+    "SoftmaxCrossEntropyLoss": _sce_op,
+    "NegativeLogLikelihoodLoss": _nll_op,
+    "Relu": _unary(F.relu),
+    "LeakyRelu": _unary(F.leaky_relu, negative_slope=("alpha", 0.01)),
+    "PRelu": _prelu,
+    "Elu": _unary(F.elu, alpha=("alpha", 1.0)),
+    "Sigmoid": _unary(F.sigmoid),
+    "Tanh": _unary(F.tanh),
+    "Softplus": _softplus,
+    "Gemm": _gemm,
+    "MatMul": lambda i, a, n: [np.matmul(i[0], i[1])],
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "BatchNormalization": _batchnorm,
+    "Dropout": _dropout,
+    "Add": lambda i, a, n: [np.add(i[0], i[1])],
+    "Concat": lambda i, a, n: [np.concatenate(i, axis=int(a["axis"]))],
+    "Identity": lambda i, a, n: [np.asarray(i[0])],
+    "Constant": None,  # handled by the graph runner
+}
