@@ -180,6 +180,7 @@ def shard(indices, rank=None, world=None):
 
     Examples
     --------
+    >>> from pyxconv.distributed import shard
     >>> shard([0, 1, 2, 3, 4, 5, 6], rank=0, world=3)
     array([0, 3, 6])
     """
@@ -197,6 +198,7 @@ def contiguous_shard(n, rank=None, world=None):
 
     Examples
     --------
+    >>> from pyxconv.distributed import contiguous_shard
     >>> contiguous_shard(8, rank=1, world=2)
     slice(4, 8, None)
     """
