@@ -13,12 +13,7 @@ git ls-files -z | xargs -0 cp --parents -t "$copy"
 cd "$copy"
 # pip builds pyxconv in an isolated environment, so this venv lacks the build
 # requirements; install the ones pyproject.toml names.
-python - <<'PY' > build-requirements.txt
-import re
-text = open("pyproject.toml").read()
-block = re.search(r"requires\s*=\s*\[(.*?)\]", text, re.S).group(1)
-print("\n".join(re.findall(r'"([^"]+)"', block)))
-PY
+python .ci/pyproject_requirements.py build > build-requirements.txt
 python -m pip install --quiet -r build-requirements.txt
 PYXCONV_DEBUG_CYTHON=1 python setup.py -q build_ext --inplace >build.log 2>&1 || {
     cat build.log; exit 1; }

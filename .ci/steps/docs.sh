@@ -8,16 +8,7 @@ cd "$(dirname "$0")/../.."
 start=$(date +%s)
 
 # The docs extra of pyproject.toml, installed without rebuilding pyxconv.
-python - <<'PY' > /tmp/pyxconv-docs-requirements.txt
-import re
-try:
-    import tomllib
-    extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]
-    print("\n".join(extras["docs"]))
-except ImportError:  # Python < 3.11: read the one line
-    line = next(l for l in open("pyproject.toml") if l.strip().startswith("docs ="))
-    print("\n".join(re.findall(r'"([^"]+)"', line)))
-PY
+python .ci/pyproject_requirements.py docs > /tmp/pyxconv-docs-requirements.txt
 python -m pip install --quiet -r /tmp/pyxconv-docs-requirements.txt
 
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -7,16 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
-python - <<'PY' > /tmp/pyxconv-mpi-requirements.txt
-import re
-try:
-    import tomllib
-    extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]
-    print("\n".join(extras["mpi"]))
-except ImportError:  # Python < 3.11: read the one line
-    line = next(l for l in open("pyproject.toml") if l.strip().startswith("mpi ="))
-    print("\n".join(re.findall(r'"([^"]+)"', line)))
-PY
+python .ci/pyproject_requirements.py mpi > /tmp/pyxconv-mpi-requirements.txt
 python -m pip install --quiet -r /tmp/pyxconv-mpi-requirements.txt
 # the mpich wheel's mpiexec sits beside the venv's python
 export PATH="$(dirname "$(python -c 'import sys; print(sys.executable)')"):$PATH"
