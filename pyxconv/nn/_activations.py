@@ -1,18 +1,9 @@
 """Activation layers: each keeps what its backward needs and calls :mod:`pyxconv.functional`.
 
-Lecture 003's table, element-wise, with the derivatives:
-
-==========  ==============================================  ================================
-layer       f(x)                                            f'(x)
-==========  ==============================================  ================================
-ReLU        max(0, x)                                       1 if x > 0 else 0
-LeakyReLU   x if x > 0 else a x  (a = 0.01)                 1 if x > 0 else a
-PReLU       x if x > 0 else a x  (a learned, per channel)   1 or a; df/da = x if x <= 0
-ELU         x if x > 0 else alpha (e^x - 1)                 1 if x > 0 else f(x) + alpha
-Sigmoid     1 / (1 + e^-x)                                  f (1 - f)
-Tanh        tanh x                                          1 - f^2
-Softplus    log(1 + e^(beta x)) / beta                      sigmoid(beta x)
-==========  ==============================================  ================================
+The formulas and derivatives (lecture 003's table) are those of
+``pyxconv.functional._activations``: ReLU is ``relu``, LeakyReLU
+``leaky_relu``, PReLU ``prelu``, ELU ``elu``, Sigmoid ``sigmoid``, Tanh
+``tanh`` and Softplus ``softplus``.
 """
 import numpy as np
 

@@ -46,6 +46,14 @@ def _pads(pairs):
     return [p[0] for p in pairs] + [p[1] for p in pairs]
 
 
+def _weight_and_bias(w, m, name, p):
+    """A parametrised layer's node inputs: its input, its weight and, if it has one, its bias."""
+    ins = [name, w.const(p + "weight", m.weight.data)]
+    if m.bias is not None:
+        ins.append(w.const(p + "bias", m.bias.data))
+    return ins
+
+
 def _emit(w, m, x, name, prefix):
     """Add ``m``'s nodes reading ``name``; return (output name, output array)."""
     y = m.forward(x)
@@ -62,23 +70,17 @@ def _emit(w, m, x, name, prefix):
         outs = [_emit(w, br, x, name, f"{prefix}{i}.")[0] for i, br in enumerate(m.branches)]
         return w.node("Concat", outs, p + "concat", axis=int(m.dim)), y
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        ins = [name, w.const(p + "weight", m.weight.data)]
-        if m.bias is not None:
-            ins.append(w.const(p + "bias", m.bias.data))
+        ins = _weight_and_bias(w, m, name, p)
         return w.node("Conv", ins, p + "conv", kernel_shape=list(m.kernel_size),
                       strides=list(m.stride), dilations=list(m.dilation), group=m.groups,
                       pads=_pads(m._pads)), y
     if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        ins = [name, w.const(p + "weight", m.weight.data)]
-        if m.bias is not None:
-            ins.append(w.const(p + "bias", m.bias.data))
+        ins = _weight_and_bias(w, m, name, p)
         return w.node("ConvTranspose", ins, p + "convT", kernel_shape=list(m.kernel_size),
                       strides=list(m.stride), dilations=list(m.dilation), group=m.groups,
                       pads=list(m.padding) * 2, output_padding=list(m.output_padding)), y
     if isinstance(m, nn.Linear):
-        ins = [name, w.const(p + "weight", m.weight.data)]
-        if m.bias is not None:
-            ins.append(w.const(p + "bias", m.bias.data))
+        ins = _weight_and_bias(w, m, name, p)
         return w.node("Gemm", ins, p + "gemm", transB=1), y
     if isinstance(m, nn.BatchNorm2d):
         c = m.num_features
