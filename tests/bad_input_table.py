@@ -252,6 +252,11 @@ CASES = [
     ("global_avg_pool2d-backward-shape",
      lambda ns: ns["F"].global_avg_pool2d_backward(np.ones((2, 3, 1, 1)), (2, 4, 6, 6)),
      ValueError, "grad_out"),
+    ("global_max_pool2d-x-3d", lambda ns: ns["F"].global_max_pool2d(ns["x3"]), ValueError, "x"),
+    ("global_max_pool2d-backward-indices-range",
+     lambda ns: ns["F"].global_max_pool2d_backward(np.ones((2, 4, 1, 1)),
+                                                   np.full((2, 4, 1, 1), 36, np.int64),
+                                                   (2, 4, 6, 6)), ValueError, "indices"),
     ("pool_output_size-zero-kernel", lambda ns: ns["F"].pool_output_size(6, 0, 2, 0), ValueError,
      "kernel"),
     # ---------------------------------------------------------------- losses

@@ -1167,3 +1167,101 @@ def global_avg_pool2d_backward(grad_out, input_shape):
         raise ValueError(f"grad_out must have the forward output's shape {(n, c, 1, 1)}, got "
                          f"{grad_out.shape}")
     return _spread_evenly(grad_out, input_shape)
+
+
+# ----------------------------------------------------------------------- global max pooling
+
+
+def global_max_pool2d(x, return_indices=False):
+    """Maximum of each channel over the whole plane, ONNX's GlobalMaxPool.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    return_indices : bool, default False
+        Also return the switches: the flat index ``h * W + w`` of each
+        maximum within its plane, the first one on ties (PyTorch's
+        ``adaptive_max_pool2d(x, 1, return_indices=True)`` convention).
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, 1, 1)
+        ``x.max(axis=(2, 3), keepdims=True)``; a NaN in a plane makes its
+        maximum NaN, as in PyTorch.
+    indices : int64 ndarray of shape (N, C, 1, 1)
+        Only if ``return_indices``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D or is empty (N = 0 included, as for every pooling function).
+    TypeError
+        Complex, object or string arrays, or a non-bool ``return_indices``.
+
+    Notes
+    -----
+    One NumPy ``argmax`` over each flattened plane; no compiled kernel is
+    involved, so the result does not depend on the number of threads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import global_max_pool2d
+    >>> x = np.array([[1, 1, 2, 4],
+    ...               [5, 6, 7, 8],
+    ...               [3, 2, 1, 0],
+    ...               [1, 2, 3, 4]]).reshape(1, 1, 4, 4)
+    >>> out, idx = global_max_pool2d(x, return_indices=True)
+    >>> out.ravel(), idx.ravel()
+    (array([8.]), array([7]))
+    """
+    x = _float_input(x, 2)
+    return_indices = _flag(return_indices, "return_indices")
+    n, c = x.shape[:2]
+    planes = x.reshape(n, c, -1)
+    idx = np.argmax(planes, axis=2)  # the first maximum, or the first NaN
+    out = np.take_along_axis(planes, idx[:, :, None], axis=2).reshape(n, c, 1, 1)
+    if return_indices:
+        return out, idx.astype(np.int64).reshape(n, c, 1, 1)
+    return out
+
+
+def global_max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of :func:`global_max_pool2d`: each plane's gradient goes to its maximum.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (N, C, 1, 1)
+    indices : int ndarray of shape (N, C, 1, 1)
+        The switches from ``global_max_pool2d(x, return_indices=True)``.
+    input_shape : tuple of ints (N, C, H, W)
+
+    Returns
+    -------
+    grad_x : ndarray of shape (N, C, H, W)
+        Zero except ``grad_out`` at each switch.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` is not (N, C, 1, 1) for the given input, or a switch
+        lies outside ``[0, H * W)``.
+    TypeError
+        Non-integer switches.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import global_max_pool2d_backward
+    >>> global_max_pool2d_backward(np.full((1, 1, 1, 1), 3.0), np.array([[[[5]]]]),
+    ...                            (1, 1, 2, 4))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 3., 0., 0.]])
+    """
+    grad_out = _float_input(grad_out, 2, "grad_out")
+    input_shape = _shape_tuple(input_shape, 2, "input_shape")
+    n, c = input_shape[:2]
+    if grad_out.shape != (n, c, 1, 1):
+        raise ValueError(f"grad_out must have the forward output's shape {(n, c, 1, 1)}, got "
+                         f"{grad_out.shape}")
+    return _max_pool_backward_nd(grad_out, indices, input_shape, 2)

@@ -22,7 +22,8 @@ from pyxconv.nn._layers import (
     manual_seed,
 )
 from pyxconv.nn._loss import BCEWithLogits, SoftmaxCrossEntropy
-from pyxconv.nn._pool import AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, MaxUnpool2d
+from pyxconv.nn._pool import (AvgPool2d, GlobalAvgPool2d, GlobalMaxPool2d, MaxPool1d,
+                              MaxPool2d, MaxUnpool2d)
 from pyxconv.nn._module import (BackwardBeforeForwardError, Concat, Module, Parameter,
                                  Residual, Sequential)
 
@@ -31,6 +32,7 @@ __all__ = [
     "BCEWithLogits",
     "BackwardBeforeForwardError",
     "GlobalAvgPool2d",
+    "GlobalMaxPool2d",
     "MaxPool1d",
     "MaxPool2d",
     "MaxUnpool2d",

@@ -6,7 +6,7 @@ from pyxconv import functional as F
 from pyxconv._validation import int_tuple
 from pyxconv.nn._module import Module
 
-__all__ = ["AvgPool2d", "GlobalAvgPool2d", "MaxPool1d", "MaxPool2d", "MaxUnpool2d"]
+__all__ = ["AvgPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d", "MaxPool1d", "MaxPool2d", "MaxUnpool2d"]
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
 
@@ -220,6 +220,43 @@ class GlobalAvgPool2d(Module):
         n, c, h, w = self._shape
         scale = grad_out.dtype.type(1.0 / (h * w))
         return np.broadcast_to(grad_out * scale, self._shape).copy()
+
+    def output_shape(self, input_shape):
+        n, c = input_shape[:2]
+        return (n, c, 1, 1)
+
+    def mult_adds(self, input_shape):
+        return 0
+
+
+class GlobalMaxPool2d(Module):
+    """Maximum over each channel's plane: ``(N, C, H, W) -> (N, C, 1, 1)``, ONNX's
+    GlobalMaxPool (``torch.nn.AdaptiveMaxPool2d(1)``).
+
+    The switches of the last forward call are kept in ``indices``; ``backward``
+    routes each plane's gradient to its maximum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv import nn
+    >>> pool = nn.GlobalMaxPool2d()
+    >>> pool(np.arange(8.0).reshape(1, 2, 2, 2)).ravel()
+    array([3., 7.])
+    >>> pool.backward(np.ones((1, 2, 1, 1)))[0, 1]
+    array([[0., 0.],
+           [0., 1.]])
+    """
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
+            _check_ndim(self, x, 2)
+        self._shape = x.shape
+        out, self.indices = F.global_max_pool2d(x, return_indices=True)
+        return out
+
+    def backward(self, grad_out):
+        return F.global_max_pool2d_backward(grad_out, self.indices, self._shape)
 
     def output_shape(self, input_shape):
         n, c = input_shape[:2]
