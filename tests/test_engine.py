@@ -322,3 +322,23 @@ def test_nn_holds_no_kernel_logic():
                     module.endswith("functional") and any(n.startswith("_") for n in names)):
                 offending.append(f"{path.name}:{node.lineno}")
     assert not offending, offending
+
+
+@pytest.mark.parametrize("c_in, size, k", [(128, 16, 3), (64, 32, 3), (64, 56, 3), (6, 14, 5),
+                                           (3, 224, 7), (512, 7, 3)])
+def test_panel_rows_fit_the_cap_and_prefer_whole_tiles(c_in, size, k):
+    from pyxconv.functional._conv import PANEL_BYTES, _PANEL_COLUMN_MULTIPLE, panel_rows
+    plan = conv_plan((size, size), (k, k), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 4, c_in, 64,
+                     np.float32)
+    g = plan.g
+    rows = panel_rows(g, 4)
+    per_row = g.rows * g.out_w * 4
+    assert 1 <= rows <= g.out_rows
+    assert rows == 1 or rows * per_row <= PANEL_BYTES
+    most = min(g.out_rows, max(1, PANEL_BYTES // per_row))
+    assert rows >= most * 3 // 4
+    # no row count in the allowed range wastes less of the last 32-column tile
+    def waste(r):
+        return (-(r * g.out_w)) % _PANEL_COLUMN_MULTIPLE / (r * g.out_w)
+    if most < g.out_rows:
+        assert all(waste(rows) <= waste(r) for r in range(max(1, most * 3 // 4), most + 1))

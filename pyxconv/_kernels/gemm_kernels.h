@@ -16,8 +16,11 @@
  * The x86 variants are compiled for their instruction set whatever the
  * compiler's default target (the target attribute) and must only be called
  * when pyxconv_cpu_has_isa() says the CPU and the operating system support it.
- * It packs nothing and has no set-up cost: the convolutions' products are many
- * small ones, one or two per sample.
+ * It packs only B's panel of DEPTH x 2W values (a 16 KiB copy at most, on the
+ * stack) and nothing of A, so it has no set-up cost: the convolutions' products
+ * are many small ones, one or two per sample or panel. Packing A as well (into
+ * tile order) measured slower for products under about a thousand columns and
+ * no faster above, once the next panel of B is prefetched.
  *
  * Each element of C is one chain of fused multiply-adds over p = 0, 1, ...,
  * k - 1, in that order (passes of PYXCONV_GEMM_DEPTH values of p continue the
@@ -133,10 +136,12 @@ static inline ATTR void NAME##_panel(ptrdiff_t m, ptrdiff_t depth, const float* 
                           c + i * ldc, ldc, add);                                        \
 }                                                                                        \
 static ATTR void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a,             \
-                      ptrdiff_t a_row, ptrdiff_t a_col, const float* b, ptrdiff_t ldb,    \
-                      float* c, ptrdiff_t ldc, int accumulate) {                          \
-    /* the last, partial panel: B's columns zero-padded, C's through a small tile */     \
-    float b_edge[PYXCONV_GEMM_DEPTH * 2 * W] __attribute__((aligned(64)));               \
+                      ptrdiff_t a_row, ptrdiff_t a_col, const float* b, ptrdiff_t ldb,   \
+                      float* c, ptrdiff_t ldc, int accumulate) {                         \
+    /* B's panel, packed: B's rows ldb apart (4 KiB and its multiples are common) would  \
+     * share a few L1 sets and evict each other. The last, partial panel is zero-padded  \
+     * and its C goes through a small tile. */                                           \
+    float b_panel[PYXCONV_GEMM_DEPTH * 2 * W] __attribute__((aligned(64)));              \
     float c_edge[R0 * 2 * W] __attribute__((aligned(64)));                               \
     ptrdiff_t p0, j, i, r, depth, width;                                                 \
     if (a_row != 1 && a_col != 1)                                                        \
@@ -152,18 +157,26 @@ static ATTR void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a,    
         depth = k - p0 < PYXCONV_GEMM_DEPTH ? k - p0 : PYXCONV_GEMM_DEPTH;               \
         /* after the first pass C holds the partial chains: continue them */             \
         int add = accumulate || p0 > 0;                                                  \
-        const float* a_block = a + p0 * a_col;                                           \
         const float* b_block = b + p0 * ldb;                                             \
-        for (j = 0; j < full_n; j += 2 * W)                                              \
-            NAME##_panel(m, depth, a_block, a_row, a_col, b_block + j, ldb, c + j, ldc,  \
-                         add);                                                           \
+        const float* a_block = a + p0 * a_col;                                           \
+        for (j = 0; j < full_n; j += 2 * W) {                                            \
+            /* the next panel's rows are fetched while this one is computed */           \
+            ptrdiff_t next = j + 2 * W < n ? j + 2 * W : j;                              \
+            for (r = 0; r < depth; r++) {                                                \
+                memcpy(b_panel + r * 2 * W, b_block + r * ldb + j,                       \
+                       (size_t)(2 * W) * sizeof(float));                                 \
+                __builtin_prefetch(b_block + r * ldb + next, 0, 3);                      \
+                __builtin_prefetch(b_block + r * ldb + next + 2 * W - 1, 0, 3);          \
+            }                                                                            \
+            NAME##_panel(m, depth, a_block, a_row, a_col, b_panel, 2 * W, c + j, ldc, add); \
+        }                                                                                \
         if (full_n == n)                                                                 \
             continue;                                                                    \
         width = n - full_n;                                                              \
         for (r = 0; r < depth; r++) {                                                    \
-            memcpy(b_edge + r * 2 * W, b_block + r * ldb + full_n,                       \
+            memcpy(b_panel + r * 2 * W, b_block + r * ldb + full_n,                      \
                    (size_t)width * sizeof(float));                                       \
-            memset(b_edge + r * 2 * W + width, 0, (size_t)(2 * W - width) * sizeof(float)); \
+            memset(b_panel + r * 2 * W + width, 0, (size_t)(2 * W - width) * sizeof(float)); \
         }                                                                                \
         for (i = 0; i < m; i += R0) {                                                    \
             ptrdiff_t rows = m - i < R0 ? m - i : R0;                                    \
@@ -171,7 +184,7 @@ static ATTR void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a,    
                 for (r = 0; r < rows; r++)                                               \
                     memcpy(c_edge + r * 2 * W, c + (i + r) * ldc + full_n,               \
                            (size_t)width * sizeof(float));                               \
-            NAME##_panel(rows, depth, a_block + i * a_row, a_row, a_col, b_edge, 2 * W,  \
+            NAME##_panel(rows, depth, a_block + i * a_row, a_row, a_col, b_panel, 2 * W, \
                          c_edge, 2 * W, add);                                            \
             for (r = 0; r < rows; r++)                                                   \
                 memcpy(c + (i + r) * ldc + full_n, c_edge + r * 2 * W,                   \
