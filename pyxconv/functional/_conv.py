@@ -825,8 +825,8 @@ def prepare_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
     """
     if isinstance(nd, bool) or nd not in (1, 2, 3):
         raise ValueError(f"nd must be 1, 2 or 3, got {nd!r}")
-    x, weight, bias, _, plan = _normalise_conv_args(x, weight, bias, stride, padding,
-                                                    dilation, groups, nd)
+    x, weight, bias, plan = _checked_conv_call(x, weight, bias, stride, padding, dilation,
+                                               groups, nd)
     if bias is not None:
         bias = np.ascontiguousarray(bias)
     return x, weight, bias, plan
@@ -867,7 +867,8 @@ def _is_plain_argument(value):
         type(v) is int or (type(v) is tuple and all(type(u) is int for u in v)) for v in value)
 
 
-def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
+def _checked_conv_call(x, weight, bias, stride, padding, dilation, groups, nd):
+    """(x, weight, bias, plan) of a call: checked once per key of :data:`_checked_calls`."""
     key = _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd)
     plan = _checked_calls.get(key) if key is not None else None
     if plan is None:
@@ -879,6 +880,12 @@ def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
             _checked_calls[key] = plan
     else:
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    return x, weight, bias, plan
+
+
+def _conv_nd(x, weight, bias, stride, padding, dilation, groups, nd):
+    x, weight, bias, plan = _checked_conv_call(x, weight, bias, stride, padding, dilation,
+                                               groups, nd)
     g = plan.g
     out, _ = plan._forward(x, weight, None if bias is None else np.ascontiguousarray(bias))
     return out.reshape((g.n, g.c_out) + g.out_spatial)
