@@ -78,6 +78,8 @@ cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcep
     """Smallest tap j >= 0 with start + j * dilation >= 0."""
     if start >= 0:
         return 0
+    if dilation == 1:  # the common case, without a division
+        return -start
     return (-start + dilation - 1) // dilation
 
 
@@ -87,7 +89,7 @@ cdef inline Py_ssize_t _end_tap(Py_ssize_t start, Py_ssize_t dilation, Py_ssize_
     cdef Py_ssize_t last = size - 1 - start
     if last < 0:
         return 0
-    last = last // dilation + 1
+    last = last + 1 if dilation == 1 else last // dilation + 1
     return last if last < kernel else kernel
 
 
@@ -249,8 +251,12 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                 continue
             p = task // rows
             r = task - p * rows
-            od = r // out_h
-            oh = r - od * out_h
+            if out_d == 1:  # 1-D and 2-D pooling: no division
+                od = 0
+                oh = r
+            else:
+                od = r // out_h
+                oh = r - od * out_h
             if fast:
                 _max_row_2x2(&x[p, od, 0, 0], in_w, &out[p, od, oh, 0],
                              &switches[p, od, oh, 0], oh, out_w, tap)
@@ -498,7 +504,9 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, od, oh, ow, r, w, w0, w1, a, a0, a1, c, c0, c1, b, b0, b1
     cdef Py_ssize_t start_d, start_h, start_w
+    cdef int64_t row_div
     cdef const floating* row
+    cdef floating* orow
     cdef double* colsum = NULL
     cdef double total, divisor
     cdef int failed = 0
@@ -517,8 +525,12 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                 continue
             p = task // rows
             r = task - p * rows
-            od = r // out_h
-            oh = r - od * out_h
+            if out_d == 1:  # 1-D and 2-D pooling: no division
+                od = 0
+                oh = r
+            else:
+                od = r // out_h
+                oh = r - od * out_h
             start_d = od * s_d - p_d
             c0 = _first_tap(start_d, d_d)
             c1 = _end_tap(start_d, d_d, k_d, in_d)
@@ -532,28 +544,37 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                     row = &x[p, start_d + c * d_d, start_h + a * d_h, 0]
                     for w in range(in_w):
                         colsum[w] = colsum[w] + row[w]
-            for ow in range(out_w):
-                total = 0
-                if d_w == 1:
+            orow = &out[p, od, oh, 0]
+            row_div = div_d[od] * div_h[oh]
+            if d_w == 1:
+                for ow in range(out_w):
                     w0 = ow * s_w - p_w
                     w1 = w0 + k_w
                     if w0 < 0:
                         w0 = 0
                     if w1 > in_w:
                         w1 = in_w
+                    total = 0
                     for w in range(w0, w1):
                         total = total + colsum[w]
-                else:
+                    if divisor_override != 0:
+                        divisor = <double>divisor_override
+                    else:
+                        divisor = <double>(row_div * div_w[ow])
+                    orow[ow] = <floating>(total / divisor)
+            else:
+                for ow in range(out_w):
                     start_w = ow * s_w - p_w
                     b0 = _first_tap(start_w, d_w)
                     b1 = _end_tap(start_w, d_w, k_w, in_w)
+                    total = 0
                     for b in range(b0, b1):
                         total = total + colsum[start_w + b * d_w]
-                if divisor_override != 0:
-                    divisor = <double>divisor_override
-                else:
-                    divisor = <double>(div_d[od] * div_h[oh] * div_w[ow])
-                out[p, od, oh, ow] = <floating>(total / divisor)
+                    if divisor_override != 0:
+                        divisor = <double>divisor_override
+                    else:
+                        divisor = <double>(row_div * div_w[ow])
+                    orow[ow] = <floating>(total / divisor)
         free(colsum)
     pyxconv_interrupt_raise(stp)
     if failed:
@@ -586,6 +607,8 @@ def avg_pool_backward(const floating[:, :, :, ::1] scaled, floating[:, :, :, ::1
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
     cdef Py_ssize_t task, p, r, i_d, ih, iw, ow, jd, jh, j
     cdef const floating* row
+    cdef floating* grow
+    cdef const int64_t* pick = &ow_pick[0]
     cdef double* rowsum = NULL
     cdef double total
     cdef int failed = 0
@@ -604,8 +627,12 @@ def avg_pool_backward(const floating[:, :, :, ::1] scaled, floating[:, :, :, ::1
                 continue
             p = task // rows
             r = task - p * rows
-            i_d = r // in_h
-            ih = r - i_d * in_h
+            if in_d == 1:
+                i_d = 0
+                ih = r
+            else:
+                i_d = r // in_h
+                ih = r - i_d * in_h
             for ow in range(out_w + 1):
                 rowsum[ow] = 0
             for jd in range(od_ptr[i_d], od_ptr[i_d + 1]):
@@ -613,15 +640,16 @@ def avg_pool_backward(const floating[:, :, :, ::1] scaled, floating[:, :, :, ::1
                     row = &scaled[p, od_idx[jd], oh_idx[jh], 0]
                     for ow in range(out_w):
                         rowsum[ow] = rowsum[ow] + row[ow]
+            grow = &grad_x[p, i_d, ih, 0]
             if single:
                 for iw in range(in_w):
-                    grad_x[p, i_d, ih, iw] = <floating>rowsum[ow_pick[iw]]
+                    grow[iw] = <floating>rowsum[pick[iw]]
             else:
                 for iw in range(in_w):
                     total = 0
                     for j in range(ow_ptr[iw], ow_ptr[iw + 1]):
                         total = total + rowsum[ow_idx[j]]
-                    grad_x[p, i_d, ih, iw] = <floating>total
+                    grow[iw] = <floating>total
         free(rowsum)
     pyxconv_interrupt_raise(stp)
     if failed:

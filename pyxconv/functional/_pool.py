@@ -171,6 +171,7 @@ class _PoolGeometry:
         self._tap_offsets = None
         self._column_taps = None
         self._windows_of = None
+        self._divisors = {}
 
     def kernel_args(self):
         return (*self.k3, *self.s3, *self.p3, *self.d3)
@@ -234,7 +235,11 @@ class _PoolGeometry:
         (possible in ceil mode) never counts. This is ONNX's reference
         AveragePool; without dilation it is PyTorch's
         ``min(start + k, size + p) - start`` (or the part inside the input).
+        Computed once per geometry and ``count_include_pad``; read-only.
         """
+        count_include_pad = bool(count_include_pad)
+        if count_include_pad in self._divisors:
+            return self._divisors[count_include_pad]
         factors = []
         for dim in range(3):
             size, p = self.in3[dim], self.p3[dim]
@@ -243,7 +248,8 @@ class _PoolGeometry:
                 inside = pos < size + p  # every tap starts at or after -p
             else:
                 inside = (pos >= 0) & (pos < size)
-            factors.append(np.count_nonzero(inside, axis=1).astype(np.int64))
+            factors.append(_read_only(np.count_nonzero(inside, axis=1).astype(np.int64)))
+        self._divisors[count_include_pad] = factors
         return factors
 
     def windows_of(self):
