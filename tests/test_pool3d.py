@@ -548,3 +548,89 @@ def test_dilation_one_changes_nothing():
     x = np.random.default_rng(28).standard_normal((2, 3, 7, 8))
     np.testing.assert_array_equal(F.avg_pool2d(x, 3, 2, 1, True, False, dilation=1),
                                   F.avg_pool2d(x, 3, 2, 1, True, False))
+
+
+# ------------------------------------------------------------------------------- layers
+
+from pyxconv import nn  # noqa: E402
+
+
+@pytest.mark.parametrize("make, make_torch, shape", [
+    (lambda: nn.MaxPool3d(3, 2, 1, ceil_mode=True),
+     lambda t: t.nn.MaxPool3d(3, 2, 1, ceil_mode=True), (2, 3, 5, 6, 7)),
+    (lambda: nn.MaxPool3d((1, 2, 2), dilation=(1, 2, 1)),
+     lambda t: t.nn.MaxPool3d((1, 2, 2), dilation=(1, 2, 1)), (1, 2, 3, 6, 4)),
+    (lambda: nn.AvgPool1d(3, 2, 1, True, False), lambda t: t.nn.AvgPool1d(3, 2, 1, True, False),
+     (3, 2, 10)),
+    (lambda: nn.AvgPool3d(2, 1, 1, False, True, 7),
+     lambda t: t.nn.AvgPool3d(2, 1, 1, False, True, 7), (2, 2, 3, 4, 5)),
+    (lambda: nn.AvgPool3d(3, 2, 1, True, False),
+     lambda t: t.nn.AvgPool3d(3, 2, 1, True, False), (1, 3, 6, 5, 7)),
+])
+def test_pool_layers_match_torch_forward_backward_and_output_shape(make, make_torch, shape):
+    torch = _torch()
+    x = np.random.default_rng(30).standard_normal(shape)
+    layer, t_layer = make(), make_torch(torch)
+    out = layer(x)
+    xt = torch.from_numpy(x).requires_grad_()
+    t_out = t_layer(xt)
+    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=1e-12, atol=1e-13)
+    assert layer.output_shape(x.shape) == out.shape
+    g = np.random.default_rng(31).standard_normal(out.shape)
+    t_out.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("nd", [1, 3])
+def test_max_unpool_layers_match_torch(nd):
+    torch = _torch()
+    x = np.random.default_rng(32).standard_normal((2, 3) + (5, 7, 9)[:nd])
+    pool = getattr(nn, f"MaxPool{nd}d")(3, 2, 1)
+    unpool = getattr(nn, f"MaxUnpool{nd}d")(3, 2, 1)
+    out = pool(x)
+    un = unpool(out, pool.indices)
+    t_un = getattr(torch.nn, f"MaxUnpool{nd}d")(3, 2, 1)(torch.from_numpy(out),
+                                                        torch.from_numpy(pool.indices))
+    np.testing.assert_array_equal(un, t_un.numpy())
+    assert unpool.output_shape(out.shape) == un.shape == x.shape
+    g = np.random.default_rng(33).standard_normal(un.shape)
+    np.testing.assert_array_equal(unpool.backward(g),
+                                  getattr(F, f"max_unpool{nd}d_backward")(g, pool.indices))
+    assert "kernel_size=" in repr(unpool)
+
+
+def test_max_pool_layer_keeps_switches_only_for_training_or_when_asked():
+    x = distinct((1, 2, 4, 4, 4), 34)
+    pool = nn.MaxPool3d(2)
+    pool(x)
+    assert pool.indices is not None
+    pool.eval()
+    pool(x)
+    assert pool.indices is None
+    with pytest.raises(nn.BackwardBeforeForwardError, match="keep_indices=True"):
+        pool.backward(np.ones((1, 2, 2, 2, 2)))
+    kept = nn.MaxPool3d(2, keep_indices=True).eval()
+    kept(x)
+    np.testing.assert_array_equal(kept.indices, F.max_pool3d(x, 2, return_indices=True)[1])
+    pool.train()
+    with pyxconv.no_grad():
+        pool(x)
+    assert pool.indices is None
+
+
+def test_pool_layer_reprs_and_output_shape_errors():
+    assert repr(nn.MaxPool3d(2)) == ("MaxPool3d(kernel_size=(2, 2, 2), stride=(2, 2, 2), "
+                                     "padding=(0, 0, 0))")
+    assert repr(nn.AvgPool1d(2, 1, 1, ceil_mode=True, count_include_pad=False, dilation=2)) == (
+        "AvgPool1d(kernel_size=(2,), stride=(1,), padding=(1,), dilation=(2,), ceil_mode=True, "
+        "count_include_pad=False)")
+    assert "divisor_override=3" in repr(nn.AvgPool3d(2, divisor_override=3))
+    with pytest.raises(ValueError, match=r"MaxPool3d expected input of layout "
+                                         r"\(N, C, D, H, W\), got shape \(1, 2, 4, 4\)"):
+        nn.MaxPool3d(2)(np.ones((1, 2, 4, 4)))
+    with pytest.raises(ValueError, match=r"MaxPool3d: output depth would be 0"):
+        nn.MaxPool3d(5).output_shape((1, 1, 4, 8, 8))
+    with pytest.raises(ValueError, match="holds only padding: padding=2"):
+        nn.AvgPool1d(2, padding=2).output_shape((1, 1, 8))
+    # padding beyond kernel_size // 2 is accepted by the layers too, as by the functions
+    assert nn.AvgPool3d(3, 1, 2).output_shape((1, 1, 3, 3, 3)) == (1, 1, 5, 5, 5)

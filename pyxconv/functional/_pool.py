@@ -1210,11 +1210,12 @@ avg_pool2d.__doc__ = f"""2-D average pooling of a batch of images.
     array([[3.25, 5.25],
            [2.  , 2.  ]])
 
-    A dilated 2x2 window takes the four corners of each 3x3 block:
+    A dilated 2x2 window takes the four corners of each 3x3 block; the
+    top-left one averages 1, 2, 3 and 1:
 
     >>> avg_pool2d(x, 2, stride=1, dilation=2)[0, 0]
-    array([[1.75, 3.5 ],
-           [3.5 , 3.  ]])
+    array([[1.75, 1.75],
+           [4.  , 5.  ]])
     """
 
 avg_pool3d.__doc__ = f"""3-D average pooling of a batch of volumes (NCDHW).
