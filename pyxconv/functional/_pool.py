@@ -1437,7 +1437,8 @@ def global_max_pool2d(x, return_indices=False):
     Raises
     ------
     ValueError
-        If ``x`` is not 4-D or is empty (N = 0 included, as for every pooling function).
+        If ``x`` is not 4-D or has an empty dimension other than the batch (an
+        empty batch, N = 0, gives empty outputs, as for every pooling function).
     TypeError
         Complex, object or string arrays, or a non-bool ``return_indices``.
 
@@ -1461,7 +1462,7 @@ def global_max_pool2d(x, return_indices=False):
     x = _float_input(x, 2)
     return_indices = _flag(return_indices, "return_indices")
     n, c = x.shape[:2]
-    planes = x.reshape(n, c, -1)
+    planes = x.reshape(n, c, x.shape[2] * x.shape[3])  # -1 cannot be inferred when N = 0
     idx = np.argmax(planes, axis=2)  # the first maximum, or the first NaN
     out = np.take_along_axis(planes, idx[:, :, None], axis=2).reshape(n, c, 1, 1)
     if return_indices:
