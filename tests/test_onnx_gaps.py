@@ -61,8 +61,8 @@ def test_global_max_pool2d_backward_matches_numerical_gradient():
 
 
 def test_global_max_pool2d_rejects_bad_input():
-    with pytest.raises(ValueError, match=r"empty dimension: shape \(0, 2, 3, 3\)"):
-        F.global_max_pool2d(np.ones((0, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"empty dimension: shape \(1, 2, 0, 3\)"):
+        F.global_max_pool2d(np.ones((1, 2, 0, 3)))
     with pytest.raises(ValueError, match="x must be 4-D"):
         F.global_max_pool2d(np.ones((2, 3, 3)))
     with pytest.raises(TypeError, match="return_indices"):
@@ -73,6 +73,16 @@ def test_global_max_pool2d_rejects_bad_input():
     with pytest.raises(ValueError, match=r"outside \[0, 16\)"):
         F.global_max_pool2d_backward(np.ones((1, 2, 1, 1)), np.full((1, 2, 1, 1), 16),
                                      (1, 2, 4, 4))
+
+
+def test_global_max_pool2d_of_an_empty_batch_is_empty_like_every_pooling_function():
+    out, idx = F.global_max_pool2d(np.ones((0, 2, 3, 3)), return_indices=True)
+    assert out.shape == idx.shape == (0, 2, 1, 1) and idx.dtype == np.int64
+    assert F.max_pool2d(np.ones((0, 2, 3, 3)), 3).shape == (0, 2, 1, 1)
+    t_out = torch.nn.functional.adaptive_max_pool2d(torch.ones(0, 2, 3, 3), 1)
+    assert tuple(t_out.shape) == out.shape
+    grad = F.global_max_pool2d_backward(np.ones((0, 2, 1, 1)), idx, (0, 2, 3, 3))
+    assert grad.shape == (0, 2, 3, 3)
 
 
 def test_global_max_pool2d_layer_forward_backward():

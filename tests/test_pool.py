@@ -678,8 +678,11 @@ def test_dtypes_follow_the_input():
     (dict(kernel_size=0), ValueError, "kernel_size"),
     (dict(kernel_size=2, stride=0), ValueError, "stride"),
     (dict(kernel_size=2, padding=-1), ValueError, "padding"),
-    (dict(kernel_size=2, padding=2), ValueError, "half the kernel"),
-    (dict(kernel_size=3, padding=(1, 2)), ValueError, "half the kernel"),
+    # padding above kernel_size // 2 is allowed (as in ONNX) until a window holds no input
+    (dict(kernel_size=2, padding=2), ValueError, r"window 0 along the height holds only "
+                                                 r"padding: padding=2"),
+    (dict(kernel_size=3, padding=(1, 3)), ValueError, r"along the width holds only padding: "
+                                                      r"padding=3"),
     (dict(kernel_size=2, dilation=0), ValueError, "dilation"),
     (dict(kernel_size=6), ValueError, "output height would be 0"),
     (dict(kernel_size=2, stride=1.5), TypeError, "stride"),
@@ -708,7 +711,7 @@ def test_pooling_rejects_bad_inputs(x, error, match):
 
 def test_avg_pool_rejects_bad_arguments():
     x = np.ones((1, 1, 5, 5))
-    with pytest.raises(ValueError, match="half the kernel"):
+    with pytest.raises(ValueError, match="holds only padding: padding=2"):
         avg_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="output"):
         avg_pool1d(x[:, :, 0], 7)

@@ -11,7 +11,8 @@ _Index = npt.NDArray[np.int64]
 
 def max_pool_forward(
     x: _Float, out: _Float, switches: _Index,
-    k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int, d_h: int, d_w: int,
+    k_d: int, k_h: int, k_w: int, s_d: int, s_h: int, s_w: int,
+    p_d: int, p_h: int, p_w: int, d_d: int, d_h: int, d_w: int,
     tap_offset: _Index, col_lo: _Index, col_hi: _Index,
     first_col_tap: npt.NDArray[np.intc], n_threads: int,
 ) -> None: ...
@@ -22,11 +23,13 @@ def scatter_into_tiles(values: _Float, switches: _Index, out: _Float, k_h: int, 
 def index_bounds(switches: _Index, lows: _Index, highs: _Index, n_threads: int) -> None: ...
 def max_unpool(x: _Float, switches: _Index, out: _Float, n_threads: int) -> None: ...
 def avg_pool_forward(
-    x: _Float, out: _Float, k_h: int, k_w: int, s_h: int, s_w: int, p_h: int, p_w: int,
-    div_h: _Index, div_w: _Index, divisor_override: int, n_threads: int,
+    x: _Float, out: _Float, k_d: int, k_h: int, k_w: int, s_d: int, s_h: int, s_w: int,
+    p_d: int, p_h: int, p_w: int, d_d: int, d_h: int, d_w: int,
+    div_d: _Index, div_h: _Index, div_w: _Index, divisor_override: int, n_threads: int,
 ) -> None: ...
 def avg_pool_backward(
-    scaled: _Float, grad_x: _Float, k_h: int, s_h: int, p_h: int,
-    ow_lo: _Index, ow_hi: _Index, ow_pick: _Index, single: bool, n_threads: int,
+    scaled: _Float, grad_x: _Float, od_ptr: _Index, od_idx: _Index, oh_ptr: _Index,
+    oh_idx: _Index, ow_ptr: _Index, ow_idx: _Index, ow_pick: _Index, single: bool,
+    n_threads: int,
 ) -> None: ...
 def plane_mean(x: _Float, out: _Float, n_threads: int) -> None: ...

@@ -3,11 +3,13 @@
 Design
 ------
 Every kernel works on a stack of planes: the Python layer views an input of
-shape (N, C, H, W) as (N*C, H, W), and a 1-D input (N, C, L) as
-(N*C, 1, L), so one 2-D kernel serves both dimensionalities.
+shape (N, C, D, H, W) as (N*C, D, H, W), a 2-D input (N, C, H, W) as
+(N*C, 1, H, W) and a 1-D input (N, C, L) as (N*C, 1, 1, L), so one 3-D
+kernel serves all three dimensionalities (the scatter kernels see flat
+planes).
 
-Switches are int64 flat indices ``ih * W + iw`` into the input plane, as
-PyTorch's ``return_indices=True`` gives them.
+Switches are int64 flat indices ``(id * H + ih) * W + iw`` into the input
+plane, as PyTorch's ``return_indices=True`` gives them.
 
 Max pooling follows PyTorch's CPU kernel exactly: the running maximum starts
 at -inf with the switch on the window's first valid element, and a value
@@ -27,7 +29,7 @@ float64.
 Parallelism, and why results never depend on the thread count:
 
 * Forwards (max and average) gather: each output element reads its own
-  window. The loop runs over (plane, output row) tasks, so a large plane of
+  window. The loop runs over (plane, output depth, output row) tasks, so a large plane of
   a small batch is still spread over the threads.
 * ``max_pool_backward`` and ``max_unpool`` scatter through user-supplied
   switches, which may repeat (overlapping windows share a maximum). Each
@@ -40,15 +42,15 @@ Parallelism, and why results never depend on the thread count:
   zeroes its block and writes its values. It checks the switches itself
   and writes nothing for a block where one is outside its window.
 * ``avg_pool_backward`` gathers: every input element sums the gradients of
-  the windows that contain it, so it too runs over (plane, input row)
-  tasks.
+  the windows that contain it, so it too runs over (plane, input depth,
+  input row) tasks.
 * Tasks are handed out in dynamic chunks; since each task owns its outputs
   and runs in a fixed order, which thread runs it does not matter.
 
 The callers guarantee: arrays C-contiguous with the shapes below, sizes and
 strides >= 1, paddings >= 0, every window holds at least one input element,
 and every switch handed to ``max_pool_backward`` or ``max_unpool`` lies in
-``[0, H * W)`` of its plane (checked in Python, since bounds checks are off
+``[0, D * H * W)`` of its plane (checked in Python, since bounds checks are off
 here).
 """
 from cython cimport floating
@@ -76,6 +78,8 @@ cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcep
     """Smallest tap j >= 0 with start + j * dilation >= 0."""
     if start >= 0:
         return 0
+    if dilation == 1:  # the common case, without a division
+        return -start
     return (-start + dilation - 1) // dilation
 
 
@@ -85,71 +89,79 @@ cdef inline Py_ssize_t _end_tap(Py_ssize_t start, Py_ssize_t dilation, Py_ssize_
     cdef Py_ssize_t last = size - 1 - start
     if last < 0:
         return 0
-    last = last // dilation + 1
+    last = last + 1 if dilation == 1 else last // dilation + 1
     return last if last < kernel else kernel
 
 
-cdef inline void _max_row_generic(const floating* plane, Py_ssize_t in_h, Py_ssize_t in_w,
-                                  floating* out, int64_t* switches, Py_ssize_t oh,
-                                  Py_ssize_t out_w, Py_ssize_t k_h, Py_ssize_t k_w,
-                                  Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t p_h,
-                                  Py_ssize_t p_w, Py_ssize_t d_h, Py_ssize_t d_w,
+cdef inline void _max_row_generic(const floating* plane, Py_ssize_t in_d, Py_ssize_t in_h,
+                                  Py_ssize_t in_w, floating* out, int64_t* switches,
+                                  Py_ssize_t od, Py_ssize_t oh, Py_ssize_t out_w,
+                                  Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                                  Py_ssize_t s_d, Py_ssize_t s_h, Py_ssize_t s_w,
+                                  Py_ssize_t p_d, Py_ssize_t p_h, Py_ssize_t p_w,
+                                  Py_ssize_t d_d, Py_ssize_t d_h, Py_ssize_t d_w,
                                   const int64_t* tap_offset, const int64_t* col_lo,
                                   const int64_t* col_hi, const int* first_col_tap,
                                   floating* best, int* tap) noexcept nogil:
-    """One output row of a max pool with any geometry.
+    """One output row (od, oh) of a max pool with any geometry.
 
-    The taps (a, b) of the window are the outer loops, in row-major scan
-    order, and the output columns the inner one: each column keeps its
-    running maximum in ``best`` and the number ``a * k_w + b`` of its winning
-    tap in ``tap`` (per-thread scratch of ``out_w`` entries), a loop without
-    branches that the compiler vectorises. Tap column b lies inside the input
-    for the output columns ``[col_lo[b], col_hi[b])``; rows outside the
-    input are skipped as a whole. A column starts from its first valid tap
-    (row a0, column ``first_col_tap[ow]``) at -inf, as PyTorch's kernel does.
-    The window origin plus ``tap_offset[tap]`` then gives the switch.
+    The taps (c, a, b) of the window (depth, row, column) are the outer
+    loops, in row-major scan order, and the output columns the inner one:
+    each column keeps its running maximum in ``best`` and the number
+    ``(c * k_h + a) * k_w + b`` of its winning tap in ``tap`` (per-thread
+    scratch of ``out_w`` entries), a loop without branches that the compiler
+    vectorises. Tap column b lies inside the input for the output columns
+    ``[col_lo[b], col_hi[b])``; depth slices and rows outside the input are
+    skipped as a whole. A column starts from its first valid tap (c0, a0,
+    ``first_col_tap[ow]``) at -inf, as PyTorch's kernel does. The window
+    origin plus ``tap_offset[tap]`` then gives the switch.
     """
+    cdef Py_ssize_t start_d = od * s_d - p_d
+    cdef Py_ssize_t c0 = _first_tap(start_d, d_d)
+    cdef Py_ssize_t c1 = _end_tap(start_d, d_d, k_d, in_d)
     cdef Py_ssize_t start_h = oh * s_h - p_h
     cdef Py_ssize_t a0 = _first_tap(start_h, d_h)
     cdef Py_ssize_t a1 = _end_tap(start_h, d_h, k_h, in_h)
-    cdef Py_ssize_t ow, a, b, lo, hi
+    cdef Py_ssize_t ow, a, b, c, lo, hi
     cdef int t
     cdef const floating* src
     cdef floating v, cur
     cdef bint take
     cdef int64_t origin
-    t = <int>(a0 * k_w)
+    t = <int>((c0 * k_h + a0) * k_w)
     for ow in range(out_w):
         best[ow] = -INFINITY
         tap[ow] = t + first_col_tap[ow]
-    for a in range(a0, a1):
-        for b in range(k_w):
-            t = <int>(a * k_w + b)
-            lo = col_lo[b]
-            hi = col_hi[b]
-            src = plane + (start_h + a * d_h) * in_w - p_w + b * d_w
-            if s_w == 1:
-                for ow in range(lo, hi):
-                    v = src[ow]
-                    cur = best[ow]
-                    take = (v > cur) | (v != v)
-                    best[ow] = v if take else cur
-                    tap[ow] = t if take else tap[ow]
-            elif s_w == 2:
-                for ow in range(lo, hi):
-                    v = src[2 * ow]
-                    cur = best[ow]
-                    take = (v > cur) | (v != v)
-                    best[ow] = v if take else cur
-                    tap[ow] = t if take else tap[ow]
-            else:
-                for ow in range(lo, hi):
-                    v = src[ow * s_w]
-                    cur = best[ow]
-                    take = (v > cur) | (v != v)
-                    best[ow] = v if take else cur
-                    tap[ow] = t if take else tap[ow]
-    origin = start_h * in_w - p_w
+    for c in range(c0, c1):
+        for a in range(a0, a1):
+            for b in range(k_w):
+                t = <int>((c * k_h + a) * k_w + b)
+                lo = col_lo[b]
+                hi = col_hi[b]
+                src = (plane + ((start_d + c * d_d) * in_h + start_h + a * d_h) * in_w
+                       - p_w + b * d_w)
+                if s_w == 1:
+                    for ow in range(lo, hi):
+                        v = src[ow]
+                        cur = best[ow]
+                        take = (v > cur) | (v != v)
+                        best[ow] = v if take else cur
+                        tap[ow] = t if take else tap[ow]
+                elif s_w == 2:
+                    for ow in range(lo, hi):
+                        v = src[2 * ow]
+                        cur = best[ow]
+                        take = (v > cur) | (v != v)
+                        best[ow] = v if take else cur
+                        tap[ow] = t if take else tap[ow]
+                else:
+                    for ow in range(lo, hi):
+                        v = src[ow * s_w]
+                        cur = best[ow]
+                        take = (v > cur) | (v != v)
+                        best[ow] = v if take else cur
+                        tap[ow] = t if take else tap[ow]
+    origin = (start_d * in_h + start_h) * in_w - p_w
     for ow in range(out_w):
         out[ow] = best[ow]
         switches[ow] = origin + ow * s_w + tap_offset[tap[ow]]
@@ -191,28 +203,35 @@ cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t in_w, floating* 
         switches[ow] = base + 2 * ow + (tap[ow] & 1) + (tap[ow] >> 1) * in_w
 
 
-def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-                     int64_t[:, :, ::1] switches,
-                     Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
-                     Py_ssize_t p_h, Py_ssize_t p_w, Py_ssize_t d_h, Py_ssize_t d_w,
+def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                     int64_t[:, :, :, ::1] switches,
+                     Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                     Py_ssize_t s_d, Py_ssize_t s_h, Py_ssize_t s_w,
+                     Py_ssize_t p_d, Py_ssize_t p_h, Py_ssize_t p_w,
+                     Py_ssize_t d_d, Py_ssize_t d_h, Py_ssize_t d_w,
                      const int64_t[::1] tap_offset, const int64_t[::1] col_lo,
                      const int64_t[::1] col_hi, const int[::1] first_col_tap, int n_threads):
-    """out, switches (P, OH, OW) = max pool of x (P, H, W); see the module notes.
+    """out, switches (P, OD, OH, OW) = max pool of x (P, D, H, W); see the module notes.
 
-    ``tap_offset[a * k_w + b] = a * d_h * W + b * d_w``: where tap (a, b)
-    lies from the window's origin in the flat plane. ``col_lo``, ``col_hi``
-    (k_w entries) and ``first_col_tap`` (OW entries): see _max_row_generic.
-    Each OpenMP thread allocates its own rows of running maxima and winning
-    taps (``OW`` entries each); raises MemoryError if it cannot.
+    ``tap_offset[(c * k_h + a) * k_w + b] = c * d_d * H * W + a * d_h * W +
+    b * d_w``: where tap (c, a, b) lies from the window's origin in the flat
+    plane. ``col_lo``, ``col_hi`` (k_w entries) and ``first_col_tap`` (OW
+    entries): see _max_row_generic. Tasks are (plane, output depth, output
+    row) triples. Each OpenMP thread allocates its own rows of running
+    maxima and winning taps (``OW`` entries each); raises MemoryError if it
+    cannot.
     """
-    cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
-    cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
-    cdef bint fast = (k_h == 2 and k_w == 2 and s_h == 2 and s_w == 2 and p_h == 0
+    cdef Py_ssize_t planes = x.shape[0], in_d = x.shape[1], in_h = x.shape[2]
+    cdef Py_ssize_t in_w = x.shape[3]
+    cdef Py_ssize_t out_d = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
+    cdef bint fast = (k_d == 1 and s_d == 1 and p_d == 0 and d_d == 1
+                      and k_h == 2 and k_w == 2 and s_h == 2 and s_w == 2 and p_h == 0
                       and p_w == 0 and d_h == 1 and d_w == 1
                       and 2 * out_h <= in_h and 2 * out_w <= in_w)
-    cdef Py_ssize_t n_tasks = planes * out_h
+    cdef Py_ssize_t rows = out_d * out_h
+    cdef Py_ssize_t n_tasks = planes * rows
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
-    cdef Py_ssize_t task, p, oh
+    cdef Py_ssize_t task, p, od, oh, r, i
     cdef floating* best = NULL
     cdef int* tap = NULL
     cdef int failed = 0
@@ -230,22 +249,32 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                 continue
             if best == NULL or tap == NULL:
                 continue
-            p = task // out_h
-            oh = task - p * out_h
-            if fast:
-                _max_row_2x2(&x[p, 0, 0], in_w, &out[p, oh, 0], &switches[p, oh, 0],
-                             oh, out_w, tap)
+            p = task // rows
+            r = task - p * rows
+            if out_d == 1:  # 1-D and 2-D pooling: no division
+                od = 0
+                oh = r
             else:
-                _max_row_generic(&x[p, 0, 0], in_h, in_w, &out[p, oh, 0],
-                                 &switches[p, oh, 0], oh, out_w,
-                                 k_h, k_w, s_h, s_w, p_h, p_w, d_h, d_w,
+                od = r // out_h
+                oh = r - od * out_h
+            if fast:
+                _max_row_2x2(&x[p, od, 0, 0], in_w, &out[p, od, oh, 0],
+                             &switches[p, od, oh, 0], oh, out_w, tap)
+                if od != 0:
+                    for i in range(out_w):
+                        switches[p, od, oh, i] += od * in_h * in_w
+            else:
+                _max_row_generic(&x[p, 0, 0, 0], in_d, in_h, in_w, &out[p, od, oh, 0],
+                                 &switches[p, od, oh, 0], od, oh, out_w,
+                                 k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w,
+                                 d_d, d_h, d_w,
                                  &tap_offset[0], &col_lo[0], &col_hi[0],
                                  &first_col_tap[0], best, tap)
         free(best)
         free(tap)
     pyxconv_interrupt_raise(stp)
     if failed:
-        raise MemoryError("max_pool2d: no memory for the per-thread scratch rows")
+        raise MemoryError("max_pool: no memory for the per-thread scratch rows")
 
 
 def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] switches,
@@ -451,24 +480,33 @@ def index_bounds(const int64_t[:, ::1] switches, int64_t[::1] lows, int64_t[::1]
     pyxconv_interrupt_raise(stp)
 
 
-def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-                     Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t s_h, Py_ssize_t s_w,
-                     Py_ssize_t p_h, Py_ssize_t p_w,
-                     const int64_t[::1] div_h, const int64_t[::1] div_w,
-                     int64_t divisor_override, int n_threads):
-    """out (P, OH, OW) = window sums of x (P, H, W) / (div_h[oh] * div_w[ow]).
+def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                     Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                     Py_ssize_t s_d, Py_ssize_t s_h, Py_ssize_t s_w,
+                     Py_ssize_t p_d, Py_ssize_t p_h, Py_ssize_t p_w,
+                     Py_ssize_t d_d, Py_ssize_t d_h, Py_ssize_t d_w,
+                     const int64_t[::1] div_d, const int64_t[::1] div_h,
+                     const int64_t[::1] div_w, int64_t divisor_override, int n_threads):
+    """out (P, OD, OH, OW) = window sums of x (P, D, H, W) / (div_d[od] * div_h[oh] * div_w[ow]).
 
-    ``divisor_override`` replaces the divisor when non-zero. Per output row,
-    the window rows are first summed column by column into a float64 buffer
-    of W entries (each thread allocates its own), a loop the compiler
-    vectorises; each output then adds its k_w column sums.
+    Window taps are spaced by the dilations (d_d, d_h, d_w); only taps inside
+    the input are summed. ``divisor_override`` replaces the divisor when
+    non-zero. Per output row (od, oh), the window's input rows (every depth
+    tap, then every row tap, in order) are first summed column by column
+    into a float64 buffer of W entries (each thread allocates its own), a
+    loop the compiler vectorises; each output then adds its column taps.
     """
-    cdef Py_ssize_t planes = x.shape[0], in_h = x.shape[1], in_w = x.shape[2]
-    cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
-    cdef Py_ssize_t n_tasks = planes * out_h
+    cdef Py_ssize_t planes = x.shape[0], in_d = x.shape[1], in_h = x.shape[2]
+    cdef Py_ssize_t in_w = x.shape[3]
+    cdef Py_ssize_t out_d = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
+    cdef Py_ssize_t rows = out_d * out_h
+    cdef Py_ssize_t n_tasks = planes * rows
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
-    cdef Py_ssize_t task, p, oh, ow, h, w, h0, h1, w0, w1
+    cdef Py_ssize_t task, p, od, oh, ow, r, w, w0, w1, a, a0, a1, c, c0, c1, b, b0, b1
+    cdef Py_ssize_t start_d, start_h, start_w
+    cdef int64_t row_div
     cdef const floating* row
+    cdef floating* orow
     cdef double* colsum = NULL
     cdef double total, divisor
     cdef int failed = 0
@@ -485,63 +523,92 @@ def avg_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                 continue
             if colsum == NULL:
                 continue
-            p = task // out_h
-            oh = task - p * out_h
-            h0 = oh * s_h - p_h
-            h1 = h0 + k_h
-            if h0 < 0:
-                h0 = 0
-            if h1 > in_h:
-                h1 = in_h
+            p = task // rows
+            r = task - p * rows
+            if out_d == 1:  # 1-D and 2-D pooling: no division
+                od = 0
+                oh = r
+            else:
+                od = r // out_h
+                oh = r - od * out_h
+            start_d = od * s_d - p_d
+            c0 = _first_tap(start_d, d_d)
+            c1 = _end_tap(start_d, d_d, k_d, in_d)
+            start_h = oh * s_h - p_h
+            a0 = _first_tap(start_h, d_h)
+            a1 = _end_tap(start_h, d_h, k_h, in_h)
             for w in range(in_w):
                 colsum[w] = 0
-            for h in range(h0, h1):
-                row = &x[p, h, 0]
-                for w in range(in_w):
-                    colsum[w] = colsum[w] + row[w]
-            for ow in range(out_w):
-                w0 = ow * s_w - p_w
-                w1 = w0 + k_w
-                if w0 < 0:
-                    w0 = 0
-                if w1 > in_w:
-                    w1 = in_w
-                total = 0
-                for w in range(w0, w1):
-                    total = total + colsum[w]
-                if divisor_override != 0:
-                    divisor = <double>divisor_override
-                else:
-                    divisor = <double>(div_h[oh] * div_w[ow])
-                out[p, oh, ow] = <floating>(total / divisor)
+            for c in range(c0, c1):
+                for a in range(a0, a1):
+                    row = &x[p, start_d + c * d_d, start_h + a * d_h, 0]
+                    for w in range(in_w):
+                        colsum[w] = colsum[w] + row[w]
+            orow = &out[p, od, oh, 0]
+            row_div = div_d[od] * div_h[oh]
+            if d_w == 1:
+                for ow in range(out_w):
+                    w0 = ow * s_w - p_w
+                    w1 = w0 + k_w
+                    if w0 < 0:
+                        w0 = 0
+                    if w1 > in_w:
+                        w1 = in_w
+                    total = 0
+                    for w in range(w0, w1):
+                        total = total + colsum[w]
+                    if divisor_override != 0:
+                        divisor = <double>divisor_override
+                    else:
+                        divisor = <double>(row_div * div_w[ow])
+                    orow[ow] = <floating>(total / divisor)
+            else:
+                for ow in range(out_w):
+                    start_w = ow * s_w - p_w
+                    b0 = _first_tap(start_w, d_w)
+                    b1 = _end_tap(start_w, d_w, k_w, in_w)
+                    total = 0
+                    for b in range(b0, b1):
+                        total = total + colsum[start_w + b * d_w]
+                    if divisor_override != 0:
+                        divisor = <double>divisor_override
+                    else:
+                        divisor = <double>(row_div * div_w[ow])
+                    orow[ow] = <floating>(total / divisor)
         free(colsum)
     pyxconv_interrupt_raise(stp)
     if failed:
         raise MemoryError("avg_pool: no memory for the per-thread scratch rows")
 
 
-def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad_x,
-                      Py_ssize_t k_h, Py_ssize_t s_h, Py_ssize_t p_h,
-                      const int64_t[::1] ow_lo, const int64_t[::1] ow_hi,
+def avg_pool_backward(const floating[:, :, :, ::1] scaled, floating[:, :, :, ::1] grad_x,
+                      const int64_t[::1] od_ptr, const int64_t[::1] od_idx,
+                      const int64_t[::1] oh_ptr, const int64_t[::1] oh_idx,
+                      const int64_t[::1] ow_ptr, const int64_t[::1] ow_idx,
                       const int64_t[::1] ow_pick, bint single, int n_threads):
-    """grad_x (P, H, W): each element sums ``scaled`` (grad_out / divisor) over its windows.
+    """grad_x (P, D, H, W): each element sums ``scaled`` (grad_out / divisor) over its windows.
 
-    Window row oh covers input rows [oh*s_h - p_h, oh*s_h - p_h + k_h), so
-    input row ih lies in windows ``floor((ih + p_h - k_h) / s_h) + 1 <= oh
-    <= floor((ih + p_h) / s_h)``; input column iw lies in window columns
-    ``[ow_lo[iw], ow_hi[iw])`` (computed once by the caller the same way).
-    Per input row, the window rows are summed into a float64 buffer of
-    OW + 1 entries (each thread allocates its own), then each element adds
-    its window columns. When no column lies in two windows
-    (``single``), element iw just reads entry ``ow_pick[iw]``: its window,
-    or the always-zero entry OW when it lies in none.
+    The windows holding input index i along a dimension are listed by the
+    caller, ascending, as ``idx[ptr[i]:ptr[i + 1]]`` (``od_*`` for depth,
+    ``oh_*`` for rows, ``ow_*`` for columns); with dilation they need not be
+    contiguous. Per input row (id, ih), the window rows are summed into a
+    float64 buffer of OW + 1 entries (each thread allocates its own), in
+    the order od, then oh; then each element adds its window columns. When
+    no column lies in two windows (``single``), element iw just reads entry
+    ``ow_pick[iw]``: its window, or the always-zero entry OW when it lies in
+    none. The order of every sum is fixed, so the thread count never
+    changes the result.
     """
-    cdef Py_ssize_t planes = grad_x.shape[0], in_h = grad_x.shape[1], in_w = grad_x.shape[2]
-    cdef Py_ssize_t out_h = scaled.shape[1], out_w = scaled.shape[2]
-    cdef Py_ssize_t n_tasks = planes * in_h
+    cdef Py_ssize_t planes = grad_x.shape[0], in_d = grad_x.shape[1], in_h = grad_x.shape[2]
+    cdef Py_ssize_t in_w = grad_x.shape[3]
+    cdef Py_ssize_t out_w = scaled.shape[3]
+    cdef Py_ssize_t rows = in_d * in_h
+    cdef Py_ssize_t n_tasks = planes * rows
     cdef Py_ssize_t chunk = _chunk(n_tasks, n_threads)
-    cdef Py_ssize_t task, p, ih, iw, oh, ow, oh0, oh1, num
+    cdef Py_ssize_t task, p, r, i_d, ih, iw, ow, jd, jh, j
     cdef const floating* row
+    cdef floating* grow
+    cdef const int64_t* pick = &ow_pick[0]
     cdef double* rowsum = NULL
     cdef double total
     cdef int failed = 0
@@ -558,28 +625,31 @@ def avg_pool_backward(const floating[:, :, ::1] scaled, floating[:, :, ::1] grad
                 continue
             if rowsum == NULL:
                 continue
-            p = task // in_h
-            ih = task - p * in_h
-            num = ih + p_h - k_h
-            oh0 = 0 if num < 0 else num // s_h + 1
-            oh1 = (ih + p_h) // s_h + 1
-            if oh1 > out_h:
-                oh1 = out_h
+            p = task // rows
+            r = task - p * rows
+            if in_d == 1:
+                i_d = 0
+                ih = r
+            else:
+                i_d = r // in_h
+                ih = r - i_d * in_h
             for ow in range(out_w + 1):
                 rowsum[ow] = 0
-            for oh in range(oh0, oh1):
-                row = &scaled[p, oh, 0]
-                for ow in range(out_w):
-                    rowsum[ow] = rowsum[ow] + row[ow]
+            for jd in range(od_ptr[i_d], od_ptr[i_d + 1]):
+                for jh in range(oh_ptr[ih], oh_ptr[ih + 1]):
+                    row = &scaled[p, od_idx[jd], oh_idx[jh], 0]
+                    for ow in range(out_w):
+                        rowsum[ow] = rowsum[ow] + row[ow]
+            grow = &grad_x[p, i_d, ih, 0]
             if single:
                 for iw in range(in_w):
-                    grad_x[p, ih, iw] = <floating>rowsum[ow_pick[iw]]
+                    grow[iw] = <floating>rowsum[pick[iw]]
             else:
                 for iw in range(in_w):
                     total = 0
-                    for ow in range(ow_lo[iw], ow_hi[iw]):
-                        total = total + rowsum[ow]
-                    grad_x[p, ih, iw] = <floating>total
+                    for j in range(ow_ptr[iw], ow_ptr[iw + 1]):
+                        total = total + rowsum[ow_idx[j]]
+                    grow[iw] = <floating>total
         free(rowsum)
     pyxconv_interrupt_raise(stp)
     if failed:

@@ -1,4 +1,4 @@
-"""Pooling in 1 and 2 dimensions: max pooling with switches, unpooling, average pooling.
+"""Pooling in 1, 2 and 3 dimensions: max pooling with switches, unpooling, average pooling.
 
 Max pooling keeps the largest value of each window and records its
 *switch*: where in the input that maximum came from. The switch is all the
@@ -9,6 +9,9 @@ encodes (lecture 000).
 
 Names, arguments, output sizes and the index convention are PyTorch's, so
 switches can be handed to ``torch.nn.functional.max_unpool2d`` and back.
+Two extensions go beyond PyTorch, for what ONNX (and TensorFlow) allow:
+padding wider than half the window, as long as every window still holds an
+input element, and dilation in average pooling.
 """
 import functools
 import math
@@ -27,7 +30,7 @@ from pyxconv._validation import (
     int_tuple,
 )
 
-_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 _INT32_MAX = 2**31 - 1
 # Below twice this many elements touched, a call runs on one thread. With
 # threads that spin between loops (pyxconv's default policy) a second thread
@@ -109,11 +112,17 @@ def _read_only(array):
 
 
 class _PoolGeometry:
-    """Sizes of one pooling call, padded out to 2 spatial dimensions.
+    """Sizes of one pooling call, padded out to 3 spatial dimensions.
 
-    A 1-D problem of length L is the 2-D problem (1, L) with a kernel of
-    height 1; the kernels only see the 2-D form. Every check a user can trip
-    is made here, before a kernel runs.
+    A 2-D problem of size (H, W) is the 3-D problem (1, H, W) with a kernel
+    of depth 1, and a 1-D problem of length L is (1, 1, L); the kernels only
+    see the 3-D form. Every check a user can trip is made here, before a
+    kernel runs.
+
+    Padding may exceed ``kernel_size // 2`` (PyTorch's limit), as ONNX and
+    TensorFlow allow, as long as every window holds at least one input
+    element: a window of padding alone has no maximum, and its average
+    would divide by no element.
     """
 
     def __init__(self, in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd,
@@ -124,12 +133,6 @@ class _PoolGeometry:
         padding = int_tuple(padding, nd, "padding", 0)
         dilation = int_tuple(dilation, nd, "dilation", 1)
         ceil_mode = _flag(ceil_mode, "ceil_mode")
-        for k, p in zip(kernel, padding):
-            if p > k // 2:
-                raise ValueError(
-                    f"{func}: padding must be at most half the kernel size (kernel_size // 2) "
-                    f"in every dimension, got padding={padding} for kernel_size={kernel}; "
-                    "a wider padding would give windows that hold only padding")
         if math.prod(kernel) > _INT32_MAX:
             raise ValueError(f"{func}: kernel_size {kernel} has more than 2**31 - 1 taps")
         out = []
@@ -147,31 +150,41 @@ class _PoolGeometry:
             if empty.any():
                 bad = int(np.flatnonzero(empty)[0])
                 raise ValueError(
-                    f"{func}: window {bad} along the {name} holds only padding (input "
-                    f"{name} {size}, kernel_size {k}, stride {s}, padding {p}, dilation {d}); "
-                    "reduce the padding or the dilation")
+                    f"{func}: window {bad} along the {name} holds only padding: padding={p} "
+                    f"with input {name} {size}, kernel_size {k}, stride {s}, dilation {d} "
+                    f"(window {bad} covers positions {int(starts[bad])} to "
+                    f"{int(starts[bad]) + d * (k - 1)} in steps of {d}, none of them in "
+                    f"[0, {size})); reduce the padding or the dilation")
             out.append(o)
         self.nd = nd
         self.in_spatial = tuple(in_spatial)
         self.out_spatial = tuple(out)
         self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
         self.ceil_mode = ceil_mode
-        fill = 2 - nd
-        self.in2 = (1,) * fill + self.in_spatial
-        self.out2 = (1,) * fill + self.out_spatial
-        self.k2 = (1,) * fill + kernel
-        self.s2 = (1,) * fill + stride
-        self.p2 = (0,) * fill + padding
-        self.d2 = (1,) * fill + dilation
+        fill = 3 - nd
+        self.in3 = (1,) * fill + self.in_spatial
+        self.out3 = (1,) * fill + self.out_spatial
+        self.k3 = (1,) * fill + kernel
+        self.s3 = (1,) * fill + stride
+        self.p3 = (0,) * fill + padding
+        self.d3 = (1,) * fill + dilation
         self._tap_offsets = None
         self._column_taps = None
+        self._windows_of = None
+        self._divisors = {}
 
-    def kernel_args(self, with_dilation=True):
-        args = (*self.k2, *self.s2, *self.p2)
-        return args + tuple(self.d2) if with_dilation else args
+    def kernel_args(self):
+        return (*self.k3, *self.s3, *self.p3, *self.d3)
+
+    def covers_each_plane(self):
+        """One window, exactly the plane: the global pool."""
+        return self.k3 == self.in3 and self.p3 == (0, 0, 0) and self.d3 == (1, 1, 1)
 
     def tap_offsets(self):
-        """``offset[a * kW + b] = a * dH * W + b * dW``: tap (a, b) from the window origin."""
+        """``offset[(c * kH + a) * kW + b] = c * dD * H * W + a * dH * W + b * dW``.
+
+        Where tap (c, a, b) lies from the window origin in the flat plane.
+        """
         if self._tap_offsets is None:
             self._tap_offsets = _read_only(self._compute_tap_offsets())
         return self._tap_offsets
@@ -189,15 +202,17 @@ class _PoolGeometry:
         return self._column_taps
 
     def _compute_tap_offsets(self):
-        k_h, k_w = self.k2
-        d_h, d_w = self.d2
-        rows = np.arange(k_h, dtype=np.int64) * (d_h * self.in2[1])
+        k_d, k_h, k_w = self.k3
+        d_d, d_h, d_w = self.d3
+        _, in_h, in_w = self.in3
+        depths = np.arange(k_d, dtype=np.int64) * (d_d * in_h * in_w)
+        rows = np.arange(k_h, dtype=np.int64) * (d_h * in_w)
         cols = np.arange(k_w, dtype=np.int64) * d_w
-        return (rows[:, None] + cols[None, :]).ravel()
+        return (depths[:, None, None] + rows[None, :, None] + cols[None, None, :]).ravel()
 
     def _compute_column_taps(self):
-        k_w, s_w, p_w, d_w, in_w, out_w = (self.k2[1], self.s2[1], self.p2[1], self.d2[1],
-                                           self.in2[1], self.out2[1])
+        k_w, s_w, p_w, d_w, in_w, out_w = (self.k3[2], self.s3[2], self.p3[2], self.d3[2],
+                                           self.in3[2], self.out3[2])
         offset = np.arange(k_w, dtype=np.int64) * d_w - p_w  # column of tap b at ow = 0
         col_lo = np.clip(-(offset // s_w), 0, out_w)  # ceil(-offset / s_w)
         col_hi = np.clip((in_w - 1 - offset) // s_w + 1, col_lo, out_w)
@@ -205,23 +220,58 @@ class _PoolGeometry:
         first = np.where(start < 0, (-start + d_w - 1) // d_w, 0).astype(np.intc)
         return col_lo, col_hi, first
 
-    def avg_divisors(self, count_include_pad):
-        """Per-dimension factors whose products are PyTorch's average-pool divisors.
+    def _tap_positions(self, dim):
+        """(out, kernel) array: input position of tap j of window o along ``dim`` (0..2)."""
+        o = np.arange(self.out3[dim], dtype=np.int64)
+        j = np.arange(self.k3[dim], dtype=np.int64)
+        return o[:, None] * self.s3[dim] - self.p3[dim] + j[None, :] * self.d3[dim]
 
-        A window starts at ``o*s - p`` and ends at ``min(start + k, size + p)``
-        (the part beyond the right padding, possible in ceil mode, never
-        counts). With ``count_include_pad`` the divisor is that padded extent;
-        otherwise only the part inside the input.
+    def avg_divisors(self, count_include_pad):
+        """Per-dimension factors whose products are the average-pool divisors.
+
+        The divisor of a window counts its taps (spaced by the dilation)
+        that lie inside the input, or, with ``count_include_pad``, inside the
+        *padded* input ``[-p, size + p)``: a tap beyond the right padding
+        (possible in ceil mode) never counts. This is ONNX's reference
+        AveragePool; without dilation it is PyTorch's
+        ``min(start + k, size + p) - start`` (or the part inside the input).
+        Computed once per geometry and ``count_include_pad``; read-only.
         """
+        count_include_pad = bool(count_include_pad)
+        if count_include_pad in self._divisors:
+            return self._divisors[count_include_pad]
         factors = []
-        for size, o, k, s, p in zip(self.in2, self.out2, self.k2, self.s2, self.p2):
-            start = np.arange(o, dtype=np.int64) * s - p
-            end = np.minimum(start + k, size + p)
+        for dim in range(3):
+            size, p = self.in3[dim], self.p3[dim]
+            pos = self._tap_positions(dim)
             if count_include_pad:
-                factors.append(end - start)
+                inside = pos < size + p  # every tap starts at or after -p
             else:
-                factors.append(np.minimum(end, size) - np.maximum(start, 0))
+                inside = (pos >= 0) & (pos < size)
+            factors.append(_read_only(np.count_nonzero(inside, axis=1).astype(np.int64)))
+        self._divisors[count_include_pad] = factors
         return factors
+
+    def windows_of(self):
+        """For each dimension, ``(ptr, idx)``: the windows holding input index i are
+        ``idx[ptr[i]:ptr[i + 1]]``, ascending. With dilation they need not be
+        contiguous. Computed once per geometry; the arrays are read-only.
+        """
+        if self._windows_of is None:
+            lists = []
+            for dim in range(3):
+                size = self.in3[dim]
+                pos = self._tap_positions(dim)
+                o = np.broadcast_to(np.arange(pos.shape[0], dtype=np.int64)[:, None],
+                                    pos.shape)
+                keep = (pos >= 0) & (pos < size)
+                pos, o = pos[keep], o[keep]
+                order = np.lexsort((o, pos))
+                ptr = np.zeros(size + 1, dtype=np.int64)
+                np.cumsum(np.bincount(pos, minlength=size), out=ptr[1:])
+                lists.append((_read_only(ptr), _read_only(np.ascontiguousarray(o[order]))))
+            self._windows_of = tuple(lists)
+        return self._windows_of
 
 
 _UNCACHEABLE = object()
@@ -324,9 +374,9 @@ def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_in
                        func)
     n, c = x.shape[:2]
     planes = n * c
-    x3 = np.ascontiguousarray(x).reshape((planes,) + g.in2)
-    out = np.empty((planes,) + g.out2, dtype=x.dtype)
-    switches = np.empty((planes,) + g.out2, dtype=np.int64)
+    x3 = np.ascontiguousarray(x).reshape((planes,) + g.in3)
+    out = np.empty((planes,) + g.out3, dtype=x.dtype)
+    switches = np.empty((planes,) + g.out3, dtype=np.int64)
     _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
                            *g.column_taps(), _threads_for(x.size))
     shape = (n, c) + g.out_spatial
@@ -368,14 +418,15 @@ def _place_at_switches(values, indices, out_spatial, plane_desc, scatter_kernel)
     if n == 0:  # an empty batch
         return np.zeros((n, c) + tuple(out_spatial), values.dtype)
     planes = n * c
+    plane = math.prod(out_spatial)
+    values = np.ascontiguousarray(values)
+    out = np.empty((n, c) + tuple(out_spatial), dtype=values.dtype)
+    # The dense path is written for planes of rows; 3-D pooling takes the general one.
     fill = 2 - len(out_spatial)
     small = (1,) * fill + values.shape[2:]
     big = (1,) * fill + tuple(out_spatial)
-    plane = math.prod(big)
-    values = np.ascontiguousarray(values)
     tile = tuple(b // s for b, s in zip(big, small))
-    out = np.empty((n, c) + tuple(out_spatial), dtype=values.dtype)
-    if min(tile) >= 1:
+    if len(out_spatial) <= 2 and min(tile) >= 1:
         misses = _pool.scatter_into_tiles(values.reshape((planes,) + small),
                                           indices.reshape((planes,) + small),
                                           out.reshape((planes,) + big), *tile,
@@ -402,16 +453,18 @@ _MAX_NOTES = """
     padding. It is the lectures' :math:`(N - F + 2P)/S + 1`; 2x2 pooling in
     ceil mode gives their :math:`\\lceil W/2 \\rceil` (WE-33).
 
-    Padding acts as :math:`-\\infty`: it is never picked. It may be at most
-    half the kernel (``padding <= kernel_size // 2``), as PyTorch requires.
-    With dilation a window can still fall entirely on padding (its taps
-    straddle the input); that raises ``ValueError``, where PyTorch would
-    return -inf with a switch outside the input. Ties keep the first maximum in
+    Padding acts as :math:`-\\infty`: it is never picked. PyTorch requires
+    ``padding <= kernel_size // 2``; here, as in ONNX and TensorFlow, it may
+    be wider as long as every window holds at least one input element. A
+    window falling entirely on padding (wide padding, or dilated taps that
+    straddle the input) raises ``ValueError``, where PyTorch would return
+    -inf with a switch outside the input. Ties keep the first maximum in
     row-major scan order; a window holding NaN outputs NaN, with its switch
     on the (last) NaN, as PyTorch does.
 
     Switches are int64 flat indices into each input plane, ``ih * W + iw``
-    (``il`` in 1-D), PyTorch's ``return_indices=True`` convention.
+    (``il`` in 1-D, ``(id * H + ih) * W + iw`` in 3-D), PyTorch's
+    ``return_indices=True`` convention.
 
     Dtypes: float32 (fast path) and float64 are kept; integer and bool inputs
     become float64.
@@ -422,8 +475,9 @@ _MAX_PARAMS = """kernel_size : int or tuple of ints
     stride : int or tuple of ints, optional
         Step of the window; defaults to ``kernel_size`` (non-overlapping).
     padding : int or tuple of ints, default 0
-        Implicit :math:`-\\infty` added on both sides; at most
-        ``kernel_size // 2``.
+        Implicit :math:`-\\infty` added on both sides. Wider than
+        ``kernel_size // 2`` is allowed while every window keeps an input
+        element.
     dilation : int or tuple of ints, default 1
         Spacing between window taps.
     ceil_mode : bool, default False
@@ -443,6 +497,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
                return_indices=False):
     return _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode,
                         return_indices, 2)
+
+
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode,
+                        return_indices, 3)
 
 
 max_pool1d.__doc__ = f"""1-D max pooling of a batch of sequences, with optional switches.
@@ -465,8 +525,8 @@ max_pool1d.__doc__ = f"""1-D max pooling of a batch of sequences, with optional 
     ------
     ValueError
         Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding or padding above ``kernel_size // 2``, an output
-        length below 1, or a (dilated) window holding only padding.
+        negative padding, an output length below 1, or a window holding only
+        padding.
     TypeError
         Complex, object or string arrays, non-integer sizes.
 
@@ -504,8 +564,8 @@ max_pool2d.__doc__ = f"""2-D max pooling of a batch of images, with optional swi
     ------
     ValueError
         Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding or padding above ``kernel_size // 2``, an output
-        size below 1, or a (dilated) window holding only padding.
+        negative padding, an output size below 1, or a window holding only
+        padding.
     TypeError
         Complex, object or string arrays, non-integer sizes.
 
@@ -547,12 +607,63 @@ max_pool2d.__doc__ = f"""2-D max pooling of a batch of images, with optional swi
     """
 
 
+max_pool3d.__doc__ = f"""3-D max pooling of a batch of volumes (NCDHW), with optional switches.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, D, H, W)
+        Input batch.
+    {_MAX_PARAMS}
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, D_out, H_out, W_out)
+        The maximum of each window, channel by channel.
+    indices : ndarray of int64, shape (N, C, D_out, H_out, W_out)
+        Only with ``return_indices=True``: the switches, flat indices
+        ``(id * H + ih) * W + iw`` into each input volume, as
+        ``torch.nn.functional.max_pool3d`` gives them.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel or stride below 1,
+        negative padding, an output size below 1, or a window holding only
+        padding.
+    TypeError
+        Complex, object or string arrays, non-integer sizes.
+
+    Notes
+    -----{_MAX_NOTES}
+    The window is scanned depth by depth, each depth slice row by row, so on
+    ties the first maximum in ``(d, h, w)`` order wins, as in PyTorch.
+
+    Examples
+    --------
+    Two 2x2x2 windows over a 2x2x4 volume. Their maxima, 9 at (d, h, w) =
+    (1, 0, 0) and 15 at (1, 0, 2), have the switches ``(1 * 2 + 0) * 4 + 0
+    = 8`` and ``(1 * 2 + 0) * 4 + 2 = 10``:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool3d
+    >>> x = np.array([[[0, 1, 2, 3], [4, 5, 6, 7]],
+    ...               [[9, 8, 15, 1], [2, 3, 4, 5]]]).reshape(1, 1, 2, 2, 4)
+    >>> out, idx = max_pool3d(x, 2, return_indices=True)
+    >>> out.ravel(), idx.ravel()
+    (array([ 9., 15.]), array([ 8, 10]))
+    """
+
+
 def max_pool1d_backward(grad_out, indices, input_shape):
     return _max_pool_backward_nd(grad_out, indices, input_shape, 1)
 
 
 def max_pool2d_backward(grad_out, indices, input_shape):
     return _max_pool_backward_nd(grad_out, indices, input_shape, 2)
+
+
+def max_pool3d_backward(grad_out, indices, input_shape):
+    return _max_pool_backward_nd(grad_out, indices, input_shape, 3)
 
 
 _MAX_BACKWARD_DOC = """Gradient of :func:`{name}` with respect to its input, routed through the switches.
@@ -621,6 +732,24 @@ max_pool2d_backward.__doc__ = _MAX_BACKWARD_DOC.format(
            [0., 0., 0., 2.],
            [3., 0., 0., 4.],
            [0., 0., 0., 0.]])""")
+
+
+max_pool3d_backward.__doc__ = _MAX_BACKWARD_DOC.format(
+    name="max_pool3d", out="D_out, H_out, W_out", inp="D, H, W",
+    example="""The gradient of each 2x2x2 window goes to its maximum, 9 and 15:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool3d, max_pool3d_backward
+    >>> x = np.array([[[0, 1, 2, 3], [4, 5, 6, 7]],
+    ...               [[9, 8, 15, 1], [2, 3, 4, 5]]]).reshape(1, 1, 2, 2, 4)
+    >>> out, idx = max_pool3d(x, 2, return_indices=True)
+    >>> g = np.array([10.0, 20.0]).reshape(1, 1, 1, 1, 2)
+    >>> max_pool3d_backward(g, idx, x.shape)[0, 0]
+    array([[[ 0.,  0.,  0.,  0.],
+            [ 0.,  0.,  0.,  0.]],
+    <BLANKLINE>
+           [[10.,  0., 20.,  0.],
+            [ 0.,  0.,  0.,  0.]]])""")
 
 
 # ------------------------------------------------------------------------------ unpooling
@@ -692,6 +821,10 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     return _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, 2)
 
 
+def max_unpool3d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool_nd(x, indices, kernel_size, stride, padding, output_size, 3)
+
+
 _UNPOOL_DOC = """Put each pooled value back at its switch: the partial inverse of :func:`{pool}`.
 
     Parameters
@@ -759,6 +892,24 @@ max_unpool2d.__doc__ = _UNPOOL_DOC.format(
            [0., 0., 0., 4.]])""")
 
 
+max_unpool3d.__doc__ = _UNPOOL_DOC.format(
+    pool="max_pool3d", small="D_in, H_in, W_in", big="D_out, H_out, W_out",
+    notes=_UNPOOL_NOTES,
+    example="""Only the maxima of the two 2x2x2 windows, 9 and 15, come back:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import max_pool3d, max_unpool3d
+    >>> x = np.array([[[0, 1, 2, 3], [4, 5, 6, 7]],
+    ...               [[9, 8, 15, 1], [2, 3, 4, 5]]]).reshape(1, 1, 2, 2, 4)
+    >>> out, idx = max_pool3d(x, 2, return_indices=True)
+    >>> max_unpool3d(out, idx, 2)[0, 0]
+    array([[[ 0.,  0.,  0.,  0.],
+            [ 0.,  0.,  0.,  0.]],
+    <BLANKLINE>
+           [[ 9.,  0., 15.,  0.],
+            [ 0.,  0.,  0.,  0.]]])""")
+
+
 def _max_unpool_backward_nd(grad_out, indices, nd):
     grad_out = _float_input(grad_out, nd, "grad_out")
     indices = _index_array(indices, "indices")
@@ -784,6 +935,10 @@ def max_unpool1d_backward(grad_out, indices):
 
 def max_unpool2d_backward(grad_out, indices):
     return _max_unpool_backward_nd(grad_out, indices, 2)
+
+
+def max_unpool3d_backward(grad_out, indices):
+    return _max_unpool_backward_nd(grad_out, indices, 3)
 
 
 _UNPOOL_BACKWARD_DOC = """Gradient of :func:`{unpool}` with respect to its input ``x``.
@@ -829,6 +984,13 @@ max_unpool2d_backward.__doc__ = _UNPOOL_BACKWARD_DOC.format(
            [ 8., 15.]])""")
 
 
+max_unpool3d_backward.__doc__ = _UNPOOL_BACKWARD_DOC.format(
+    unpool="max_unpool3d", big="D_out, H_out, W_out", small="D_in, H_in, W_in",
+    example="""g = np.arange(16).reshape(1, 1, 2, 2, 4)
+    >>> max_unpool3d_backward(g, np.array([[[[[8, 10]]]]])).ravel()
+    array([ 8., 10.])""")
+
+
 # ------------------------------------------------------------------------ average pooling
 
 
@@ -850,8 +1012,8 @@ def _spread_evenly(grad_out, input_shape):
 
 
 def _avg_geometry(in_spatial, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                  divisor_override, nd, func):
-    g = _pool_geometry(in_spatial, kernel_size, stride, padding, 1, ceil_mode, nd, func)
+                  divisor_override, dilation, nd, func):
+    g = _pool_geometry(in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd, func)
     count_include_pad = _flag(count_include_pad, "count_include_pad")
     if divisor_override is None:
         override = 0
@@ -859,75 +1021,78 @@ def _avg_geometry(in_spatial, kernel_size, stride, padding, ceil_mode, count_inc
         override = as_int(divisor_override, "divisor_override")
         if override == 0:
             raise ValueError("divisor_override must be a non-zero integer, got 0")
-    div_h, div_w = g.avg_divisors(count_include_pad)
-    return g, div_h, div_w, override
+    return g, g.avg_divisors(count_include_pad), override
 
 
 def _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                 divisor_override, nd):
+                 divisor_override, dilation, nd):
     func = f"avg_pool{nd}d"
     x = _float_input(x, nd)
-    g, div_h, div_w, override = _avg_geometry(x.shape[2:], kernel_size, stride, padding,
-                                              ceil_mode, count_include_pad, divisor_override,
-                                              nd, func)
+    g, divs, override = _avg_geometry(x.shape[2:], kernel_size, stride, padding, ceil_mode,
+                                      count_include_pad, divisor_override, dilation, nd, func)
     n, c = x.shape[:2]
-    if g.k2 == g.in2 and g.p2 == (0, 0) and not override:
+    if g.covers_each_plane() and not override:
         # one window covering each plane: the global average pool
         return _plane_mean(x).reshape((n, c) + g.out_spatial)
     planes = n * c
-    out = np.empty((planes,) + g.out2, dtype=x.dtype)
+    out = np.empty((planes,) + g.out3, dtype=x.dtype)
     n_threads = _threads_for(x.size)
-    _pool.avg_pool_forward(np.ascontiguousarray(x).reshape((planes,) + g.in2), out,
-                           *g.kernel_args(with_dilation=False), div_h, div_w, override,
-                           n_threads)
+    _pool.avg_pool_forward(np.ascontiguousarray(x).reshape((planes,) + g.in3), out,
+                           *g.kernel_args(), *divs, override, n_threads)
     return out.reshape((n, c) + g.out_spatial)
 
 
 def _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding, ceil_mode,
-                          count_include_pad, divisor_override, nd):
+                          count_include_pad, divisor_override, dilation, nd):
     func = f"avg_pool{nd}d_backward"
     grad_out = _float_input(grad_out, nd, "grad_out")
     input_shape = _shape_tuple(input_shape, nd, "input_shape")
-    g, div_h, div_w, override = _avg_geometry(input_shape[2:], kernel_size, stride, padding,
-                                              ceil_mode, count_include_pad, divisor_override,
-                                              nd, func, )
+    g, (div_d, div_h, div_w), override = _avg_geometry(
+        input_shape[2:], kernel_size, stride, padding, ceil_mode, count_include_pad,
+        divisor_override, dilation, nd, func)
     expected = tuple(input_shape[:2]) + g.out_spatial
     if grad_out.shape != expected:
         raise ValueError(f"grad_out must have the forward output's shape {expected}, got "
                          f"{grad_out.shape}")
     n, c = input_shape[:2]
-    if g.k2 == g.in2 and g.p2 == (0, 0) and not override:
+    if g.covers_each_plane() and not override:
         return _spread_evenly(grad_out, input_shape)
     planes = n * c
     dtype = grad_out.dtype
     # grad_out / divisor, rounded in the gradient's dtype as PyTorch does
     divisor = (np.asarray(override, dtype) if override
-               else (div_h[:, None] * div_w[None, :]).astype(dtype))
-    scaled = np.ascontiguousarray(grad_out.reshape((planes,) + g.out2) / divisor, dtype=dtype)
-    # window columns [lo, hi) that hold input column iw
-    (k_h, k_w), (s_h, s_w), (p_h, p_w) = g.k2, g.s2, g.p2
-    iw = np.arange(g.in2[1], dtype=np.int64)
-    ow_lo = np.maximum((iw + p_w - k_w) // s_w + 1, 0)
-    ow_hi = np.maximum(np.minimum((iw + p_w) // s_w + 1, g.out2[1]), ow_lo)
-    grad_x = np.empty((planes,) + g.in2, dtype=dtype)
+               else (div_d[:, None, None] * div_h[None, :, None]
+                     * div_w[None, None, :]).astype(dtype))
+    scaled = np.ascontiguousarray(grad_out.reshape((planes,) + g.out3) / divisor, dtype=dtype)
+    (d_ptr, d_idx), (h_ptr, h_idx), (w_ptr, w_idx) = g.windows_of()
+    grad_x = np.empty((planes,) + g.in3, dtype=dtype)
     n_threads = _threads_for(grad_x.size)
-    width = ow_hi - ow_lo
+    width = np.diff(w_ptr)
     single = bool((width <= 1).all())  # no input column lies in two windows
-    ow_pick = np.where(width > 0, ow_lo, g.out2[1])
-    _pool.avg_pool_backward(scaled, grad_x, k_h, s_h, p_h, ow_lo, ow_hi, ow_pick, single,
-                            n_threads)
+    ow_pick = np.full(g.in3[2], g.out3[2], dtype=np.int64)
+    if single:
+        ow_pick[width == 1] = w_idx
+    _pool.avg_pool_backward(scaled, grad_x, d_ptr, d_idx, h_ptr, h_idx, w_ptr, w_idx,
+                            ow_pick, single, n_threads)
     return grad_x.reshape(input_shape)
 
 
 _AVG_NOTES = """
     Output sizes follow PyTorch's rule, as for max pooling (see
-    :func:`max_pool2d`), without dilation.
+    :func:`max_pool2d`), dilation included.
 
-    The divisor of window :math:`(i, j)` is, as in PyTorch: the window's
-    extent clipped to the *padded* input when ``count_include_pad`` (so
-    zero padding counts, but a ceil-mode overhang beyond the padding does
-    not), or the number of real input elements in it otherwise
-    (``divisor_override`` replaces both). Sums are accumulated in float64.
+    The divisor of a window counts its taps (``kernel_size`` of them per
+    dimension, spaced by ``dilation``) that fall inside the input or, with
+    ``count_include_pad``, inside the *padded* input: zero padding counts,
+    a ceil-mode overhang beyond the padding does not. Without dilation this
+    is PyTorch's divisor; with dilation (which PyTorch's average pooling
+    lacks) it is ONNX's reference ``AveragePool`` (opset 19), which counts
+    the taps the same way. ``divisor_override`` replaces both. Sums are
+    accumulated in float64.
+
+    Padding may exceed ``kernel_size // 2`` (PyTorch's limit), as ONNX and
+    TensorFlow allow, as long as every window holds at least one input
+    element; otherwise ``ValueError`` names the window.
 """
 
 _AVG_PARAMS = """kernel_size : int or tuple of ints
@@ -935,22 +1100,42 @@ _AVG_PARAMS = """kernel_size : int or tuple of ints
     stride : int or tuple of ints, optional
         Step of the window; defaults to ``kernel_size``.
     padding : int or tuple of ints, default 0
-        Implicit zeros on both sides; at most ``kernel_size // 2``.
+        Implicit zeros on both sides. Wider than ``kernel_size // 2`` is
+        allowed while every window keeps an input element.
     ceil_mode : bool, default False
         Round the output size up instead of down.
     count_include_pad : bool, default True
         Count the zero padding in the divisor."""
 
+_AVG_DILATION = """dilation : int or tuple of ints, default 1
+        Spacing between window taps (ONNX's ``dilations``; not in PyTorch)."""
+
+_AVG_RAISES = """Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel, stride or
+        dilation below 1, negative padding, an output size below 1, a window
+        holding only padding, or ``divisor_override=0``.
+    TypeError
+        Complex, object or string arrays, non-integer sizes."""
+
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
-    return _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1)
+               count_include_pad=True, dilation=1):
+    return _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
+                        dilation, 1)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+               count_include_pad=True, divisor_override=None, dilation=1):
     return _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                        divisor_override, 2)
+                        divisor_override, dilation, 2)
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, dilation=1):
+    return _avg_pool_nd(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override, dilation, 3)
 
 
 avg_pool1d.__doc__ = f"""1-D average pooling of a batch of sequences.
@@ -960,19 +1145,13 @@ avg_pool1d.__doc__ = f"""1-D average pooling of a batch of sequences.
     x : ndarray of shape (N, C, L)
         Input batch.
     {_AVG_PARAMS}
+    {_AVG_DILATION}
 
     Returns
     -------
     out : ndarray of shape (N, C, L_out)
 
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding or padding above ``kernel_size // 2``, or an output
-        length below 1.
-    TypeError
-        Complex, object or string arrays, non-integer sizes.
+    {_AVG_RAISES}
 
     Notes
     -----{_AVG_NOTES}
@@ -991,6 +1170,11 @@ avg_pool1d.__doc__ = f"""1-D average pooling of a batch of sequences.
     array([[[2., 3., 4.]]])
     >>> avg_pool1d(x, 3, stride=2, padding=1, count_include_pad=False)
     array([[[3., 3., 4.]]])
+
+    Dilation 2 averages every other element, (1 + 2) / 2, (5 + 2) / 2, ...:
+
+    >>> avg_pool1d(x, 2, stride=1, dilation=2)
+    array([[[1.5, 3.5, 4.5, 2.5]]])
     """
 
 avg_pool2d.__doc__ = f"""2-D average pooling of a batch of images.
@@ -1002,19 +1186,13 @@ avg_pool2d.__doc__ = f"""2-D average pooling of a batch of images.
     {_AVG_PARAMS}
     divisor_override : int, optional
         Divide every window sum by this number instead.
+    {_AVG_DILATION}
 
     Returns
     -------
     out : ndarray of shape (N, C, H_out, W_out)
 
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding or padding above ``kernel_size // 2``, an output
-        size below 1, or ``divisor_override=0``.
-    TypeError
-        Complex, object or string arrays, non-integer sizes.
+    {_AVG_RAISES}
 
     Notes
     -----{_AVG_NOTES}
@@ -1031,19 +1209,68 @@ avg_pool2d.__doc__ = f"""2-D average pooling of a batch of images.
     >>> avg_pool2d(x, 2)[0, 0]
     array([[3.25, 5.25],
            [2.  , 2.  ]])
+
+    A dilated 2x2 window takes the four corners of each 3x3 block; the
+    top-left one averages 1, 2, 3 and 1:
+
+    >>> avg_pool2d(x, 2, stride=1, dilation=2)[0, 0]
+    array([[1.75, 1.75],
+           [4.  , 5.  ]])
+    """
+
+avg_pool3d.__doc__ = f"""3-D average pooling of a batch of volumes (NCDHW).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, D, H, W)
+        Input batch.
+    {_AVG_PARAMS}
+    divisor_override : int, optional
+        Divide every window sum by this number instead.
+    {_AVG_DILATION}
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, D_out, H_out, W_out)
+
+    {_AVG_RAISES}
+
+    Notes
+    -----{_AVG_NOTES}
+    Examples
+    --------
+    A 2x2x2 cube of 0..7 averages to 3.5; padding 1 with
+    ``count_include_pad=False`` gives each corner element its own window:
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import avg_pool3d
+    >>> x = np.arange(8.0).reshape(1, 1, 2, 2, 2)
+    >>> avg_pool3d(x, 2)
+    array([[[[[3.5]]]]])
+    >>> avg_pool3d(x, 2, padding=1, count_include_pad=False)[0, 0, 0]
+    array([[0., 1.],
+           [2., 3.]])
     """
 
 
 def avg_pool1d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True):
+                        ceil_mode=False, count_include_pad=True, dilation=1):
     return _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding,
-                                 ceil_mode, count_include_pad, None, 1)
+                                 ceil_mode, count_include_pad, None, dilation, 1)
 
 
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+                        ceil_mode=False, count_include_pad=True, divisor_override=None,
+                        dilation=1):
     return _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding,
-                                 ceil_mode, count_include_pad, divisor_override, 2)
+                                 ceil_mode, count_include_pad, divisor_override, dilation, 2)
+
+
+def avg_pool3d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None,
+                        dilation=1):
+    return _avg_pool_backward_nd(grad_out, input_shape, kernel_size, stride, padding,
+                                 ceil_mode, count_include_pad, divisor_override, dilation, 3)
 
 
 _AVG_BACKWARD_DOC = """Gradient of :func:`{name}` with respect to its input.
@@ -1054,14 +1281,14 @@ _AVG_BACKWARD_DOC = """Gradient of :func:`{name}` with respect to its input.
         Gradient of the loss with respect to the pooled output.
     input_shape : tuple of ints (N, C, {inp})
         Shape of the forward input.
-    kernel_size, stride, padding, ceil_mode, count_include_pad{extra}
+    kernel_size, stride, padding, ceil_mode, count_include_pad{extra}, dilation
         As given to the forward call.
 
     Returns
     -------
     grad_x : ndarray of shape (N, C, {inp})
         Each input element receives ``grad_out / divisor`` of every window
-        that contains it.
+        that contains it (with dilation, every window one of whose taps it is).
 
     Raises
     ------
@@ -1072,7 +1299,8 @@ _AVG_BACKWARD_DOC = """Gradient of :func:`{name}` with respect to its input.
     Notes
     -----
     Each input element gathers the contributions of the windows holding it
-    (no scatter), so the result does not depend on the number of threads.
+    (no scatter), in a fixed order, so the result does not depend on the
+    number of threads.
 
     Examples
     --------
@@ -1084,7 +1312,13 @@ avg_pool1d_backward.__doc__ = _AVG_BACKWARD_DOC.format(
     example=""">>> import numpy as np
     >>> from pyxconv.functional import avg_pool1d_backward
     >>> avg_pool1d_backward(np.array([[[2, 4, 6]]]), (1, 1, 6), 2)
-    array([[[1., 1., 2., 2., 3., 3.]]])""")
+    array([[[1., 1., 2., 2., 3., 3.]]])
+
+    With dilation 2 the windows interleave: window 0 holds elements 0 and 2,
+    window 1 holds 1 and 3.
+
+    >>> avg_pool1d_backward(np.array([[[2, 4]]]), (1, 1, 4), 2, stride=1, dilation=2)
+    array([[[1., 2., 1., 2.]]])""")
 
 avg_pool2d_backward.__doc__ = _AVG_BACKWARD_DOC.format(
     name="avg_pool2d", out="H_out, W_out", inp="H, W", extra=", divisor_override",
@@ -1097,6 +1331,15 @@ avg_pool2d_backward.__doc__ = _AVG_BACKWARD_DOC.format(
     array([[0.25, 0.5 , 0.25],
            [0.5 , 1.  , 0.5 ],
            [0.25, 0.5 , 0.25]])""")
+
+avg_pool3d_backward.__doc__ = _AVG_BACKWARD_DOC.format(
+    name="avg_pool3d", out="D_out, H_out, W_out", inp="D, H, W", extra=", divisor_override",
+    example="""One 2x2x2 window: each of its 8 elements gets an eighth of the gradient.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import avg_pool3d_backward
+    >>> avg_pool3d_backward(np.full((1, 1, 1, 1, 1), 8.0), (1, 1, 2, 2, 2), 2).ravel()
+    array([1., 1., 1., 1., 1., 1., 1., 1.])""")
 
 
 def global_avg_pool2d(x):
@@ -1194,7 +1437,8 @@ def global_max_pool2d(x, return_indices=False):
     Raises
     ------
     ValueError
-        If ``x`` is not 4-D or is empty (N = 0 included, as for every pooling function).
+        If ``x`` is not 4-D or has an empty dimension other than the batch (an
+        empty batch, N = 0, gives empty outputs, as for every pooling function).
     TypeError
         Complex, object or string arrays, or a non-bool ``return_indices``.
 
@@ -1218,7 +1462,7 @@ def global_max_pool2d(x, return_indices=False):
     x = _float_input(x, 2)
     return_indices = _flag(return_indices, "return_indices")
     n, c = x.shape[:2]
-    planes = x.reshape(n, c, -1)
+    planes = x.reshape(n, c, x.shape[2] * x.shape[3])  # -1 cannot be inferred when N = 0
     idx = np.argmax(planes, axis=2)  # the first maximum, or the first NaN
     out = np.take_along_axis(planes, idx[:, :, None], axis=2).reshape(n, c, 1, 1)
     if return_indices:

@@ -22,20 +22,26 @@ from pyxconv.nn._layers import (
     manual_seed,
 )
 from pyxconv.nn._loss import BCEWithLogits, SoftmaxCrossEntropy
-from pyxconv.nn._pool import (AvgPool2d, GlobalAvgPool2d, GlobalMaxPool2d, MaxPool1d,
-                              MaxPool2d, MaxUnpool2d)
+from pyxconv.nn._pool import (AvgPool1d, AvgPool2d, AvgPool3d, GlobalAvgPool2d,
+                              GlobalMaxPool2d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d,
+                              MaxUnpool2d, MaxUnpool3d)
 from pyxconv.nn._module import (BackwardBeforeForwardError, Concat, Module, Parameter,
                                  Residual, Sequential)
 
 __all__ = [
+    "AvgPool1d",
     "AvgPool2d",
+    "AvgPool3d",
     "BCEWithLogits",
     "BackwardBeforeForwardError",
     "GlobalAvgPool2d",
     "GlobalMaxPool2d",
     "MaxPool1d",
     "MaxPool2d",
+    "MaxPool3d",
+    "MaxUnpool1d",
     "MaxUnpool2d",
+    "MaxUnpool3d",
     "SoftmaxCrossEntropy",
     "BatchNorm2d",
     "Concat",
