@@ -21,7 +21,7 @@ from pyxconv.nn._layers import (
     Linear,
     manual_seed,
 )
-from pyxconv.nn._loss import BCEWithLogits, SoftmaxCrossEntropy
+from pyxconv.nn._loss import BCEWithLogits, NLLLoss, SoftmaxCrossEntropy
 from pyxconv.nn._pool import (AvgPool2d, GlobalAvgPool2d, GlobalMaxPool2d, MaxPool1d,
                               MaxPool2d, MaxUnpool2d)
 from pyxconv.nn._module import (BackwardBeforeForwardError, Concat, Module, Parameter,
@@ -36,6 +36,7 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
     "MaxUnpool2d",
+    "NLLLoss",
     "SoftmaxCrossEntropy",
     "BatchNorm2d",
     "Concat",

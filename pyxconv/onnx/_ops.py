@@ -273,23 +273,6 @@ def _axis_softmax(fn_name):
     return run
 
 
-def _nll(logp, target, weight, ignore_index, reduction):
-    """NLL of log-probabilities (N, C, d...) at integer targets (N, d...)."""
-    target = np.asarray(target, np.int64)
-    c = logp.shape[1]
-    valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
-    safe = np.where(valid, target, 0)
-    picked = np.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
-    w = np.ones(c, logp.dtype) if weight is None else np.asarray(weight, logp.dtype)
-    wt = np.where(valid, w[safe], 0).astype(logp.dtype)
-    loss = -picked * wt
-    if reduction == "none":
-        return loss.astype(logp.dtype)
-    if reduction == "sum":
-        return np.asarray(loss.sum(), logp.dtype)
-    return np.asarray(loss.sum() / wt.sum(), logp.dtype)
-
-
 def _reduction(node, attrs):
     r = attrs.get("reduction", "mean")
     r = r.decode() if isinstance(r, bytes) else r
@@ -298,28 +281,25 @@ def _reduction(node, attrs):
     return r
 
 
-def _nll_op(inputs, attrs, node):
-    x, t = _f(inputs[0]), inputs[1]
-    w = inputs[2] if len(inputs) > 2 else None
+def _nll(node, logp, target, weight, attrs):
+    """ONNX's NLL: pyxconv.functional.nll_loss, ignore_index only when the node sets one."""
     ii = attrs.get("ignore_index")
-    fn = getattr(F, "nll_loss", None)
-    red = _reduction(node, attrs)
-    if fn is not None:
-        kw = {"ignore_index": -100 if ii is None else int(ii), "reduction": red}
-        if w is not None:
-            kw["weight"] = _f(w)
-        out = fn(x, np.asarray(t, np.int64), **kw)
-        out = out[0] if isinstance(out, tuple) else out
-        return [np.asarray(out, x.dtype)]
-    return [_nll(x, t, w, ii, red)]
+    # without the attribute no target is ignored: an index no int64 class can equal
+    ii = np.iinfo(np.int64).min if ii is None else int(ii)
+    w = None if weight is None else _f(weight).astype(logp.dtype, copy=False)
+    return np.asarray(F.nll_loss(logp, np.asarray(target, np.int64), w, ii,
+                                 _reduction(node, attrs)), logp.dtype)
+
+
+def _nll_op(inputs, attrs, node):
+    w = inputs[2] if len(inputs) > 2 else None
+    return [_nll(node, _f(inputs[0]), inputs[1], w, attrs)]
 
 
 def _sce_op(inputs, attrs, node):
-    x, t = _f(inputs[0]), inputs[1]
     w = inputs[2] if len(inputs) > 2 else None
-    logp = F.log_softmax(x, 1)
-    loss = _nll(logp, t, w, attrs.get("ignore_index"), _reduction(node, attrs))
-    return [loss, logp][:len(node.output)]
+    logp = F.log_softmax(_f(inputs[0]), 1)
+    return [_nll(node, logp, inputs[1], w, attrs), logp][:len(node.output)]
 
 
 def _gemm(inputs, attrs, node):
