@@ -348,6 +348,13 @@ CASES = [
      TypeError, "grad_output must be real numbers"),
     ("layer-NLLLoss-reduction", lambda ns: ns["nn"].NLLLoss(reduction="batchmean"), ValueError,
      "reduction must be"),
+    ("layer-BatchNorm1d-channels", lambda ns: ns["nn"].BatchNorm1d(3)(ns["x3"]), ValueError,
+     r"BatchNorm1d expected input of layout \(N, C\) or \(N, C, L\) with 3 channels, "
+     r"got shape \(2, 4, 9\)"),
+    ("layer-BatchNorm1d-4d", lambda ns: ns["nn"].BatchNorm1d(4)(ns["x4"]), ValueError,
+     r"got shape \(2, 4, 6, 6\)"),
+    ("layer-BatchNorm1d-num_features", lambda ns: ns["nn"].BatchNorm1d(0), ValueError,
+     "num_features"),
     # ---------------------------------------------------------------- layers
     ("layer-Conv2d-channels", lambda ns: ns["nn"].Conv2d(3, 4, 3)(ns["x4"]), ValueError,
      "3 channels"),

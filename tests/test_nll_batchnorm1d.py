@@ -163,3 +163,100 @@ def test_nll_loss_layer_matches_torch_after_log_softmax(reduction):
     assert layer.output_shape((4, 5, 3)) == (() if reduction != "none" else (4, 3))
     with pytest.raises(ValueError, match="reduction must be"):
         nn.NLLLoss(reduction="avg")
+
+
+# --------------------------------------------------------------------------- BatchNorm1d
+
+
+def _torch_bn(layer, t_bn):
+    with torch.no_grad():
+        t_bn.weight.copy_(torch.from_numpy(layer.weight.data))
+        t_bn.bias.copy_(torch.from_numpy(layer.bias.data))
+        t_bn.running_mean.copy_(torch.from_numpy(layer.running_mean))
+        t_bn.running_var.copy_(torch.from_numpy(layer.running_var))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (2, 3, 1)])
+def test_batchnorm1d_matches_torch_in_training_and_eval(dtype, shape):
+    rng = np.random.default_rng(11)
+    layer = nn.BatchNorm1d(3, momentum=0.3, dtype=dtype)
+    layer.weight.data[:] = rng.uniform(0.5, 2, 3)
+    layer.bias.data[:] = rng.standard_normal(3)
+    t_bn = torch.nn.BatchNorm1d(3, momentum=0.3).to(torch.float64 if dtype == np.float64
+                                                    else torch.float32)
+    _torch_bn(layer, t_bn)
+    tol = _tol(dtype)
+    for step in range(2):  # two training steps move the running statistics
+        x = (3 * rng.standard_normal(shape) + 1).astype(dtype)
+        xt = torch.from_numpy(x.copy()).requires_grad_()
+        y = layer(x)
+        yt = t_bn(xt)
+        np.testing.assert_allclose(y, yt.detach().numpy(), **tol)
+        g = rng.standard_normal(shape).astype(dtype)
+        layer.weight.grad[:] = 0
+        layer.bias.grad[:] = 0
+        gx = layer.backward(g)
+        yt.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4 if dtype == np.float32
+                                   else 1e-10, atol=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(layer.weight.grad, t_bn.weight.grad.numpy(), rtol=1e-4,
+                                   atol=1e-5)
+        t_bn.weight.grad = t_bn.bias.grad = None
+        np.testing.assert_allclose(layer.running_mean, t_bn.running_mean.numpy(), **tol)
+        np.testing.assert_allclose(layer.running_var, t_bn.running_var.numpy(), **tol)
+    assert int(layer.num_batches_tracked) == 2
+    layer.eval()
+    t_bn.eval()
+    x = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_allclose(layer(x), t_bn(torch.from_numpy(x)).detach().numpy(), **tol)
+    assert set(layer.state_dict()) == set(t_bn.state_dict())
+
+
+@pytest.mark.parametrize("shape, training", [((5, 2), True), ((3, 2, 4), True),
+                                             ((3, 2, 4), False)])
+def test_batchnorm1d_backward_matches_numerical_gradient(shape, training):
+    rng = np.random.default_rng(5)
+    layer = nn.BatchNorm1d(2, dtype=np.float64)
+    layer.weight.data[:] = [1.5, -0.7]
+    layer.bias.data[:] = [0.2, 0.1]
+    layer.running_mean[:] = [0.3, -0.2]
+    layer.running_var[:] = [1.4, 0.6]
+    layer.train(training)
+    x = rng.standard_normal(shape)
+    g = rng.standard_normal(shape)
+    saved = layer.running_mean.copy(), layer.running_var.copy()
+
+    def f(z):
+        layer.running_mean[:], layer.running_var[:] = saved
+        return float((layer(z) * g).sum())
+
+    numeric = numerical_gradient(f, x.copy())
+    layer.running_mean[:], layer.running_var[:] = saved
+    layer(x)
+    layer.weight.grad[:] = 0
+    np.testing.assert_allclose(layer.backward(g), numeric, rtol=1e-6, atol=1e-8)
+    w0 = layer.weight.data.copy()
+
+    def fw(w):
+        layer.weight.data[:] = w
+        layer.running_mean[:], layer.running_var[:] = saved
+        return float((layer(x) * g).sum())
+
+    np.testing.assert_allclose(layer.weight.grad, numerical_gradient(fw, w0.copy()),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_batchnorm1d_rejects_bad_input_and_batchnorm2d_is_unchanged():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"BatchNorm1d expected input of layout \(N, C\) or "
+                                         r"\(N, C, L\) with 3 channels, got shape \(2, 4\)"):
+        bn(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"got shape \(2, 3, 2, 2\)"):
+        bn(np.zeros((2, 3, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        bn(np.zeros((1, 3), np.float32))
+    with pytest.raises(TypeError, match="BatchNorm1d expects an ndarray"):
+        bn([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match=r"BatchNorm2d expected input of layout \(N, C, H, W\)"):
+        nn.BatchNorm2d(3)(np.zeros((2, 3), np.float32))

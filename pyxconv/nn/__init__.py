@@ -9,6 +9,7 @@ returning the input gradient and adding parameter gradients to
 from pyxconv.nn import init
 from pyxconv.nn._activations import ELU, LeakyReLU, PReLU, ReLU, Sigmoid, Softplus, Tanh
 from pyxconv.nn._layers import (
+    BatchNorm1d,
     BatchNorm2d,
     Conv1d,
     Conv2d,
@@ -38,6 +39,7 @@ __all__ = [
     "MaxUnpool2d",
     "NLLLoss",
     "SoftmaxCrossEntropy",
+    "BatchNorm1d",
     "BatchNorm2d",
     "Concat",
     "Conv1d",
