@@ -78,6 +78,13 @@ def test_exclusions_follow_the_functional_features(monkeypatch):
     assert r"^test_maxpool_3d_" not in reasons
 
 
+def test_every_operator_is_described_for_the_documentation():
+    from pyxconv.onnx import _ops
+
+    assert set(_ops.DESCRIPTIONS) == set(_ops.OPS)
+    assert set(backend.NODE_TEST_OPERATORS) <= set(_ops.OPS)
+
+
 def _relu_model():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])

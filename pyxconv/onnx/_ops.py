@@ -411,3 +411,44 @@ OPS = {
     "Identity": lambda i, a, n: [np.asarray(i[0])],
     "Constant": None,  # handled by the graph runner
 }
+
+#: How each operator of :data:`OPS` runs, and what it does not support (the
+#: documentation's operator table is generated from this).
+DESCRIPTIONS = {
+    "Conv": "``conv1d``/``conv2d``/``conv3d``; ``pads`` (asymmetric too), ``auto_pad``, "
+            "``strides``, ``dilations``, ``group``.",
+    "ConvTranspose": "``conv_transpose1d``/``2d``/``3d``; ``pads``, ``auto_pad``, "
+                     "``output_padding``, ``output_shape``, ``dilations``, ``group``.",
+    "MaxPool": "``max_pool1d``/``2d`` (``3d`` when pyxconv.functional has it); ``pads`` "
+               "(asymmetric: explicit -inf), ``auto_pad``, ``dilations``, ``ceil_mode``, the "
+               "``Indices`` output in either ``storage_order``; integer inputs.",
+    "AveragePool": "``avg_pool1d``/``2d`` (``3d`` and ``dilations`` when pyxconv.functional "
+                   "has them); ``pads``, ``auto_pad``, ``ceil_mode``, ``count_include_pad``.",
+    "GlobalAveragePool": "the mean over the spatial axes.",
+    "GlobalMaxPool": "``global_max_pool2d`` (other ranks: the maximum over the spatial axes).",
+    "MaxUnpool": "scatter at the indices; ``output_shape`` input.",
+    "Softmax": "``softmax`` along ``axis``.",
+    "LogSoftmax": "``log_softmax`` along ``axis``.",
+    "SoftmaxCrossEntropyLoss": "``log_softmax`` then ``nll_loss``; ``weight``, "
+                               "``ignore_index``, ``reduction``, the ``log_prob`` output.",
+    "NegativeLogLikelihoodLoss": "``nll_loss``; ``weight``, ``ignore_index``, ``reduction``.",
+    "Relu": "``relu``.",
+    "LeakyRelu": "``leaky_relu``, ``alpha``.",
+    "PRelu": "the slope broadcast against the input (any shape).",
+    "Elu": "``elu``, ``alpha``.",
+    "Sigmoid": "``sigmoid``.",
+    "Tanh": "``tanh``.",
+    "Softplus": "``softplus`` without its linear branch (ONNX has none).",
+    "Gemm": "``alpha * A' @ B' + beta * C``; ``transA``, ``transB``, broadcast ``C``.",
+    "MatMul": "NumPy ``matmul`` (broadcast batches, 1-D operands).",
+    "Flatten": "to 2-D at ``axis`` (negative too).",
+    "Reshape": "``0`` copies a dimension unless ``allowzero``; ``-1`` is inferred.",
+    "BatchNormalization": "eval form; ``training_mode=1`` normalises with the batch's "
+                          "statistics and returns the updated running ones.",
+    "Dropout": "identity in inference; in training mode a mask (with ``seed``, the "
+               "stream of onnx's reference implementation) and the ``mask`` output.",
+    "Add": "NumPy broadcasting, any dtype.",
+    "Concat": "along ``axis``.",
+    "Identity": "a copy-free pass-through.",
+    "Constant": "its ``value`` tensor.",
+}

@@ -2,23 +2,22 @@
 
 Models run as a :class:`~pyxconv.onnx.GraphModule`, node by node through
 :mod:`pyxconv.functional`, on the CPU. The module-level functions are the
-backend API that onnx's backend test runner expects (``prepare``, ``run_model``,
-``run_node``, ``supports_device``), so this module itself can be handed to
-:class:`onnx.backend.test.BackendTest`; :func:`node_tests` does that for the
-operators pyxconv covers, with every excluded case and its reason in
-:func:`excluded_node_tests`.
+backend API that onnx's backend test runner expects (``prepare``, ``run``,
+``run_model``, ``run_node``, ``supports_device``), so this module itself can
+be handed to :class:`onnx.backend.test.BackendTest`; :func:`node_tests` does
+that for the operators pyxconv covers, with every excluded case and its
+reason in :func:`excluded_node_tests`.
+
+The module imports without onnx (so its documentation builds anywhere);
+running a model needs the ``[onnx]`` extra.
 
 Examples
 --------
->>> import numpy as np
->>> import onnx.helper as h
->>> from onnx import TensorProto
 >>> from pyxconv.onnx import backend
->>> node = h.make_node("Relu", ["x"], ["y"])
->>> backend.run_node(node, [np.array([-1.0, 2.0], np.float32)])[0]
-array([0., 2.], dtype=float32)
 >>> backend.supports_device("CPU"), backend.supports_device("CUDA")
 (True, False)
+>>> "Conv" in backend.NODE_TEST_OPERATORS
+True
 """
 import re
 import sys
@@ -28,11 +27,15 @@ import numpy as np
 
 from pyxconv.onnx import GraphModule, _onnx, _ops
 
-_onnx()
-from onnx.backend.base import Backend, BackendRep, namedtupledict  # noqa: E402
+try:
+    from onnx.backend.base import Backend, BackendRep, namedtupledict
+except ImportError:  # pragma: no cover - without the [onnx] extra: importable, not runnable
+    Backend = BackendRep = object
+    namedtupledict = None
 
 __all__ = ["NODE_TEST_OPERATORS", "PyxconvBackend", "PyxconvRep", "excluded_node_tests",
-           "node_tests", "prepare", "run", "run_model", "run_node", "supports_device"]
+           "is_compatible", "node_tests", "prepare", "run", "run_model", "run_node",
+           "supports_device"]
 
 #: The operators whose onnx node tests pyxconv runs (issue 18), each with a regular
 #: expression matching the names of its test cases (``test_..._cpu`` without ``_cpu``).
@@ -136,7 +139,7 @@ class PyxconvRep(BackendRep):
 
     def __init__(self, model):
         super().__init__()
-        self.module = GraphModule(model.graph)
+        self.module = GraphModule(model.graph, _onnx())
 
     def run(self, inputs, **kwargs):
         """Run on ``inputs`` (an array, a list by graph input, or a dict by name).
@@ -162,6 +165,7 @@ class PyxconvBackend(Backend):
     @classmethod
     def is_compatible(cls, model, device="CPU", **kwargs):
         """Whether every node of ``model`` is an operator pyxconv runs."""
+        _onnx()
         return cls.supports_device(device) and all(
             n.domain in ("", "ai.onnx") and n.op_type in _ops.OPS for n in model.graph.node)
 
@@ -193,6 +197,7 @@ class PyxconvBackend(Backend):
         ``inputs`` lists the node's present inputs in order (optional ones named
         ``""`` are left out, or given as None).
         """
+        onnx = _onnx()
         cls._check_device(device)
         super().run_node(node, inputs, device, outputs_info, **kwargs)
         present = [n for n in node.input if n]
@@ -205,7 +210,6 @@ class PyxconvBackend(Backend):
             if len(values) != len(present):
                 raise ValueError(f"PyxconvBackend.run_node: node {node.op_type} has "
                                  f"{len(present)} inputs {present}, got {len(values)} values")
-        onnx = _onnx()
         infos = [onnx.helper.make_tensor_value_info(
             n, onnx.helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype), None)
             for n, v in zip(present, values)]
@@ -249,6 +253,7 @@ def node_tests(parent_module=None):
         ``{"OnnxBackendNodeModelTest": unittest.TestCase subclass}``, for
         ``globals().update(node_tests(__name__))`` in a test module.
     """
+    _onnx()
     import onnx.backend.test
 
     runner = onnx.backend.test.BackendTest(sys.modules[__name__], parent_module)
