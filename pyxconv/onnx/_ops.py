@@ -189,7 +189,9 @@ def _max_pool(inputs, attrs, node):
     if any(a or b for a, b in extra):
         # the larger side's surplus becomes explicit -inf, the rest ordinary padding
         x = np.pad(x, [(0, 0), (0, 0)] + extra, constant_values=-np.inf)
-    out, idx = fn(x, k, s, tuple(sym), d, ceil, return_indices=True)
+    # keywords: max_pool3d (from the pooling branch) is called the same way
+    out, idx = fn(x, k, stride=s, padding=tuple(sym), dilation=d, ceil_mode=ceil,
+                  return_indices=True)
     res = [out if dtype == x.dtype else out.astype(dtype)]
     if len(node.output) > 1 and node.output[1]:
         # pyxconv indexes within the (padded) plane; ONNX flattens (N, C, spatial) of the
@@ -212,20 +214,21 @@ def _avg_pool(inputs, attrs, node):
     _check_pool_support(node, "avg", nd, k, sym, d)
     fn = getattr(F, f"avg_pool{nd}d")
     kw = {"dilation": d} if any(v != 1 for v in d) else {}
-    args = (k, s, tuple(sym), ceil)
+    kw.update(stride=s, padding=tuple(sym), ceil_mode=ceil)
     if not any(a or b for a, b in extra):
-        out = fn(x, *args, include, **kw)
+        out = fn(x, k, count_include_pad=include, **kw)
     else:
         widths = [(0, 0), (0, 0)] + extra
         xp = np.pad(x, widths)
         if include:
             # the explicit zeros are padding ONNX counts: divisor as with symmetric pads
-            out = fn(xp, *args, True, **kw)
+            out = fn(xp, k, count_include_pad=True, **kw)
         else:
             # mean over the real elements: (sum / n_window) / (n_real / n_window), where
             # n_window counts the explicitly padded plane and n_real only the input's
             mask = np.pad(np.ones((1, 1) + x.shape[2:], x.dtype), widths)
-            out = fn(xp, *args, False, **kw) / fn(mask, *args, False, **kw)
+            out = (fn(xp, k, count_include_pad=False, **kw)
+                   / fn(mask, k, count_include_pad=False, **kw))
     return [out.astype(dtype, copy=False)]
 
 
