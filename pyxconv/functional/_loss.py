@@ -553,6 +553,190 @@ cross_entropy.__doc__ = f"""Cross-entropy of logits against targets, as PyTorch'
     """
 
 
+def _nll_checked(input, target, weight, ignore_index, reduction):
+    """Validated nll_loss arguments: (rows, C) log-probabilities and the row targets."""
+    _check_reduction(reduction)
+    input = _float_array(input, "input")
+    if weight is not None:
+        weight = float_arrays(input=input, weight=weight)[1]
+    if not isinstance(target, np.ndarray):
+        target = np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if input.ndim == 0:
+        raise ValueError("input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
+    class_axis = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_axis]
+    if n_classes == 0:
+        raise ValueError(f"input has no classes: shape {input.shape}")
+    if weight is not None:
+        weight = _check_class_weights(weight, n_classes)
+    loss_shape = input.shape[:class_axis] + input.shape[class_axis + 1:]
+    if target.shape != loss_shape:
+        raise ValueError(f"target must have shape {loss_shape} (input {input.shape} without "
+                         f"the class axis), got {target.shape}")
+    if type(ignore_index) is not int:
+        ignore_index = as_int(ignore_index, "ignore_index")
+    if not _INT64.min <= ignore_index <= _INT64.max:
+        raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
+    t = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
+    bad = _softmax.first_bad_target(t, n_classes, ignore_index)
+    if bad >= 0:
+        where = ", ".join(str(int(i)) for i in np.unravel_index(bad, loss_shape)) \
+            if loss_shape else ""
+        raise ValueError(f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
+                         f"classes it must be in [0, {n_classes - 1}] or equal "
+                         f"ignore_index={ignore_index}")
+    valid = t != ignore_index
+    safe = np.where(valid, t, 0)
+    # each row's weight w[t] in float64, 0 for ignored targets
+    w_rows = np.where(valid, 1.0 if weight is None else weight.astype(np.float64)[safe], 0.0)
+    return input, class_axis, loss_shape, safe, valid, w_rows
+
+
+def _nll_rows_shape(input, class_axis):
+    """input's shape with the class axis moved last."""
+    shape = input.shape
+    return shape[:class_axis] + shape[class_axis + 1:] + (shape[class_axis],)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities at integer targets, as PyTorch's ``nll_loss``.
+
+    The loss of sample ``n`` (and position ``d1, ...``) with class index
+    ``c = target[n, d1, ...]`` is ``-weight[c] * input[n, c, d1, ...]``.
+    Applied to :func:`log_softmax` output it is :func:`cross_entropy`.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C), (N, C, d1, d2, ...) or (C,)
+        Log-probabilities (any real scores are accepted). float32 or float64
+        (integers become float64). The class axis is axis 1 (axis 0 for a
+        single sample).
+    target : ndarray of int of shape (N,), (N, d1, ...) or ()
+        Class indices in ``[0, C)``, or ``ignore_index``.
+    weight : ndarray of shape (C,), optional
+        A rescaling weight for each class (finite, >= 0).
+    ignore_index : int, default -100
+        Targets equal to it contribute neither loss nor gradient and are left
+        out of the mean's denominator.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        ``'mean'``: the summed losses divided by the summed weights of the
+        non-ignored targets; ``'sum'``: their sum; ``'none'``: one loss for
+        each sample (and position), shape (N, d1, ...), 0 where ignored.
+
+    Returns
+    -------
+    loss : float32/float64 scalar, or ndarray of shape (N, d1, ...) for ``'none'``
+        Same dtype as ``input``.
+
+    Raises
+    ------
+    ValueError
+        A class index outside ``[0, C)`` that is not ``ignore_index``; a
+        target shape other than input's without the class axis; ``weight``
+        not of shape (C,), negative or not finite; an unknown ``reduction``;
+        0-d input or C = 0.
+    TypeError
+        A non-integer target; float32 input mixed with a float64 weight;
+        bool, complex, object or string input; non-integer ``ignore_index``.
+
+    See Also
+    --------
+    nll_loss_backward : the gradient with respect to ``input``.
+
+    Notes
+    -----
+    As in PyTorch, a mean over no weight (every target ignored, or weights
+    summing to 0) is NaN (0/0); NaN in a selected input entry gives NaN.
+    The products ``weight[c] * input[..., c, ...]`` are summed in float64 in
+    a fixed order, so the result does not depend on the number of threads.
+
+    Examples
+    --------
+    Lecture 003 (WE-30): P(Cat) = 0.91 for a cat costs ``-ln 0.91``.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import nll_loss
+    >>> logp = np.log(np.array([[0.08, 0.91, 0.01], [0.08, 0.91, 0.01]]))
+    >>> round(float(nll_loss(logp, np.array([1, 0]), reduction="none")[0]), 4)
+    0.0943
+    >>> round(float(nll_loss(logp, np.array([1, -100]))), 4)   # the second is ignored
+    0.0943
+    """
+    input, class_axis, loss_shape, safe, valid, w_rows = _nll_checked(
+        input, target, weight, ignore_index, reduction)
+    rows = np.moveaxis(input, class_axis, -1).reshape(-1, input.shape[class_axis])
+    picked = rows[np.arange(rows.shape[0]), safe].astype(np.float64)
+    losses = np.where(valid, -(w_rows * picked), 0.0)
+    dtype = input.dtype.type
+    if reduction == "none":
+        return losses.astype(input.dtype).reshape(loss_shape)
+    total = float(np.sum(losses))
+    if reduction == "sum":
+        return dtype(total)
+    denom = float(np.sum(w_rows))
+    return dtype(total / denom) if denom != 0.0 else dtype(math.nan)
+
+
+def nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100,
+                      reduction="mean"):
+    """Gradient of :func:`nll_loss` with respect to its input.
+
+    It does not depend on the input's values: ``-weight[c] * grad_output`` at
+    each target's class (divided by the summed weights for ``'mean'``), 0
+    elsewhere and at ignored targets.
+
+    Parameters
+    ----------
+    grad_output : scalar, or ndarray of the loss's shape (N, d1, ...) for ``'none'``
+        The gradient flowing into the loss.
+    input, target, weight, ignore_index, reduction
+        As given to :func:`nll_loss`.
+
+    Returns
+    -------
+    ndarray, shape and dtype of input
+
+    Raises
+    ------
+    ValueError
+        As :func:`nll_loss`, or ``grad_output`` not of the loss's shape.
+
+    Notes
+    -----
+    For ``'mean'`` over no weight the non-ignored entries are NaN
+    (``-0 / 0``), as in PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import nll_loss_backward
+    >>> nll_loss_backward(1.0, np.zeros((2, 3)), np.array([2, 0]))
+    array([[ 0. ,  0. , -0.5],
+           [-0.5,  0. ,  0. ]])
+    """
+    input, class_axis, loss_shape, safe, valid, w_rows = _nll_checked(
+        input, target, weight, ignore_index, reduction)
+    g = np.asarray(grad_output)
+    if g.dtype.kind not in "fiu":
+        raise TypeError(f"grad_output must be real numbers, got dtype {g.dtype}")
+    want = loss_shape if reduction == "none" else ()
+    if g.shape != want:
+        raise ValueError(f"grad_output must have the loss's shape {want} for "
+                         f"reduction={reduction!r}, got {g.shape}")
+    g = g.astype(np.float64).reshape(-1) if reduction == "none" else float(g)
+    if reduction == "mean":
+        denom = float(np.sum(w_rows))
+        g = g / denom if denom != 0.0 else math.nan
+    n_rows = safe.shape[0]
+    grad = np.zeros((n_rows, input.shape[class_axis]), dtype=input.dtype)
+    idx = np.flatnonzero(valid)
+    grad[idx, safe[idx]] = -(w_rows * g)[idx]
+    grad = grad.reshape(_nll_rows_shape(input, class_axis))
+    return np.ascontiguousarray(np.moveaxis(grad, -1, class_axis))
+
+
 def _bce(logits, target, weight, reduction, pos_weight, want_grad):
     _check_reduction(reduction)
     logits, target, weight, pos_weight = float_arrays(

@@ -9,6 +9,7 @@ returning the input gradient and adding parameter gradients to
 from pyxconv.nn import init
 from pyxconv.nn._activations import ELU, LeakyReLU, PReLU, ReLU, Sigmoid, Softplus, Tanh
 from pyxconv.nn._layers import (
+    BatchNorm1d,
     BatchNorm2d,
     Conv1d,
     Conv2d,
@@ -21,7 +22,7 @@ from pyxconv.nn._layers import (
     Linear,
     manual_seed,
 )
-from pyxconv.nn._loss import BCEWithLogits, SoftmaxCrossEntropy
+from pyxconv.nn._loss import BCEWithLogits, NLLLoss, SoftmaxCrossEntropy
 from pyxconv.nn._pool import (AvgPool1d, AvgPool2d, AvgPool3d, GlobalAvgPool2d,
                               GlobalMaxPool2d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d,
                               MaxUnpool2d, MaxUnpool3d)
@@ -42,7 +43,9 @@ __all__ = [
     "MaxUnpool1d",
     "MaxUnpool2d",
     "MaxUnpool3d",
+    "NLLLoss",
     "SoftmaxCrossEntropy",
+    "BatchNorm1d",
     "BatchNorm2d",
     "Concat",
     "Conv1d",

@@ -1,4 +1,4 @@
-"""Layers with parameters or shape changes: convolutions, Linear, Flatten, Dropout, BatchNorm2d."""
+"""Layers with parameters or shape changes: convolutions, Linear, Flatten, Dropout, BatchNorm."""
 import math
 
 import numpy as np
@@ -16,8 +16,8 @@ from pyxconv._validation import (
 from pyxconv.nn import init
 from pyxconv.nn._module import BackwardBeforeForwardError, Module
 
-__all__ = ["BatchNorm2d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-           "ConvTranspose3d", "Dropout", "Flatten", "Linear", "manual_seed"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+           "ConvTranspose2d", "ConvTranspose3d", "Dropout", "Flatten", "Linear", "manual_seed"]
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 _rng = np.random.default_rng()
@@ -373,14 +373,95 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over ``(N, H, W)`` for each channel, as ``torch.nn.BatchNorm2d``.
+class _BatchNorm(Module):
+    """Batch normalisation over every axis but the channel axis 1 (BatchNorm1d/2d)."""
+
+    _ndims = (4,)
+    _layout = "(N, C, H, W)"
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
+        super().__init__()
+        self.num_features = as_int(num_features, "num_features", 1)
+        self.eps, self.momentum = float(eps), float(momentum)
+        c = self.num_features
+        self.affine = affine
+        if affine:
+            self.weight = self._param("weight", np.ones(c, dtype=dtype))
+            self.bias = self._param("bias", np.zeros(c, dtype=dtype))
+        else:
+            self.weight = self.bias = None
+        self._buffer("running_mean", np.zeros(c, dtype=dtype))
+        self._buffer("running_var", np.ones(c, dtype=dtype))
+        self._buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+
+    @staticmethod
+    def _geometry(ndim):
+        """Reduced axes, the einsum of a per-channel dot product, the channel-vector shape."""
+        axes = (0,) + tuple(range(2, ndim))
+        letters = "nc" + "hw"[:ndim - 2]
+        dot = f"{letters},{letters}->c"
+        return axes, dot, (slice(None),) + (None,) * (ndim - 2)
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.ndim not in self._ndims \
+                or x.shape[1] != self.num_features:
+            ndim = x.ndim if isinstance(x, np.ndarray) and x.ndim in self._ndims \
+                else self._ndims[-1]
+            _check_input(self, x, ndim, self.num_features, self._layout)
+        axes, dot, ch = self._geometry(x.ndim)
+        if self.training:
+            m = int(np.prod([x.shape[i] for i in axes]))
+            if m < 2:
+                raise ValueError(f"{type(self).__name__} needs more than one value per channel "
+                                 f"in training, got input shape {x.shape}")
+            mean = x.mean(axis=axes)
+            centred = x - mean[ch]
+            var = np.einsum(dot, centred, centred) / m
+            mom = self.momentum
+            rm, rv = self._buffers["running_mean"], self._buffers["running_var"]
+            rm *= 1 - mom
+            rm += mom * mean
+            rv *= 1 - mom
+            rv += mom * var * (m / (m - 1))
+            self._buffers["num_batches_tracked"] += 1
+        else:
+            mean = self._buffers["running_mean"]
+            var = self._buffers["running_var"]
+            centred = x - mean[ch]
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        xhat = centred * inv_std[ch]
+        self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, self.training
+        if not self.affine:
+            return xhat
+        return xhat * self.weight.data[ch] + self.bias.data[ch]
+
+    def backward(self, grad_out):
+        xhat, inv_std = self._xhat, self._inv_std
+        axes, dot, ch = self._geometry(grad_out.ndim)
+        if self.affine:
+            self.weight.grad += np.einsum(dot, grad_out, xhat)
+            self.bias.grad += grad_out.sum(axis=axes)
+            scale = self.weight.data * inv_std
+        else:
+            scale = inv_std
+        if not self._batch_stats:
+            return grad_out * scale[ch]
+        m = int(np.prod([grad_out.shape[i] for i in axes]))
+        g_mean = grad_out.mean(axis=axes)
+        gx_mean = np.einsum(dot, grad_out, xhat) / m
+        return (grad_out - g_mean[ch] - xhat * gx_mean[ch]) * scale[ch]
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+_BN_DOC = """Batch normalisation over {over} for each channel, as ``torch.nn.{name}``.
 
     Training: ``y = weight * (x - mean_B) / sqrt(var_B + eps) + bias`` with the
     batch's mean and (biased) variance, and the running statistics updated as
     ``running = (1 - momentum) * running + momentum * batch`` (unbiased
     variance). Evaluation: the running statistics replace the batch's.
-
+{inputs}
     Parameters
     ----------
     num_features : int
@@ -400,76 +481,32 @@ class BatchNorm2d(Module):
     --------
     >>> import numpy as np
     >>> from pyxconv import nn
-    >>> bn = nn.BatchNorm2d(1)
-    >>> y = bn(np.array([[[[1.0, 3.0]]]], np.float32))
+    >>> bn = nn.{name}(1)
+    >>> y = bn(np.array({example}, np.float32))
     >>> np.round(y, 3)
-    array([[[[-1.,  1.]]]], dtype=float32)
+    array({result}, dtype=float32)
     >>> bn.running_mean, bn.running_var
     (array([0.2], dtype=float32), array([1.1], dtype=float32))
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
-        super().__init__()
-        self.num_features = as_int(num_features, "num_features", 1)
-        self.eps, self.momentum = float(eps), float(momentum)
-        c = self.num_features
-        self.affine = affine
-        if affine:
-            self.weight = self._param("weight", np.ones(c, dtype=dtype))
-            self.bias = self._param("bias", np.zeros(c, dtype=dtype))
-        else:
-            self.weight = self.bias = None
-        self._buffer("running_mean", np.zeros(c, dtype=dtype))
-        self._buffer("running_var", np.ones(c, dtype=dtype))
-        self._buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
-    def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != self.num_features:
-            _check_input(self, x, 4, self.num_features, "(N, C, H, W)")
-        if self.training:
-            m = x.shape[0] * x.shape[2] * x.shape[3]
-            if m < 2:
-                raise ValueError(f"BatchNorm2d needs more than one value per channel in "
-                                 f"training, got input shape {x.shape}")
-            mean = x.mean(axis=(0, 2, 3))
-            centred = x - mean[:, None, None]
-            var = np.einsum("nchw,nchw->c", centred, centred) / m
-            mom = self.momentum
-            rm, rv = self._buffers["running_mean"], self._buffers["running_var"]
-            rm *= 1 - mom
-            rm += mom * mean
-            rv *= 1 - mom
-            rv += mom * var * (m / (m - 1))
-            self._buffers["num_batches_tracked"] += 1
-        else:
-            mean = self._buffers["running_mean"]
-            var = self._buffers["running_var"]
-            centred = x - mean[:, None, None]
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
-        xhat = centred * inv_std[:, None, None]
-        self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, self.training
-        if not self.affine:
-            return xhat
-        return xhat * self.weight.data[:, None, None] + self.bias.data[:, None, None]
+class BatchNorm1d(_BatchNorm):
+    _ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
 
-    def backward(self, grad_out):
-        xhat, inv_std = self._xhat, self._inv_std
-        if self.affine:
-            self.weight.grad += np.einsum("nchw,nchw->c", grad_out, xhat)
-            self.bias.grad += grad_out.sum(axis=(0, 2, 3))
-            scale = self.weight.data * inv_std
-        else:
-            scale = inv_std
-        if not self._batch_stats:
-            return grad_out * scale[:, None, None]
-        m = grad_out.shape[0] * grad_out.shape[2] * grad_out.shape[3]
-        g_mean = grad_out.mean(axis=(0, 2, 3))
-        gx_mean = np.einsum("nchw,nchw->c", grad_out, xhat) / m
-        return (grad_out - g_mean[:, None, None] - xhat * gx_mean[:, None, None]) \
-            * scale[:, None, None]
 
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+class BatchNorm2d(_BatchNorm):
+    _ndims = (4,)
+    _layout = "(N, C, H, W)"
+
+
+BatchNorm1d.__doc__ = _BN_DOC.format(
+    over="``N`` (input ``(N, C)``) or ``(N, L)`` (input ``(N, C, L)``)", name="BatchNorm1d",
+    inputs="\n    The input is a batch of feature vectors ``(N, C)`` (after a Linear layer)\n"
+           "    or of sequences ``(N, C, L)`` (after a Conv1d).\n",
+    example="[[1.0], [3.0]]", result="[[-1.],\n           [ 1.]]")
+BatchNorm2d.__doc__ = _BN_DOC.format(over="``(N, H, W)``", name="BatchNorm2d", inputs="",
+                                     example="[[[[1.0, 3.0]]]]", result="[[[[-1.,  1.]]]]")
 
 
 class _ConvTransposeNd(Module):

@@ -4,10 +4,12 @@ The forward pass computes the gradient at the same time (the fused
 softmax cross-entropy kernel does both in one pass over the logits), so
 ``backward`` only scales it by the upstream gradient.
 """
+import numpy as np
+
 from pyxconv import functional as F
 from pyxconv.nn._module import Module
 
-__all__ = ["BCEWithLogits", "SoftmaxCrossEntropy"]
+__all__ = ["BCEWithLogits", "NLLLoss", "SoftmaxCrossEntropy"]
 
 
 class SoftmaxCrossEntropy(Module):
@@ -100,3 +102,58 @@ class BCEWithLogits(Module):
 
     def output_shape(self, input_shape):
         return ()
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of log-probabilities at integer labels; ``torch.nn.NLLLoss``.
+
+    ``forward(log_probs, target)`` with log-probabilities of shape ``(N, C)``
+    (or ``(N, C, d1, ...)``, or ``(C,)``) and integer targets of shape ``(N,)``
+    (or ``(N, d1, ...)``, or ``()``) returns the loss, a Python float for
+    ``'mean'`` and ``'sum'``, an array of the target's shape for ``'none'``;
+    ``backward(grad=1.0)`` returns its gradient with respect to
+    ``log_probs`` (:func:`pyxconv.functional.nll_loss_backward`). Applied to
+    :func:`pyxconv.functional.log_softmax` output it is the cross-entropy.
+
+    Parameters
+    ----------
+    weight, ignore_index, reduction
+        As in :func:`pyxconv.functional.nll_loss`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv import nn
+    >>> nll = nn.NLLLoss()
+    >>> logp = np.log(np.array([[0.08, 0.91, 0.01]]))
+    >>> round(nll(logp, np.array([1])), 4)  # -log(0.91)
+    0.0943
+    >>> nll.backward()
+    array([[ 0., -1.,  0.]])
+    """
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.weight_ = weight
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+    def forward(self, log_probs, target):
+        loss = F.nll_loss(log_probs, target, weight=self.weight_,
+                          ignore_index=self.ignore_index, reduction=self.reduction)
+        self._input, self._target, self._loss_shape = log_probs, target, np.shape(loss)
+        return loss if self.reduction == "none" else float(loss)
+
+    def backward(self, grad=1.0):
+        if self.reduction == "none":
+            grad = np.broadcast_to(np.asarray(grad, np.float64), self._loss_shape)
+        return F.nll_loss_backward(grad, self._input, self._target, weight=self.weight_,
+                                   ignore_index=self.ignore_index, reduction=self.reduction)
+
+    def output_shape(self, input_shape):
+        if self.reduction != "none":
+            return ()
+        shape = tuple(input_shape)
+        return shape[1:] if len(shape) == 1 else shape[:1] + shape[2:]

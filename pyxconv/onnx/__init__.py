@@ -82,7 +82,7 @@ def _emit(w, m, x, name, prefix):
     if isinstance(m, nn.Linear):
         ins = _weight_and_bias(w, m, name, p)
         return w.node("Gemm", ins, p + "gemm", transB=1), y
-    if isinstance(m, nn.BatchNorm2d):
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         c = m.num_features
         dt = m.running_mean.dtype
         sc = m.weight.data if m.affine else np.ones(c, dt)
@@ -258,8 +258,8 @@ class GraphModule(nn.Module):
                                   "a trainable nn.Sequential")
 
 
-def _chain_layer(onnx, node, attrs, get):
-    """A pyxconv layer for one node of a chain, or None."""
+def _chain_layer(onnx, node, attrs, get, rank=None):
+    """A pyxconv layer for one node of a chain (input of ``rank`` dims if known), or None."""
     op = node.op_type
     if op == "Relu":
         return nn.ReLU()
@@ -308,8 +308,10 @@ def _chain_layer(onnx, node, attrs, get):
         vals = [get(n) for n in node.input[1:5]]
         if any(v is None for v in vals) or len(node.output) > 1:
             return None
-        layer = nn.BatchNorm2d(vals[0].shape[0], eps=attrs.get("epsilon", 1e-5),
-                               dtype=vals[0].dtype)
+        cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d}.get(rank)
+        if cls is None:
+            return None
+        layer = cls(vals[0].shape[0], eps=attrs.get("epsilon", 1e-5), dtype=vals[0].dtype)
         layer.weight.data[...], layer.bias.data[...] = vals[0], vals[1]
         layer.running_mean[...], layer.running_var[...] = vals[2], vals[3]
         return layer
@@ -338,13 +340,17 @@ def _as_chain(onnx, graph):
     if len(inputs) != 1 or len(graph.output) != 1:
         return None
     cur, layers = inputs[0], []
+    dims = next(i for i in graph.input if i.name == cur).type.tensor_type.shape.dim
+    rank = len(dims) or None  # the rank of the value flowing along the chain, if known
     for n in graph.node:
         if n.op_type == "Constant":
             continue
         data_in = [i for i in n.input if i and i not in inits]
         if data_in != [cur]:
             return None
-        layer = _chain_layer(onnx, n, _attrs(onnx, n), lambda k: inits.get(k))
+        layer = _chain_layer(onnx, n, _attrs(onnx, n), lambda k: inits.get(k), rank)
+        if n.op_type in ("Flatten", "Gemm"):
+            rank = 2
         if layer is None and n.op_type != "Identity":
             return None
         if layer is not None:

@@ -4,6 +4,9 @@ Each entry of :data:`OPS` takes ``(inputs, attrs, node)`` and returns a list of
 outputs. Attributes an operator does not support raise :class:`UnsupportedOnnxError`
 naming the operator type, the attribute and the node.
 """
+import functools
+import inspect
+
 import numpy as np
 
 import pyxconv.functional as F
@@ -15,14 +18,6 @@ class UnsupportedOnnxError(NotImplementedError):
 
 def _fail(node, what):
     raise UnsupportedOnnxError(f"ONNX node {node.name!r} (op_type {node.op_type}): {what}")
-
-
-def _need(node, name):
-    fn = getattr(F, name, None)
-    if fn is None:
-        _fail(node, f"needs pyxconv.functional.{name}, which this pyxconv does not have "
-                    "(issue 18 item 5)")
-    return fn
 
 
 def _spatial_pads(node, x, attrs, kernel, strides, dilations):
@@ -44,10 +39,6 @@ def _spatial_pads(node, x, attrs, kernel, strides, dilations):
             pairs.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
         return pairs
     _fail(node, f"attribute auto_pad={auto!r} is not supported")
-
-
-def _symmetric(pairs):
-    return all(a == b for a, b in pairs)
 
 
 def _conv(inputs, attrs, node):
@@ -89,92 +80,156 @@ def _conv_transpose(inputs, attrs, node):
     if "output_shape" in attrs:
         target = list(attrs["output_shape"])[-nd:]
         totals = [full[i] - target[i] for i in range(nd)]
-        upper = auto != "SAME_LOWER"
-        pairs = [((t // 2, t - t // 2) if upper else (t - t // 2, t // 2)) for t in totals]
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            upper = auto == "SAME_UPPER"
+            pairs = [((t // 2, t - t // 2) if upper else (t - t // 2, t // 2)) for t in totals]
+        else:
+            # as onnx's reference: no padding at the start, the output ends where asked
+            pairs = [(0, t) for t in totals]
     elif auto in ("SAME_UPPER", "SAME_LOWER"):
         totals = [full[i] - x.shape[2 + i] * s[i] for i in range(nd)]
         upper = auto == "SAME_UPPER"
         pairs = [((t // 2, t - t // 2) if upper else (t - t // 2, t // 2)) for t in totals]
-    elif auto == "VALID" or auto in ("NOTSET", ""):
+    elif auto in ("VALID", "NOTSET", ""):
         pads = list(attrs.get("pads", [0] * (2 * nd)))
         pairs = [(pads[i], pads[i + nd]) for i in range(nd)]
     else:
         _fail(node, f"attribute auto_pad={auto!r} is not supported")
-    # run with symmetric padding min(before, after) folded into output_padding/cropping
     fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[nd - 1]
     y = fn(x, w, None if b is None else _f(b), tuple(s), 0, 0, g, tuple(d))
-    # y has size full - op; pad the end with the output_padding region (bias only there)
-    if any(op):
-        widths = [(0, 0), (0, 0)] + [(0, o) for o in op]
-        y = np.pad(y, widths)
+    # y covers the full output but output_padding; that and negative pads (an output
+    # larger than the full one) extend it with positions no input reaches: bias only
+    grow = [(max(0, -p0), op[i] + max(0, -p1)) for i, (p0, p1) in enumerate(pairs)]
+    if any(g0 or g1 for g0, g1 in grow):
+        core = tuple(slice(g0, g0 + y.shape[2 + i]) for i, (g0, _) in enumerate(grow))
+        y = np.pad(y, [(0, 0), (0, 0)] + grow)
         if b is not None:
             mask = np.ones(y.shape[2:], bool)
-            mask[tuple(slice(0, y.shape[2 + i] - op[i]) for i in range(nd))] = False
+            mask[core] = False
             y = y + mask * np.asarray(b, y.dtype).reshape((1, -1) + (1,) * nd)
-    sl = tuple(slice(p0, y.shape[2 + i] - p1) for i, (p0, p1) in enumerate(pairs))
+    sl = tuple(slice(max(p0, 0), y.shape[2 + i] - max(p1, 0))
+               for i, (p0, p1) in enumerate(pairs))
     return [np.ascontiguousarray(y[(slice(None), slice(None)) + sl])]
 
 
-def _pool_args(node, x, attrs, allow_dilation=True):
+def _pool_args(node, x, attrs):
     nd = x.ndim - 2
-    for key in ("storage_order",):
-        if attrs.get(key, 0) not in (0,):
-            _fail(node, f"attribute {key}={attrs[key]} is not supported")
     k = tuple(attrs["kernel_shape"])
     s = tuple(attrs.get("strides", [1] * nd))
     d = tuple(attrs.get("dilations", [1] * nd))
-    if not allow_dilation and any(v != 1 for v in d):
-        fn = getattr(F, "avg_pool%dd" % nd, None)
-        _fail(node, f"attribute dilations={list(d)} is not supported by average pooling")
     pads = _spatial_pads(node, x, attrs, k, s, d)
     return nd, k, s, d, pads, bool(attrs.get("ceil_mode", 0))
 
 
-def _max_pool(inputs, attrs, node):
-    x = _f(inputs[0])
-    nd, k, s, d, pads, ceil = _pool_args(node, x, attrs)
+def has_pool(kind, nd):
+    """Whether pyxconv.functional has ``{kind}_pool{nd}d`` (``kind``: "max" or "avg")."""
+    return hasattr(F, f"{kind}_pool{nd}d")
+
+
+def has_avg_pool_dilation(nd=2):
+    """Whether ``avg_pool{nd}d`` takes a ``dilation`` argument."""
+    fn = getattr(F, f"avg_pool{nd}d", None)
+    return fn is not None and "dilation" in inspect.signature(fn).parameters
+
+
+@functools.lru_cache(maxsize=None)
+def has_wide_pool_padding(kind):
+    """Whether ``{kind}_pool2d`` accepts padding wider than half the window.
+
+    Probed with a 3x3 window padded by 2 on a 3x3 input (every window still
+    holds an input element), so a pyxconv that learns it is detected.
+    """
+    fn = getattr(F, f"{kind}_pool2d")
+    try:
+        fn(np.zeros((1, 1, 3, 3), np.float32), 3, 1, 2)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_pads(pads):
+    """Symmetric part ``min(before, after)`` and the extra (before, after) beyond it."""
+    sym = [min(a, b) for a, b in pads]
+    extra = [(a - m, b - m) for (a, b), m in zip(pads, sym)]
+    return sym, extra
+
+
+def _check_pool_support(node, kind, nd, k, sym, d):
     if nd not in (1, 2, 3):
-        _fail(node, f"{nd}-d max pooling is not supported")
-    fn = _need(node, "max_pool%dd" % nd)
-    pad = [p[0] for p in pads]
-    if not _symmetric(pads):
-        # pad the larger side by the difference with -inf; the rest is ordinary padding
-        extra = [(0, 0), (0, 0)] + [(0, b - a) if b > a else (a - b, 0) for a, b in pads]
-        x = np.pad(x, extra, constant_values=-np.inf)
-        pad = [min(a, b) for a, b in pads]
-        if len(node.output) > 1 and node.output[1]:
-            _fail(node, "asymmetric pads with the Indices output are not supported")
-    want_idx = len(node.output) > 1 and bool(node.output[1])
-    out, idx = fn(x, k, s, tuple(pad), d, ceil, return_indices=True)
-    res = [out]
-    if want_idx:
-        # ONNX flattens over (N, C, spatial); pyxconv indexes within each plane
-        plane = int(np.prod(x.shape[2:]))
+        _fail(node, f"{nd}-d pooling is not supported (1-3 spatial dims)")
+    if not has_pool(kind, nd):
+        _fail(node, f"needs pyxconv.functional.{kind}_pool{nd}d, which this pyxconv does not "
+                    "have (issue 18 item 5)")
+    if any(p > kk // 2 for p, kk in zip(sym, k)) and not has_wide_pool_padding(kind):
+        _fail(node, f"pads {sym} wider than half the window {list(k)} need pool padding wider "
+                    "than kernel_size // 2, which this pyxconv does not have (issue 18 item 5)")
+    if kind == "avg" and any(v != 1 for v in d) and not has_avg_pool_dilation(nd):
+        _fail(node, f"attribute dilations={list(d)} needs dilation in average pooling, which "
+                    "this pyxconv does not have (issue 18 item 5)")
+
+
+def _pool_input(x):
+    """A float copy of ``x`` (integers go through float64, exact to 2**53) and its dtype."""
+    x = np.asarray(x)
+    if x.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(x), x.dtype
+    return np.ascontiguousarray(x, dtype=np.float64), x.dtype
+
+
+def _max_pool(inputs, attrs, node):
+    x, dtype = _pool_input(inputs[0])
+    nd, k, s, d, pads, ceil = _pool_args(node, x, attrs)
+    order = int(attrs.get("storage_order", 0))
+    if order not in (0, 1):
+        _fail(node, f"attribute storage_order={order} is not supported (0 or 1)")
+    sym, extra = _split_pads(pads)
+    _check_pool_support(node, "max", nd, k, sym, d)
+    fn = getattr(F, f"max_pool{nd}d")
+    in_spatial = x.shape[2:]
+    if any(a or b for a, b in extra):
+        # the larger side's surplus becomes explicit -inf, the rest ordinary padding
+        x = np.pad(x, [(0, 0), (0, 0)] + extra, constant_values=-np.inf)
+    # keywords: max_pool3d (from the pooling branch) is called the same way
+    out, idx = fn(x, k, stride=s, padding=tuple(sym), dilation=d, ceil_mode=ceil,
+                  return_indices=True)
+    res = [out if dtype == x.dtype else out.astype(dtype)]
+    if len(node.output) > 1 and node.output[1]:
+        # pyxconv indexes within the (padded) plane; ONNX flattens (N, C, spatial) of the
+        # input, row-major (storage_order 0) or column-major (1) within each plane
+        coords = np.unravel_index(np.asarray(idx, np.int64), x.shape[2:])
+        coords = tuple(c - e[0] for c, e in zip(coords, extra))
+        flat = np.ravel_multi_index(coords, in_spatial, order="F" if order else "C")
+        plane = int(np.prod(in_spatial))
         nc = np.arange(x.shape[0] * x.shape[1], dtype=np.int64).reshape(
             (x.shape[0], x.shape[1]) + (1,) * nd)
-        res.append(np.asarray(idx, np.int64) + nc * plane)
+        res.append(flat.astype(np.int64) + nc * plane)
     return res
 
 
 def _avg_pool(inputs, attrs, node):
-    x = _f(inputs[0])
-    nd, k, s, d, pads, ceil = _pool_args(node, x, attrs, allow_dilation=True)
+    x, dtype = _pool_input(inputs[0])
+    nd, k, s, d, pads, ceil = _pool_args(node, x, attrs)
     include = bool(attrs.get("count_include_pad", 0))
-    fn = _need(node, "avg_pool%dd" % nd)
-    if any(v != 1 for v in d):
-        import inspect
-        if "dilation" not in inspect.signature(fn).parameters:
-            _fail(node, f"attribute dilations={list(d)} needs average-pool dilation "
-                        "(issue 18 item 5)")
+    sym, extra = _split_pads(pads)
+    _check_pool_support(node, "avg", nd, k, sym, d)
+    fn = getattr(F, f"avg_pool{nd}d")
     kw = {"dilation": d} if any(v != 1 for v in d) else {}
-    if not _symmetric(pads):
-        if not include:
-            _fail(node, f"asymmetric pads {attrs.get('pads')} with count_include_pad=0 "
-                        "are not supported")
-        extra = [(0, 0), (0, 0)] + [(0, b - a) if b > a else (a - b, 0) for a, b in pads]
-        x = np.pad(x, extra)
-        pads = [(min(a, b),) * 2 for a, b in pads]
-    return [fn(x, k, s, tuple(p[0] for p in pads), ceil, include, **kw)]
+    kw.update(stride=s, padding=tuple(sym), ceil_mode=ceil)
+    if not any(a or b for a, b in extra):
+        out = fn(x, k, count_include_pad=include, **kw)
+    else:
+        widths = [(0, 0), (0, 0)] + extra
+        xp = np.pad(x, widths)
+        if include:
+            # the explicit zeros are padding ONNX counts: divisor as with symmetric pads
+            out = fn(xp, k, count_include_pad=True, **kw)
+        else:
+            # mean over the real elements: (sum / n_window) / (n_real / n_window), where
+            # n_window counts the explicitly padded plane and n_real only the input's
+            mask = np.pad(np.ones((1, 1) + x.shape[2:], x.dtype), widths)
+            out = (fn(xp, k, count_include_pad=False, **kw)
+                   / fn(mask, k, count_include_pad=False, **kw))
+    return [out.astype(dtype, copy=False)]
 
 
 def _global_avg(inputs, attrs, node):
@@ -197,14 +252,20 @@ def _max_unpool(inputs, attrs, node):
     k = tuple(attrs["kernel_shape"])
     s = tuple(attrs.get("strides", [1] * nd))
     pads = list(attrs.get("pads", [0] * (2 * nd)))
-    if len(inputs) > 2 and inputs[2] is not None:
-        out_shape = tuple(int(v) for v in inputs[2])
-    else:
-        out_shape = x.shape[:2] + tuple((x.shape[2 + i] - 1) * s[i] + k[i] - pads[i] - pads[i + nd]
-                                        for i in range(nd))
-    y = np.zeros(int(np.prod(out_shape)), x.dtype)
+    inferred = x.shape[:2] + tuple((x.shape[2 + i] - 1) * s[i] + k[i] - pads[i] - pads[i + nd]
+                                   for i in range(nd))
+    y = np.zeros(int(np.prod(inferred)), x.dtype)
     y[idx.ravel()] = x.ravel()
-    return [y.reshape(out_shape)]
+    y = y.reshape(inferred)
+    if len(inputs) > 2 and inputs[2] is not None:
+        # as onnx's reference: the indices address the inferred shape, whose block is
+        # placed at the start of a larger requested output
+        out_shape = tuple(int(v) for v in inputs[2])
+        if len(out_shape) != x.ndim or any(o < i for o, i in zip(out_shape, inferred)):
+            _fail(node, f"output_shape {list(out_shape)} is smaller than the unpooled shape "
+                        f"{list(inferred)}")
+        y = np.pad(y, [(0, o - i) for o, i in zip(out_shape, inferred)])
+    return [y]
 
 
 def _axis_softmax(fn_name):
@@ -215,23 +276,6 @@ def _axis_softmax(fn_name):
     return run
 
 
-def _nll(logp, target, weight, ignore_index, reduction):
-    """NLL of log-probabilities (N, C, d...) at integer targets (N, d...)."""
-    target = np.asarray(target, np.int64)
-    c = logp.shape[1]
-    valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
-    safe = np.where(valid, target, 0)
-    picked = np.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
-    w = np.ones(c, logp.dtype) if weight is None else np.asarray(weight, logp.dtype)
-    wt = np.where(valid, w[safe], 0).astype(logp.dtype)
-    loss = -picked * wt
-    if reduction == "none":
-        return loss.astype(logp.dtype)
-    if reduction == "sum":
-        return np.asarray(loss.sum(), logp.dtype)
-    return np.asarray(loss.sum() / wt.sum(), logp.dtype)
-
-
 def _reduction(node, attrs):
     r = attrs.get("reduction", "mean")
     r = r.decode() if isinstance(r, bytes) else r
@@ -240,28 +284,25 @@ def _reduction(node, attrs):
     return r
 
 
-def _nll_op(inputs, attrs, node):
-    x, t = _f(inputs[0]), inputs[1]
-    w = inputs[2] if len(inputs) > 2 else None
+def _nll(node, logp, target, weight, attrs):
+    """ONNX's NLL: pyxconv.functional.nll_loss, ignore_index only when the node sets one."""
     ii = attrs.get("ignore_index")
-    fn = getattr(F, "nll_loss", None)
-    red = _reduction(node, attrs)
-    if fn is not None:
-        kw = {"ignore_index": -100 if ii is None else int(ii), "reduction": red}
-        if w is not None:
-            kw["weight"] = _f(w)
-        out = fn(x, np.asarray(t, np.int64), **kw)
-        out = out[0] if isinstance(out, tuple) else out
-        return [np.asarray(out, x.dtype)]
-    return [_nll(x, t, w, ii, red)]
+    # without the attribute no target is ignored: an index no int64 class can equal
+    ii = np.iinfo(np.int64).min if ii is None else int(ii)
+    w = None if weight is None else _f(weight).astype(logp.dtype, copy=False)
+    return np.asarray(F.nll_loss(logp, np.asarray(target, np.int64), w, ii,
+                                 _reduction(node, attrs)), logp.dtype)
+
+
+def _nll_op(inputs, attrs, node):
+    w = inputs[2] if len(inputs) > 2 else None
+    return [_nll(node, _f(inputs[0]), inputs[1], w, attrs)]
 
 
 def _sce_op(inputs, attrs, node):
-    x, t = _f(inputs[0]), inputs[1]
     w = inputs[2] if len(inputs) > 2 else None
-    logp = F.log_softmax(x, 1)
-    loss = _nll(logp, t, w, attrs.get("ignore_index"), _reduction(node, attrs))
-    return [loss, logp][:len(node.output)]
+    logp = F.log_softmax(_f(inputs[0]), 1)
+    return [_nll(node, logp, inputs[1], w, attrs), logp][:len(node.output)]
 
 
 def _gemm(inputs, attrs, node):
@@ -293,12 +334,20 @@ def _reshape(inputs, attrs, node):
 
 def _batchnorm(inputs, attrs, node):
     x, scale, b, mean, var = (np.asarray(v) for v in inputs[:5])
-    if attrs.get("training_mode", 0):
-        _fail(node, "attribute training_mode=1 is not supported (eval-form BatchNorm only)")
     eps = attrs.get("epsilon", 1e-5)
     sh = (1, -1) + (1,) * (x.ndim - 2)
+    outs = []
+    if attrs.get("training_mode", 0):
+        # batch statistics (population variance) normalise; the running ones are updated
+        axes = (0,) + tuple(range(2, x.ndim))
+        batch_mean, batch_var = x.mean(axis=axes), x.var(axis=axes)
+        m = attrs.get("momentum", 0.9)
+        outs = [(mean * m + batch_mean * (1 - m)).astype(mean.dtype),
+                (var * m + batch_var * (1 - m)).astype(var.dtype)]
+        mean, var = batch_mean, batch_var
     inv = scale / np.sqrt(var + np.asarray(eps, var.dtype))
-    return [(x * inv.reshape(sh) + (b - mean * inv).reshape(sh)).astype(x.dtype)]
+    y = (x * inv.reshape(sh) + (b - mean * inv).reshape(sh)).astype(x.dtype)
+    return ([y] + outs)[:len(node.output)]
 
 
 def _dropout(inputs, attrs, node):
@@ -306,10 +355,14 @@ def _dropout(inputs, attrs, node):
     training = len(inputs) > 2 and inputs[2] is not None and bool(np.asarray(inputs[2]))
     ratio = float(np.asarray(inputs[1])) if len(inputs) > 1 and inputs[1] is not None else 0.5
     if training and ratio > 0:
+        if not 0 <= ratio < 1:
+            _fail(node, f"ratio must be in [0, 1) in training mode, got {ratio}")
         seed = attrs.get("seed")
-        rng = np.random.default_rng(None if seed is None else int(seed))
-        mask = rng.random(x.shape) >= ratio
-        return [(x * mask / (1 - ratio)).astype(x.dtype), mask]
+        # with a seed, the mask stream of onnx's reference (legacy NumPy seeding), so a
+        # seeded graph gives the same mask here as there; without one, fresh randomness
+        rng = np.random.RandomState(None if seed is None else int(seed) % 2**32)
+        mask = rng.uniform(0.0, 1.0, x.shape) >= ratio
+        return [(x * mask * (1 / (1 - ratio))).astype(x.dtype), mask]
     return [x.copy(), np.ones(x.shape, bool)]
 
 
@@ -319,8 +372,9 @@ def _prelu(inputs, attrs, node):
 
 
 def _softplus(inputs, attrs, node):
+    # ONNX Softplus is log(exp(x) + 1) everywhere: no linear branch (threshold = max float)
     x = _f(inputs[0])
-    return [F.softplus(x, 1.0, np.inf)] if np.all(np.isfinite(x)) else [np.logaddexp(0, x)]
+    return [F.softplus(x, 1.0, float(np.finfo(x.dtype).max))]
 
 
 def _unary(fn, **names):
@@ -359,4 +413,45 @@ OPS = {
     "Concat": lambda i, a, n: [np.concatenate(i, axis=int(a["axis"]))],
     "Identity": lambda i, a, n: [np.asarray(i[0])],
     "Constant": None,  # handled by the graph runner
+}
+
+#: How each operator of :data:`OPS` runs, and what it does not support (the
+#: documentation's operator table is generated from this).
+DESCRIPTIONS = {
+    "Conv": "``conv1d``/``conv2d``/``conv3d``; ``pads`` (asymmetric too), ``auto_pad``, "
+            "``strides``, ``dilations``, ``group``.",
+    "ConvTranspose": "``conv_transpose1d``/``2d``/``3d``; ``pads``, ``auto_pad``, "
+                     "``output_padding``, ``output_shape``, ``dilations``, ``group``.",
+    "MaxPool": "``max_pool1d``/``2d`` (``3d`` when pyxconv.functional has it); ``pads`` "
+               "(asymmetric: explicit -inf), ``auto_pad``, ``dilations``, ``ceil_mode``, the "
+               "``Indices`` output in either ``storage_order``; integer inputs.",
+    "AveragePool": "``avg_pool1d``/``2d`` (``3d`` and ``dilations`` when pyxconv.functional "
+                   "has them); ``pads``, ``auto_pad``, ``ceil_mode``, ``count_include_pad``.",
+    "GlobalAveragePool": "the mean over the spatial axes.",
+    "GlobalMaxPool": "``global_max_pool2d`` (other ranks: the maximum over the spatial axes).",
+    "MaxUnpool": "scatter at the indices; ``output_shape`` input.",
+    "Softmax": "``softmax`` along ``axis``.",
+    "LogSoftmax": "``log_softmax`` along ``axis``.",
+    "SoftmaxCrossEntropyLoss": "``log_softmax`` then ``nll_loss``; ``weight``, "
+                               "``ignore_index``, ``reduction``, the ``log_prob`` output.",
+    "NegativeLogLikelihoodLoss": "``nll_loss``; ``weight``, ``ignore_index``, ``reduction``.",
+    "Relu": "``relu``.",
+    "LeakyRelu": "``leaky_relu``, ``alpha``.",
+    "PRelu": "the slope broadcast against the input (any shape).",
+    "Elu": "``elu``, ``alpha``.",
+    "Sigmoid": "``sigmoid``.",
+    "Tanh": "``tanh``.",
+    "Softplus": "``softplus`` without its linear branch (ONNX has none).",
+    "Gemm": "``alpha * A' @ B' + beta * C``; ``transA``, ``transB``, broadcast ``C``.",
+    "MatMul": "NumPy ``matmul`` (broadcast batches, 1-D operands).",
+    "Flatten": "to 2-D at ``axis`` (negative too).",
+    "Reshape": "``0`` copies a dimension unless ``allowzero``; ``-1`` is inferred.",
+    "BatchNormalization": "eval form; ``training_mode=1`` normalises with the batch's "
+                          "statistics and returns the updated running ones.",
+    "Dropout": "identity in inference; in training mode a mask (with ``seed``, the "
+               "stream of onnx's reference implementation) and the ``mask`` output.",
+    "Add": "NumPy broadcasting, any dtype.",
+    "Concat": "along ``axis``.",
+    "Identity": "a copy-free pass-through.",
+    "Constant": "its ``value`` tensor.",
 }
