@@ -269,3 +269,13 @@ def check_output_padding(output_padding, stride, dilation):
             raise ValueError(
                 f"output_padding must be smaller than either stride or dilation, got "
                 f"output_padding={op} with stride={s} and dilation={d} along the {dim}")
+
+
+def pooled_spatial_shape(in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd,
+                         func):
+    """Output spatial shape of a pooling window, with the pooling functions' own checks
+    (so a layer's ``output_shape`` fails exactly as its forward would)."""
+    from pyxconv.functional._pool import _pool_geometry
+
+    return _pool_geometry(in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd,
+                          func).out_spatial

@@ -5,8 +5,7 @@ import numpy as np
 
 from pyxconv import functional as F
 from pyxconv._grad_mode import is_grad_enabled
-from pyxconv._validation import int_tuple
-from pyxconv.functional._pool import _pool_geometry
+from pyxconv._validation import int_tuple, pooled_spatial_shape
 from pyxconv.nn._module import BackwardBeforeForwardError, Module
 
 __all__ = ["AvgPool1d", "AvgPool2d", "AvgPool3d", "GlobalAvgPool2d", "GlobalMaxPool2d",
@@ -33,9 +32,9 @@ def _pooled_shape(layer, input_shape, dilation, ceil_mode):
     """Output shape by the functional's own geometry, so the same inputs fail the same way."""
     nd = layer._nd
     shape = _check_shape(layer, input_shape, nd)
-    g = _pool_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, dilation,
-                       ceil_mode, nd, type(layer).__name__)
-    return shape[:2] + g.out_spatial
+    return shape[:2] + pooled_spatial_shape(shape[2:], layer.kernel_size, layer.stride,
+                                            layer.padding, dilation, ceil_mode, nd,
+                                            type(layer).__name__)
 
 
 class _MaxPoolNd(Module):
