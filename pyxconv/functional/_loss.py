@@ -285,6 +285,25 @@ def log_softmax_backward(grad_output, output, axis=-1):
     return grad_output - np.exp(output) * np.sum(grad_output, axis=axis, keepdims=True)
 
 
+def _class_indices(target, loss_shape, n_classes, ignore_index):
+    """(flat int64 targets, ignore_index as int), every target checked to be a class
+    index in [0, n_classes) or ignore_index (target already has loss_shape)."""
+    if type(ignore_index) is not int:
+        ignore_index = as_int(ignore_index, "ignore_index")
+    if not _INT64.min <= ignore_index <= _INT64.max:
+        raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
+    t = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
+    bad = _softmax.first_bad_target(t, n_classes, ignore_index)
+    if bad >= 0:
+        where = np.unravel_index(bad, loss_shape) if loss_shape else ()
+        where = ", ".join(str(int(i)) for i in where)
+        raise ValueError(
+            f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
+            f"classes it must be in [0, {n_classes - 1}] or equal "
+            f"ignore_index={ignore_index}")
+    return t, ignore_index
+
+
 def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smoothing,
                    want_grad):
     """The shared body of cross_entropy and softmax_cross_entropy."""
@@ -329,19 +348,7 @@ def _cross_entropy(logits, target, weight, ignore_index, reduction, label_smooth
                 f"class-index target must have shape {loss_shape} (logits {logits.shape} "
                 f"without the class axis), or logits' shape {logits.shape} for class "
                 f"probabilities; got {target.shape}")
-        if type(ignore_index) is not int:
-            ignore_index = as_int(ignore_index, "ignore_index")
-        if not _INT64.min <= ignore_index <= _INT64.max:
-            raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
-        t = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
-        bad = _softmax.first_bad_target(t, n_classes, ignore_index)
-        if bad >= 0:
-            where = np.unravel_index(bad, loss_shape) if loss_shape else ()
-            where = ", ".join(str(int(i)) for i in where)
-            raise ValueError(
-                f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
-                f"classes it must be in [0, {n_classes - 1}] or equal "
-                f"ignore_index={ignore_index}")
+        t, ignore_index = _class_indices(target, loss_shape, n_classes, ignore_index)
     # (rows, C) C-contiguous logits, class axis last
     if ndim <= 2:
         z = np.ascontiguousarray(logits).reshape(-1, n_classes)
@@ -575,18 +582,7 @@ def _nll_checked(input, target, weight, ignore_index, reduction):
     if target.shape != loss_shape:
         raise ValueError(f"target must have shape {loss_shape} (input {input.shape} without "
                          f"the class axis), got {target.shape}")
-    if type(ignore_index) is not int:
-        ignore_index = as_int(ignore_index, "ignore_index")
-    if not _INT64.min <= ignore_index <= _INT64.max:
-        raise ValueError(f"ignore_index must fit in int64, got {ignore_index}")
-    t = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
-    bad = _softmax.first_bad_target(t, n_classes, ignore_index)
-    if bad >= 0:
-        where = ", ".join(str(int(i)) for i in np.unravel_index(bad, loss_shape)) \
-            if loss_shape else ""
-        raise ValueError(f"target[{where}] = {t[bad]} is not a class index: with {n_classes} "
-                         f"classes it must be in [0, {n_classes - 1}] or equal "
-                         f"ignore_index={ignore_index}")
+    t, ignore_index = _class_indices(target, loss_shape, n_classes, ignore_index)
     valid = t != ignore_index
     safe = np.where(valid, t, 0)
     # each row's weight w[t] in float64, 0 for ignored targets
