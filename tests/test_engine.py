@@ -11,9 +11,11 @@ import pytest
 
 import pyxconv
 from pyxconv import nn
+from pyxconv._blas import get_isa
 from pyxconv.functional import ConvPlan, conv2d, conv2d_backward, conv_algorithm
 from pyxconv.functional._conv import conv_plan
 from pyxconv.functional._conv import CONV_ALGORITHMS, position_tile
+from pyxconv._kernels import _direct
 from reference import conv2d_by_loops
 
 # (n, c_in, c_out, (H, W), kernel, stride, ((top, bottom), (left, right)), dilation)
@@ -42,10 +44,13 @@ def _case(geometry, dtype, seed):
     return x, w, b, stride, pads, dilation
 
 
-def _runnable(algorithm, geometry):
+def _runnable(algorithm, geometry, dtype):
     kernel, stride, pads = geometry[4], geometry[5], geometry[6]
     pointwise = kernel == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0))
     grouped = len(geometry) > 8
+    if algorithm == "direct":
+        return (dtype == np.float32 and not grouped
+                and _direct.channel_width(get_isa(), geometry[2]) > 0)
     if algorithm in ("samples", "tiles"):
         return not grouped
     if algorithm == "groups":
@@ -58,7 +63,7 @@ def _runnable(algorithm, geometry):
 @pytest.mark.parametrize("geometry", GEOMETRIES + GROUPED,
                          ids=lambda g: f"n{g[0]}c{g[1]}k{g[4]}s{g[5]}g{(g + (1,))[8]}")
 def test_each_algorithm_matches_the_loops_forward_and_backward(geometry, algorithm, dtype):
-    if not _runnable(algorithm, geometry):
+    if not _runnable(algorithm, geometry, dtype):
         pytest.skip(f"{algorithm} does not run this geometry")
     x, w, b, stride, pads, dilation = _case(geometry, dtype, seed=len(algorithm))
     groups = geometry[8] if len(geometry) > 8 else 1

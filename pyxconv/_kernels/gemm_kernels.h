@@ -240,7 +240,7 @@ static int pyxconv_cpu_has_isa(int isa) { return isa == PYXCONV_ISA_NONE; }
 
 /* The GEMM on instruction set `isa`, which pyxconv_cpu_has_isa(isa) allowed;
  * does nothing for an instruction set this build lacks (the callers never ask). */
-static void pyxconv_sgemm_isa(int isa, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a,
+static inline void pyxconv_sgemm_isa(int isa, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float* a,
                               ptrdiff_t a_row, ptrdiff_t a_col, const float* b, ptrdiff_t ldb,
                               float* c, ptrdiff_t ldc, int accumulate) {
 #if defined(PYXCONV_GEMM_X86)

@@ -25,8 +25,8 @@ import threading
 
 import numpy as np
 
-from pyxconv._blas import ensure_gemm, gemms_single_threaded_below
-from pyxconv._kernels import _im2col
+from pyxconv._blas import ensure_gemm, gemms_single_threaded_below, get_isa
+from pyxconv._kernels import _direct, _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit, thread_workspace
@@ -347,6 +347,40 @@ def _forward_panels(x, w, bias, out, plan, relu):
                                     relu=relu)
 
 
+def _forward_direct(x, w, bias, out, plan, relu):
+    """Inference by the direct kernel: no columns (:mod:`pyxconv._kernels._direct`)."""
+    _direct.conv_forward_direct(x.reshape(plan._x5_shape), w[0], bias, out, plan.isa,
+                                *plan._kernel_args, plan.direct_threads, relu=relu)
+
+
+def direct_buffer_bytes(g, threads, width):
+    """Bytes the direct kernel allocates: the packed weights (blocks of ``width``
+    channels), and one padded sample per thread (an upper bound: the slack past a
+    sample is less than a tile's reach)."""
+    extents = [max((o - 1) * s + (k - 1) * d + 1, p + i)
+               for o, k, s, d, p, i in zip(g.out3, g.k3, g.s3, g.d3, g.p3, g.in3)]
+    extents[2] += 12 * g.s3[2]  # a tile's reach past the last row
+    blocks = -(-g.c_out // width)
+    return 4 * (g.rows * blocks * width + min(g.n, threads) * (g.c_in * math.prod(extents) + 64))
+
+
+#: The direct kernel runs an inference forward when the column rows (K values,
+#: one per input channel and tap) are at least this many times the output
+#: channels of one block: each tile's results are transposed into the (C_out, L)
+#: output one value at a time, which costs about block / K of the tile's
+#: multiply-adds. Measured at 1 thread, AVX-512: LeNet's 6->16 5x5 (K = 150)
+#: went from 31 to 77 GF/s and its 1->6 5x5 (K = 25) from 41 to 46; 3->32 3x3
+#: (K = 27) fell from 78 to 58.
+DIRECT_MIN_ROWS_PER_CHANNEL = 2
+
+#: ... and when its tiles hold at least this many output positions: each
+#: weight vector loaded serves that many multiply-adds. AVX2's tile for more
+#: than 16 channels holds 3 (four vectors of channels fill its 16 registers);
+#: on 64 -> 64 channels, 3x3, 32x32 it ran at 75 GF/s where AVX2's panels
+#: reached 81. AVX-512's 6-position tile for 64 channels ran at 94 (panels 78).
+DIRECT_MIN_TILE_POSITIONS = 6
+
+
 def _forward_tiles(x, w, bias, out, g, threads):
     """Few samples on many threads: im2col of every plane, then the GEMM by position tiles."""
     cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
@@ -518,7 +552,7 @@ def _backward_chunks(go, x, w, grad_w, grad_x, g):
 
 
 #: The algorithms a convolution plan can pick, in the order :class:`ConvPlan` tries them.
-CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "groups", "chunks")
+CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "groups", "chunks", "direct")
 
 #: Rows of the column matrix from which the per-sample backward (with the
 #: forward's columns) takes each weight-gradient product transposed,
@@ -565,8 +599,10 @@ def conv_algorithm(name):
     sample, GEMMs by position tiles), ``"samples"`` (one nogil loop over
     samples, each thread on its own column buffer), ``"groups"`` (one task per
     sample and group, for grouped convolutions), ``"chunks"`` (NumPy matmul
-    over chunks on Python threads), or None for
-    the planner's own choice. A name the convolution cannot run raises
+    over chunks on Python threads), ``"direct"`` (the forward without kept
+    columns by the direct kernel, float32 and one group only; the backward
+    and a forward that keeps its columns then run as the planner would
+    choose), or None for the planner's own choice. A name the convolution cannot run raises
     ``ValueError`` when it is planned. Process-wide while the block runs.
 
     Examples
@@ -609,11 +645,30 @@ class ConvPlan:
     limit (by rows of one sample) or the kernels' own GEMM calls are turned
     off (see :mod:`pyxconv._blas`). Each gives the same bits at every thread
     count.
+
+    A forward that keeps no columns (inference) runs ``"direct"`` instead
+    (float32, one group, not pointwise) when the column rows are at least
+    :data:`DIRECT_MIN_ROWS_PER_CHANNEL` times the kernel's block of output
+    channels and its tiles hold :data:`DIRECT_MIN_TILE_POSITIONS` positions:
+    ``plan.inference_algorithm`` says what it runs.
     """
 
     def __init__(self, g, dtype, threads):
         self.g, self.dtype, self.max_threads = g, np.dtype(dtype), threads
-        self.algorithm, self.threads = self._choose(_forced_algorithm)
+        self.isa = get_isa()
+        forced = _forced_algorithm
+        self.direct = forced == "direct" or (forced is None and self._direct_pays())
+        if forced == "direct":
+            if not self._direct_runs():
+                raise ValueError(
+                    f"conv_algorithm('direct') cannot run this convolution ({self.dtype}, "
+                    f"groups={g.groups}, instruction set {self.isa!r}): the direct kernel "
+                    f"takes float32, one group, an own-GEMM instruction set (not 'none'), "
+                    f"and a padded sample per thread within the workspace limit")
+            forced = None
+        self.algorithm, self.threads = self._choose(forced)
+        self.direct_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
+                                         g.n * g.out_rows))
         # the forward without kept columns runs panel by panel (see forward)
         panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
         self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
@@ -625,6 +680,28 @@ class ConvPlan:
         # no product of a sample's (or group's) GEMMs exceeds this, forward or backward
         self._blas_limit = (blas_on_one_thread() if g.c_out * g.rows * g.positions
                             >= gemms_single_threaded_below() else contextlib.nullcontext())
+
+    def _direct_runs(self):
+        """Whether the direct kernel can run this plan's forward within the workspace limit."""
+        g = self.g
+        width = _direct.channel_width(self.isa, g.c_out)
+        return (self.dtype == np.float32 and g.groups == 1 and ensure_gemm() and width > 0
+                and direct_buffer_bytes(g, self.max_threads, width) <= get_workspace_limit())
+
+    def _direct_pays(self):
+        """Whether the planner picks the direct kernel for forwards without columns."""
+        g = self.g
+        block = min(g.c_out, _direct.channel_width(self.isa, g.c_out))
+        return (not g.is_pointwise and g.rows >= DIRECT_MIN_ROWS_PER_CHANNEL * block
+                and _direct.tile_positions(self.isa, g.c_out) >= DIRECT_MIN_TILE_POSITIONS
+                and self._direct_runs())
+
+    @property
+    def inference_algorithm(self):
+        """What a forward without kept columns runs: ``"direct"``, ``"panels"`` or :attr:`algorithm`."""
+        if self.direct:
+            return "direct"
+        return "panels" if self.algorithm in ("samples", "tiles") else self.algorithm
 
     def _choose(self, forced):
         g, itemsize = self.g, self.dtype.itemsize
@@ -708,7 +785,10 @@ class ConvPlan:
         w = weight.reshape(g.groups, g.c_out // g.groups, -1)
         out = np.empty((g.n, g.c_out, g.positions), dtype=x.dtype)
         cols = None
-        if self.algorithm == "pointwise":
+        if self.direct and not keep_columns:
+            _forward_direct(x, w, bias, out, self, relu)
+            bias, relu = None, False  # done in the kernel
+        elif self.algorithm == "pointwise":
             _forward_pointwise(x, w, out, g)
         elif self.algorithm in ("samples", "tiles") and not keep_columns:
             _forward_panels(x, w, bias, out, self, relu)
@@ -764,7 +844,8 @@ class ConvPlan:
         return grad_x, grad_w.reshape(weight.shape), grad_bias
 
     def __repr__(self):
-        return (f"ConvPlan({self.algorithm!r}, threads={self.threads}, n={self.g.n}, "
+        return (f"ConvPlan({self.algorithm!r}, inference={self.inference_algorithm!r}, "
+                f"threads={self.threads}, n={self.g.n}, "
                 f"c_in={self.g.c_in}, c_out={self.g.c_out}, kernel={self.g.kernel}, "
                 f"out={self.g.out_spatial}, {self.dtype})")
 
@@ -772,7 +853,7 @@ class ConvPlan:
 @functools.lru_cache(maxsize=64)
 def _plan_cache(key):
     (in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out, dtype, threads,
-     _limit, _direct) = key
+     _limit, _gemm_allowed, _isa) = key
     g = _Geometry(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out)
     return ConvPlan(g, dtype, threads)
 
@@ -781,8 +862,8 @@ def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out
     """The :class:`ConvPlan` of a convolution, from a small cache.
 
     Keyed by every argument and by what the choice reads (the thread count,
-    the workspace limit, whether the kernels may call the BLAS), so a changed
-    setting gets a new plan. The arguments are trusted: :func:`prepare_conv`
+    the workspace limit, whether the kernels may call the BLAS, the own
+    GEMM's instruction set), so a changed setting gets a new plan. The arguments are trusted: :func:`prepare_conv`
     checks them first.
 
     >>> plan = conv_plan((56, 56), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 8, 64, 64,
@@ -792,7 +873,8 @@ def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out
     """
     key = (tuple(in_spatial), tuple(kernel), tuple(stride),
            tuple(tuple(p) for p in pads), tuple(dilation), groups, n, c_in, c_out,
-           np.dtype(dtype).str, get_num_threads(), get_workspace_limit(), ensure_gemm())
+           np.dtype(dtype).str, get_num_threads(), get_workspace_limit(), ensure_gemm(),
+           get_isa())
     return _plan_cache(key)
 
 
@@ -855,7 +937,8 @@ def _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd):
     if not all(map(_is_plain_argument, (stride, padding, dilation, groups))):
         return None
     return (x.shape, weight.shape, bias_shape, x.dtype.char, stride, padding, dilation, groups,
-            nd, get_num_threads(), get_workspace_limit(), ensure_gemm(), _forced_algorithm)
+            nd, get_num_threads(), get_workspace_limit(), ensure_gemm(), get_isa(),
+            _forced_algorithm)
 
 
 def _is_plain_argument(value):
