@@ -10,7 +10,7 @@ _Float = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 _Index = npt.NDArray[np.int64]
 
 def max_pool_forward(
-    x: _Float, out: _Float, switches: _Index,
+    x: _Float, out: _Float, switches: _Index | None,
     k_d: int, k_h: int, k_w: int, s_d: int, s_h: int, s_w: int,
     p_d: int, p_h: int, p_w: int, d_d: int, d_h: int, d_w: int,
     tap_offset: _Index, col_lo: _Index, col_hi: _Index,

@@ -164,7 +164,9 @@ cdef inline void _max_row_generic(const floating* plane, Py_ssize_t in_d, Py_ssi
     origin = (start_d * in_h + start_h) * in_w - p_w
     for ow in range(out_w):
         out[ow] = best[ow]
-        switches[ow] = origin + ow * s_w + tap_offset[tap[ow]]
+    if switches != NULL:
+        for ow in range(out_w):
+            switches[ow] = origin + ow * s_w + tap_offset[tap[ow]]
 
 
 cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t in_w, floating* out,
@@ -203,6 +205,24 @@ cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t in_w, floating* 
         switches[ow] = base + 2 * ow + (tap[ow] & 1) + (tap[ow] >> 1) * in_w
 
 
+cdef inline void _max_row_2x2_values(const floating* plane, Py_ssize_t in_w, floating* out,
+                                     Py_ssize_t oh, Py_ssize_t out_w) noexcept nogil:
+    """_max_row_2x2 without the switches: the same selects, in the same order, on values."""
+    cdef const floating* r0 = plane + 2 * oh * in_w
+    cdef const floating* r1 = r0 + in_w
+    cdef Py_ssize_t ow
+    cdef floating m, v
+    for ow in range(out_w):
+        m = r0[2 * ow]
+        v = r0[2 * ow + 1]
+        m = v if (v > m) | (v != v) else m
+        v = r1[2 * ow]
+        m = v if (v > m) | (v != v) else m
+        v = r1[2 * ow + 1]
+        m = v if (v > m) | (v != v) else m
+        out[ow] = m
+
+
 def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                      int64_t[:, :, :, ::1] switches,
                      Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
@@ -212,6 +232,9 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                      const int64_t[::1] tap_offset, const int64_t[::1] col_lo,
                      const int64_t[::1] col_hi, const int[::1] first_col_tap, int n_threads):
     """out, switches (P, OD, OH, OW) = max pool of x (P, D, H, W); see the module notes.
+
+    ``switches`` may be None (inference): then only the values are written, by
+    the same selects in the same order, so ``out`` has the same bits.
 
     ``tap_offset[(c * k_h + a) * k_w + b] = c * d_d * H * W + a * d_h * W +
     b * d_w``: where tap (c, a, b) lies from the window's origin in the flat
@@ -224,6 +247,10 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     cdef Py_ssize_t planes = x.shape[0], in_d = x.shape[1], in_h = x.shape[2]
     cdef Py_ssize_t in_w = x.shape[3]
     cdef Py_ssize_t out_d = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
+    cdef bint keep = switches is not None
+    if keep and (switches.shape[0] != out.shape[0] or switches.shape[1] != out_d
+                 or switches.shape[2] != out_h or switches.shape[3] != out_w):
+        raise ValueError("switches must have the output's shape")
     cdef bint fast = (k_d == 1 and s_d == 1 and p_d == 0 and d_d == 1
                       and k_h == 2 and k_w == 2 and s_h == 2 and s_w == 2 and p_h == 0
                       and p_w == 0 and d_h == 1 and d_w == 1
@@ -257,7 +284,9 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
             else:
                 od = r // out_h
                 oh = r - od * out_h
-            if fast:
+            if fast and not keep:
+                _max_row_2x2_values(&x[p, od, 0, 0], in_w, &out[p, od, oh, 0], oh, out_w)
+            elif fast:
                 _max_row_2x2(&x[p, od, 0, 0], in_w, &out[p, od, oh, 0],
                              &switches[p, od, oh, 0], oh, out_w, tap)
                 if od != 0:
@@ -265,7 +294,7 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                         switches[p, od, oh, i] += od * in_h * in_w
             else:
                 _max_row_generic(&x[p, 0, 0, 0], in_d, in_h, in_w, &out[p, od, oh, 0],
-                                 &switches[p, od, oh, 0], od, oh, out_w,
+                                 &switches[p, od, oh, 0] if keep else NULL, od, oh, out_w,
                                  k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w,
                                  d_d, d_h, d_w,
                                  &tap_offset[0], &col_lo[0], &col_hi[0],

@@ -376,7 +376,8 @@ def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_in
     planes = n * c
     x3 = np.ascontiguousarray(x).reshape((planes,) + g.in3)
     out = np.empty((planes,) + g.out3, dtype=x.dtype)
-    switches = np.empty((planes,) + g.out3, dtype=np.int64)
+    # without return_indices the kernel writes no switches (the same values)
+    switches = np.empty((planes,) + g.out3, dtype=np.int64) if return_indices else None
     _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
                            *g.column_taps(), _threads_for(x.size))
     shape = (n, c) + g.out_spatial

@@ -57,12 +57,16 @@ class _MaxPoolNd(Module):
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.ndim != self._nd + 2:
             _check_ndim(self, x, self._nd)
-        out, indices = self._fwd(x, self.kernel_size, self.stride, self.padding,
-                                 self.dilation, self.ceil_mode, return_indices=True)
         # backward needs the switches only in training outside no_grad; unpooling after an
-        # evaluation pass asks for them with keep_indices=True
+        # evaluation pass asks for them with keep_indices=True. Otherwise the kernel
+        # writes none.
         keep = self.keep_indices or (self.training and is_grad_enabled())
-        self.indices = indices if keep else None
+        out = self._fwd(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                        self.ceil_mode, return_indices=keep)
+        if keep:
+            out, self.indices = out
+        else:
+            self.indices = None
         self._shape = x.shape
         return out
 
