@@ -27,9 +27,16 @@ typedef struct {
     PyObject *type, *value, *traceback;
 } pyxconv_interrupt;
 
+/* The coarse clock (Linux: the last timer tick, a few ms old) is read without a
+   system call in a few ns, and a few ms are nothing against PYXCONV_POLL_SECONDS;
+   kernels whose tasks are short (a pooled row) call the poll millions of times. */
 static inline double pyxconv_monotonic(void) {
     struct timespec t;
+#if defined(CLOCK_MONOTONIC_COARSE)
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+#else
     clock_gettime(CLOCK_MONOTONIC, &t);
+#endif
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
