@@ -315,6 +315,30 @@ def test_max_pool_propagates_nan_and_points_at_it(k, s, p):
     assert np.isnan(np.take_along_axis(flat, idx.reshape(2, 2, -1), 2)[nan_out.reshape(2, 2, -1)]).all()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape, k, s, p, d", [
+    ((3, 4, 12, 14), 2, 2, 0, 1),   # the 2x2 loop
+    ((3, 4, 13, 15), 2, 2, 0, 1),   # the 2x2 loop with a dropped last row and column
+    ((2, 3, 11, 11), 3, 2, 1, 1),
+    ((2, 3, 11, 10), (3, 2), (1, 2), (1, 0), (2, 1)),
+])
+def test_max_pool_without_switches_gives_the_same_bits(shape, k, s, p, d, threads):
+    # the kernel then writes no switches: values by the same selects, in the same order
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.reshape(-1)[::7] = 0.0
+    x.reshape(-1)[3::7] = -0.0  # ties between +0 and -0 keep the first one
+    x.reshape(-1)[::23] = np.nan
+    x.reshape(-1)[5::31] = -np.inf
+    with pyxconv.num_threads(threads):
+        values = max_pool2d(x, k, s, p, d)
+        with_switches, _ = max_pool2d(x, k, s, p, d, return_indices=True)
+    ref_out, _ = ref_max_pool2d(x, pair(k), pair(s), pair(p), pair(d), False)
+    np.testing.assert_array_equal(values.view(np.uint32), with_switches.view(np.uint32))
+    np.testing.assert_array_equal(values, ref_out)
+    assert np.signbit(values).sum() == np.signbit(with_switches).sum()
+
+
 # --------------------------------------------------------------------- max backward
 
 
