@@ -485,7 +485,8 @@ _MAX_PARAMS = """kernel_size : int or tuple of ints
         Round the output size up instead of down, so a partial window at the
         end (within the padded input) still gives an output.
     return_indices : bool, default False
-        Also return the switches."""
+        Also return the switches. Without them the kernel writes none (the
+        values are the same, bit for bit)."""
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
