@@ -46,7 +46,8 @@ import numpy as np
 __all__ = ["GradientAverager", "allreduce_sum", "average_buffers", "broadcast_module",
            "contiguous_shard",
            "default_threads", "evaluate_sharded", "install_excepthook", "is_main",
-           "local_size", "main_print", "rank", "shard", "world_size"]
+           "local_size", "main_print", "rank", "ring_allreduce_efficiency", "shard",
+           "world_size"]
 
 _MPI = None
 _TRIED = False
@@ -211,6 +212,45 @@ def contiguous_shard(n, rank=None, world=None):
 
 
 # -- collectives ---------------------------------------------------------------------
+
+def ring_allreduce_efficiency(step_seconds, gradient_bytes, ranks, gbit_per_second,
+                              latency_seconds=20e-6):
+    """Predicted scaling efficiency of data-parallel training with a ring allreduce.
+
+    A ring allreduce of ``B`` gradient bytes over ``R`` ranks sends each byte
+    ``2 (R - 1) / R`` times and pays ``2 (R - 1)`` latencies. With the global
+    batch split over the ranks, each rank computes ``step_seconds / R`` (the
+    one-process step time over R); without overlap the efficiency is
+    ``compute / (compute + communication)``.
+
+    Parameters
+    ----------
+    step_seconds : float
+        One process's time for one step of the global batch.
+    gradient_bytes : int
+        Bytes of gradients averaged per step.
+    ranks : int
+        R >= 1.
+    gbit_per_second, latency_seconds : float
+        The network's bandwidth and per-message latency.
+
+    Examples
+    --------
+    >>> round(ring_allreduce_efficiency(7e-3, 4 * 61706, 8, 10), 2)   # LeNet-5, 8 ranks
+    0.58
+    >>> ring_allreduce_efficiency(7e-3, 4 * 61706, 1, 10)
+    1.0
+    """
+    if ranks < 1 or step_seconds <= 0 or gradient_bytes < 0 or gbit_per_second <= 0:
+        raise ValueError(f"need ranks >= 1, step_seconds > 0, gradient_bytes >= 0 and "
+                         f"gbit_per_second > 0; got {ranks}, {step_seconds}, "
+                         f"{gradient_bytes}, {gbit_per_second}")
+    compute = step_seconds / ranks
+    bandwidth = gbit_per_second * 1e9 / 8
+    comm = (2 * (ranks - 1) / ranks * gradient_bytes / bandwidth
+            + 2 * (ranks - 1) * latency_seconds)
+    return compute / (compute + comm)
+
 
 def allreduce_sum(array):
     """Sum ``array`` over the ranks, in place (a contiguous NumPy array); returns it."""

@@ -125,3 +125,27 @@ def test_a_rank_killed_with_sigkill_ends_the_job():
     proc, seconds = _run("kill", timeout=60)
     assert proc.returncode != 0
     assert seconds < 30, seconds
+
+
+def test_ring_allreduce_efficiency_follows_the_cost_model():
+    # by hand: 2 ranks, 1 ms steps, 1.25e6 bytes over 10 Gbit/s (1.25e9 B/s), no latency:
+    # compute 0.5 ms, communication 2 * 1/2 * 1 ms = 1 ms, efficiency 1/3
+    assert dist.ring_allreduce_efficiency(1e-3, 1.25e6, 2, 10, 0.0) == pytest.approx(1 / 3)
+    assert dist.ring_allreduce_efficiency(1e-3, 1.25e6, 1, 10) == 1.0
+    efficiencies = [dist.ring_allreduce_efficiency(7e-3, 246824, r, 10) for r in (2, 4, 8, 64)]
+    assert efficiencies == sorted(efficiencies, reverse=True)
+    with pytest.raises(ValueError, match="ranks >= 1"):
+        dist.ring_allreduce_efficiency(1e-3, 10, 0, 10)
+
+
+def test_the_scaling_prediction_script_prints_a_row_per_bandwidth():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predict_scaling.py"),
+                           "--steps", "2", "--models", "lenet5"],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if "Gbit/s" in line]
+    assert [row[0] for row in rows] == ["10", "25", "100"]
+    values = [[float(v) for v in row[2:]] for row in rows]
+    assert all(len(v) == 6 and all(0 < e <= 1 for e in v) for v in values)
+    assert "247 KB of gradients" in proc.stdout
