@@ -147,6 +147,8 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     cdef bint by_rows = n < n_threads
     cdef Py_ssize_t s, task, row, p, o
     cdef const float* src
+    cdef const float* w_rows
+    cdef float* packed
     cdef float* xp
     cdef const float* bias_ptr = &bias[0] if bias is not None else NULL
     cdef Py_ssize_t blocks = (c_out + width - 1) // width
@@ -161,9 +163,11 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     try:
         # blocks of `width` channels, each K x width, the last one zero-padded
         memset(wt, 0, blocks * k * width * sizeof(float))
+        w_rows = &weight[0, 0]
         for o in range(c_out):
+            packed = wt + (o // width) * k * width + o % width
             for p in range(k):
-                wt[(o // width) * k * width + p * width + o % width] = weight[o, p]
+                packed[p * width] = w_rows[o * k + p]
         if not by_rows:
             for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
                 if pyxconv_interrupt_poll(stp):
