@@ -22,7 +22,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pyxconv._blas import blas_thread_controls
+from pyxconv._blas import blas_thread_controls, gemms_single_threaded_below
 from pyxconv._threads import num_threads
 
 _lock = threading.Lock()
@@ -163,6 +163,9 @@ def _release_blas_control():
 SMALL_PRODUCT_MULT_ADDS = 2**24
 
 
+_NO_LIMIT = contextlib.nullcontext()
+
+
 def small_product(mult_adds):
     """Context for one matrix product: the BLAS on one thread if it is small.
 
@@ -173,9 +176,11 @@ def small_product(mult_adds):
     changed only speed there; it is not a guarantee of OpenBLAS's (see
     :func:`blas_on_one_thread`).
     """
+    if mult_adds < gemms_single_threaded_below():
+        return _NO_LIMIT  # OpenBLAS runs it on the calling thread anyway
     if mult_adds < SMALL_PRODUCT_MULT_ADDS:
         return blas_on_one_thread()
-    return contextlib.nullcontext()
+    return _NO_LIMIT
 
 
 def map_blocks(fn, blocks, n_threads):

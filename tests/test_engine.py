@@ -245,6 +245,34 @@ def test_the_fused_eval_sequential_gives_the_unfused_outputs(dtype):
     np.testing.assert_allclose(fused, unfused, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_relu_fused_in_eval_gives_the_same_bits(dtype):
+    nn.manual_seed(6)
+    model = nn.Sequential(nn.Linear(7, 5, dtype=dtype), nn.ReLU(), nn.Linear(5, 3, dtype=dtype),
+                          nn.ReLU(), nn.Linear(3, 2, dtype=dtype)).eval()
+    assert len(model.fused_steps()) == 3
+    x = np.random.default_rng(7).standard_normal((4, 7)).astype(dtype)
+    x[0, :] = np.nan
+    with pyxconv.no_grad():
+        fused = model(x)
+    unfused = x
+    for layer in model:
+        unfused = layer.forward(unfused)
+    np.testing.assert_array_equal(fused.view(np.uint8), unfused.view(np.uint8))
+    assert np.isnan(fused[0]).all()
+
+
+def test_relu_in_place_refuses_what_it_cannot_write():
+    from pyxconv.functional import relu_
+    x = np.array([-0.0, -2.0, np.nan, 3.0], np.float32)
+    assert relu_(x) is x
+    assert np.signbit(x[0]) and x[1] == 0 and np.isnan(x[2]) and x[3] == 3
+    with pytest.raises(TypeError, match="writeable C-contiguous"):
+        relu_(np.ones((4, 4))[:, ::2])
+    with pytest.raises(TypeError, match="writeable C-contiguous"):
+        relu_([1.0, -1.0])
+
+
 def test_backward_after_a_fused_forward_runs_the_layers_first():
     model = _conv_bn_relu_model(np.float64).eval()
     x = np.random.default_rng(6).standard_normal((2, 3, 11, 11))

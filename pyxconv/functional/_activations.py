@@ -88,6 +88,24 @@ def relu(x):
     return out
 
 
+def relu_(x):
+    """:func:`relu` in place on ``x``, a C-contiguous float ndarray; returns ``x``.
+
+    >>> import numpy as np
+    >>> from pyxconv.functional import relu_
+    >>> x = np.array([-1.0, 0.5])
+    >>> relu_(x) is x, x
+    (True, array([0. , 0.5]))
+    """
+    if not (isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
+            and x.flags.c_contiguous and x.flags.writeable):
+        raise TypeError(f"relu_ needs a writeable C-contiguous float32 or float64 ndarray, "
+                        f"got {type(x).__name__} {getattr(x, 'dtype', '')}")
+    flat = x.reshape(-1)
+    _activations.relu_forward(flat, flat, threads_for(x.size))
+    return x
+
+
 def relu_backward(grad_out, out):
     """Gradient of :func:`relu` from its output: ``0 if out <= 0 else grad_out``.
 

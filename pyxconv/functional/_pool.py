@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from pyxconv._kernels import _pool
-from pyxconv._threads import threads_for, threads_sleep_when_idle
+from pyxconv._threads import get_num_threads, threads_for, threads_sleep_when_idle
 from pyxconv._validation import (
     SPATIAL_DIM_NAMES,
     as_int,
@@ -366,20 +366,49 @@ def _float_input(x, nd, name="x"):
 # --------------------------------------------------------------------------- max pooling
 
 
-def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd):
-    func = f"max_pool{nd}d"
+#: Max-pool calls already checked: (x's shape and dtype, the arguments as given,
+#: the thread count) -> what the kernel call needs. A repeated call (inference
+#: over many small inputs) skips the checks and the geometry's look-up; only
+#: plain ints, tuples of them, None and bools make a key.
+_checked_max_pools = {}
+_CHECKED_MAX_POOLS_SIZE = 256
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _max_pool_call(x, kernel_size, stride, padding, dilation, ceil_mode, nd):
+    """(x3, geometry, kernel arguments after ``switches``, (N, C)) of a max-pool call, checked once."""
+    key = None
+    if (type(x) is np.ndarray and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+            and type(ceil_mode) is bool
+            and all(_plain(v) is not _UNCACHEABLE for v in (kernel_size, stride, padding,
+                                                             dilation))):
+        key = (x.shape, x.dtype.char, _plain(kernel_size), _plain(stride), _plain(padding),
+               _plain(dilation), ceil_mode, nd, get_num_threads())
+        known = _checked_max_pools.get(key)
+        if known is not None:
+            x3_shape, g, args = known
+            return x.reshape(x3_shape), g, args, x.shape[:2]
     x = _float_input(x, nd)
-    return_indices = _flag(return_indices, "return_indices")
     g = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode, nd,
-                       func)
-    n, c = x.shape[:2]
+                       f"max_pool{nd}d")
+    x3_shape = (x.shape[0] * x.shape[1],) + g.in3
+    args = (*g.kernel_args(), g.tap_offsets(), *g.column_taps(), _threads_for(x.size))
+    if key is not None:
+        if len(_checked_max_pools) >= _CHECKED_MAX_POOLS_SIZE:
+            _checked_max_pools.clear()
+        _checked_max_pools[key] = (x3_shape, g, args)
+    return np.ascontiguousarray(x).reshape(x3_shape), g, args, x.shape[:2]
+
+
+def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd):
+    return_indices = _flag(return_indices, "return_indices")
+    x3, g, args, (n, c) = _max_pool_call(x, kernel_size, stride, padding, dilation,
+                                         ceil_mode, nd)
     planes = n * c
-    x3 = np.ascontiguousarray(x).reshape((planes,) + g.in3)
-    out = np.empty((planes,) + g.out3, dtype=x.dtype)
+    out = np.empty((planes,) + g.out3, dtype=x3.dtype)
     # without return_indices the kernel writes no switches (the same values)
     switches = np.empty((planes,) + g.out3, dtype=np.int64) if return_indices else None
-    _pool.max_pool_forward(x3, out, switches, *g.kernel_args(), g.tap_offsets(),
-                           *g.column_taps(), _threads_for(x.size))
+    _pool.max_pool_forward(x3, out, switches, *args)
     shape = (n, c) + g.out_spatial
     out = out.reshape(shape)
     if return_indices:

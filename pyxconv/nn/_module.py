@@ -377,7 +377,8 @@ class Sequential(Module):
         statistics folded into the convolution's weight and bias) and/or a
         ReLU runs as one convolution with the ReLU in its output pass
         (:meth:`fused_steps`): the same outputs to rounding, without the
-        intermediate arrays. A ``backward`` after such a forward first runs
+        intermediate arrays. A Linear followed by a ReLU applies the ReLU in
+        place on the product (the same bits). A ``backward`` after such a forward first runs
         the layers one by one on the same input (outside :func:`pyxconv.no_grad`,
         where nothing is kept).
         """
@@ -395,7 +396,7 @@ class Sequential(Module):
 
     def fused_steps(self):
         """The eval-mode forward as a list of callables: fused chains and the other layers."""
-        from pyxconv.nn._layers import BatchNorm2d, _ConvNd
+        from pyxconv.nn._layers import BatchNorm2d, Linear, _ConvNd
         from pyxconv.nn._activations import ReLU
 
         steps, i, layers = [], 0, self.layers
@@ -411,6 +412,11 @@ class Sequential(Module):
                     steps.append(_FusedConv(layer, bn, relu))
                     i = after + relu
                     continue
+            if (isinstance(layer, Linear) and i + 1 < len(layers)
+                    and isinstance(layers[i + 1], ReLU)):
+                steps.append(_FusedLinearReLU(layer))
+                i += 2
+                continue
             steps.append(layer.forward)
             i += 1
         return steps
@@ -436,6 +442,17 @@ class Sequential(Module):
             total += layer.mult_adds(input_shape)
             input_shape = layer.output_shape(input_shape)
         return total
+
+
+class _FusedLinearReLU:
+    """Linear then ReLU, the ReLU applied in place on the product (no second array)."""
+
+    def __init__(self, linear):
+        self.linear = linear
+
+    def __call__(self, x):
+        from pyxconv.functional import relu_
+        return relu_(self.linear.forward(x))
 
 
 class _FusedConv:
