@@ -379,11 +379,12 @@ def _max_pool_call(x, kernel_size, stride, padding, dilation, ceil_mode, nd):
     """(x3, geometry, kernel arguments after ``switches``, (N, C)) of a max-pool call, checked once."""
     key = None
     if (type(x) is np.ndarray and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
-            and type(ceil_mode) is bool
-            and all(_plain(v) is not _UNCACHEABLE for v in (kernel_size, stride, padding,
-                                                             dilation))):
+            and type(ceil_mode) is bool):
         key = (x.shape, x.dtype.char, _plain(kernel_size), _plain(stride), _plain(padding),
                _plain(dilation), ceil_mode, nd, get_num_threads())
+        if _UNCACHEABLE in key:
+            key = None
+    if key is not None:
         known = _checked_max_pools.get(key)
         if known is not None:
             x3_shape, g, args = known

@@ -390,7 +390,12 @@ class Sequential(Module):
         from pyxconv._grad_mode import is_grad_enabled
 
         self._fused_input = x if is_grad_enabled() else None
-        for step in self.fused_steps():
+        # the steps depend on which layers there are and on their modes only
+        layout = tuple((id(layer), layer.training) for layer in self.layers)
+        cached = getattr(self, "_fused_cache", None)
+        if cached is None or cached[0] != layout:
+            cached = self._fused_cache = (layout, self.fused_steps())
+        for step in cached[1]:
             x = step(x)
         return x
 
