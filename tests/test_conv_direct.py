@@ -30,6 +30,8 @@ GEOMETRIES = [
     (2, 4, (13, 16), (3, 2), (2, 1), ((2, 0), (0, 1)), (1, 2)),  # asymmetric, dilated
     (3, 2, (11, 12), (2, 2), (3, 3), ((0, 0), (1, 1)), (1, 1)),  # stride > kernel
     (1, 3, (30, 29), (7, 7), (2, 2), ((3, 3), (3, 3)), (1, 1)),  # a 7x7 stem
+    (2, 3, (9, 37), (3, 3), (1, 1), ((1, 1), (2, 0)), (1, 2)),   # wide rows: tiles by rows
+    (1, 1, (32, 32), (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1)),  # LeNet's first layer
     (2, 5, (40,), (4,), (1,), ((2, 1),), (2,)),                    # 1-D
     (2, 3, (6, 7, 8), (3, 2, 3), (1, 2, 1), ((1, 1), (0, 1), (1, 0)), (1, 1, 2)),  # 3-D
 ]
@@ -111,13 +113,15 @@ def test_relu_in_the_direct_kernel_keeps_nan_and_turns_negatives_to_plus_zero():
 
 
 @needs_direct
-def test_lanes_past_a_row_end_never_reach_the_output():
-    # LeNet's second layer, unpadded: the last tile of each 10-wide row computes
-    # 12 positions, reading into the next row and, for all but the last sample,
-    # into the next sample. Those samples hold inf and NaN: nothing of them may
-    # leak into the first sample's outputs.
-    geometry = GEOMETRIES[0]
-    x, w, b = _operands(geometry, 16)
+@pytest.mark.parametrize("geometry, c_out", [
+    ((2, 6, (14, 14), (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1)), 16),  # channel tiles
+    ((2, 1, (28, 37), (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1)), 6),   # row tiles
+])
+def test_lanes_past_a_row_end_never_reach_the_output(geometry, c_out):
+    # Unpadded: the last tile of each row computes positions past its end, reading
+    # into the next row and, for all but the last sample, into the next sample.
+    # That sample holds inf and NaN: nothing of it may leak into the first one's outputs.
+    x, w, b = _operands(geometry, c_out)
     x[1] = np.inf
     x[1, :, ::2] = np.nan
     ref, _ = conv2d_by_loops(x[:1], w, b, geometry[4], geometry[5], geometry[6])
@@ -125,6 +129,15 @@ def test_lanes_past_a_row_end_never_reach_the_output():
         got, _ = _direct_forward(x, w, b, geometry, isa, 1)
         assert np.isfinite(got[0]).all()
         np.testing.assert_allclose(got[:1].reshape(ref.shape), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_both_tile_shapes_are_exercised():
+    if not DIRECT_ISAS:
+        pytest.skip("no direct kernel on this CPU/build")
+    isa = DIRECT_ISAS[0]
+    assert _direct.channel_width(isa, 6, 1, 28) == 6        # rows of 6 channels
+    assert _direct.channel_width(isa, 6, 2, 28) >= 8        # stride 2: channel vectors
+    assert _direct.channel_width(isa, 9, 1, 28) >= 16       # more than 8 channels
 
 
 @needs_direct

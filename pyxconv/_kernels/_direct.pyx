@@ -38,6 +38,8 @@ cdef extern from "direct_kernels.h":
         Py_ssize_t c_out
     int PYXCONV_DIRECT_NONE
     int pyxconv_direct_variant(int isa, Py_ssize_t c_out) noexcept nogil
+    int pyxconv_direct_variant_for(int isa, Py_ssize_t c_out, Py_ssize_t stride_w,
+                                   Py_ssize_t out_w) noexcept nogil
     Py_ssize_t pyxconv_direct_width(int variant) noexcept nogil
     Py_ssize_t pyxconv_direct_tile(int variant) noexcept nogil
     Py_ssize_t pyxconv_direct_reads_past_sample(const pyxconv_direct_geometry* g,
@@ -51,23 +53,27 @@ _ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
               "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
 
 
-def channel_width(str isa, Py_ssize_t c_out):
+cdef int _variant(str isa, Py_ssize_t c_out, Py_ssize_t stride_w, Py_ssize_t out_w) except -1:
+    if isa not in _ISA_NAMES:
+        raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
+    return pyxconv_direct_variant_for(_ISA_NAMES[isa], c_out, stride_w, out_w)
+
+
+def channel_width(str isa, Py_ssize_t c_out, Py_ssize_t stride_w=0, Py_ssize_t out_w=0):
     """Output channels per block of the direct kernel for ``c_out`` channels on ``isa``.
 
     The kernel runs the output channels in blocks of this many (one, two or
-    four vectors); 0 when there is no direct kernel on ``isa`` (the
+    four vectors, or 6 rows of the row-vectorised tile that few channels at
+    ``stride_w`` 1 get); 0 when there is no direct kernel on ``isa`` (the
     instruction set is missing from this CPU or build, or is "none").
+    ``stride_w`` and ``out_w`` (0: unknown) are the output row's.
     """
-    if isa not in _ISA_NAMES:
-        raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
-    return pyxconv_direct_width(pyxconv_direct_variant(_ISA_NAMES[isa], c_out))
+    return pyxconv_direct_width(_variant(isa, c_out, stride_w, out_w))
 
 
-def tile_positions(str isa, Py_ssize_t c_out):
-    """Output positions per tile of the direct kernel for ``c_out`` channels on ``isa`` (0: none)."""
-    if isa not in _ISA_NAMES:
-        raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
-    return pyxconv_direct_tile(pyxconv_direct_variant(_ISA_NAMES[isa], c_out))
+def tile_positions(str isa, Py_ssize_t c_out, Py_ssize_t stride_w=0, Py_ssize_t out_w=0):
+    """Output positions per tile of the direct kernel, as for :func:`channel_width` (0: none)."""
+    return pyxconv_direct_tile(_variant(isa, c_out, stride_w, out_w))
 
 
 cdef inline Py_ssize_t _extent(Py_ssize_t out, Py_ssize_t kernel, Py_ssize_t stride,
@@ -112,7 +118,7 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     cdef Py_ssize_t positions = out_d * out_h * out_w
     if isa not in _ISA_NAMES:
         raise ValueError(f"unknown instruction set {isa!r}")
-    cdef int variant = pyxconv_direct_variant(_ISA_NAMES[isa], c_out)
+    cdef int variant = pyxconv_direct_variant_for(_ISA_NAMES[isa], c_out, stride_w, out_w)
     if variant == PYXCONV_DIRECT_NONE:
         raise ValueError(f"no direct kernel for {c_out} output channels on {isa!r} here")
     if (min(out_d, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h, stride_w,

@@ -53,9 +53,11 @@ typedef struct {
 #define PYXCONV_DIRECT_AVX2_32 7    /* W 8,  NV 4, RO 3:  blocks of 32 channels */
 #define PYXCONV_DIRECT_AVX512_64 8  /* W 16, NV 4, RO 6:  blocks of 64 channels */
 #define PYXCONV_DIRECT_NEON_16 9    /* W 4,  NV 4, RO 6:  blocks of 16 channels */
-
-/* Positions per tile, the most of any variant: the caller's slack is sized by it. */
-#define PYXCONV_DIRECT_MAX_TILE 12
+/* Positions in the lanes instead, for few output channels at stride 1 (below): RC
+ * channels by NP vectors of W consecutive output positions of one row. */
+#define PYXCONV_DIRECT_AVX512_ROW 10  /* W 16, NP 2, RC 6: 32 positions, 6 channels */
+#define PYXCONV_DIRECT_AVX2_ROW 11    /* W 8,  NP 2, RC 6: 16 positions, 6 channels */
+#define PYXCONV_DIRECT_NEON_ROW 12    /* W 4,  NP 4, RC 6: 16 positions, 6 channels */
 
 #if defined(__GNUC__) || defined(__clang__)
 
@@ -130,6 +132,74 @@ static ATTR void NAME(const pyxconv_direct_geometry* g, const float* xp, const f
     }                                                                                       \
 }
 
+/* The row-vectorised tile: RC output channels by NP vectors of W consecutive output
+ * positions (stride 1 only: a vector of inputs is one unaligned load), each weight one
+ * broadcast. The same FMA chain per output as the tiles above. The tile is stored as
+ * RC rows of NP * W positions. */
+#define PYXCONV_DIRECT_ROW_TILE(NAME, ATTR, V, VU, W, NP, RC)                              \
+static inline ATTR void NAME(const pyxconv_direct_geometry* g, const float* row,           \
+                             const float* wt, float* tile) {                                \
+    V acc[RC][NP];                                                                          \
+    const ptrdiff_t slice = g->hp * g->wp, plane = g->dp * slice;                           \
+    ptrdiff_t c, a, b, e;                                                                   \
+    int r, v;                                                                               \
+    _Pragma("GCC unroll 16")                                                                \
+    for (r = 0; r < RC; r++)                                                                \
+        for (v = 0; v < NP; v++)                                                            \
+            acc[r][v] = (V){0};                                                             \
+    for (c = 0; c < g->channels; c++)                                                       \
+        for (a = 0; a < g->k_d; a++)                                                        \
+            for (b = 0; b < g->k_h; b++) {                                                  \
+                const float* q = row + c * plane + a * g->dil_d * slice + b * g->dil_h * g->wp; \
+                for (e = 0; e < g->k_w; e++, wt += RC) {                                    \
+                    const float* qe = q + e * g->dil_w;                                     \
+                    V x_v[NP];                                                              \
+                    for (v = 0; v < NP; v++)                                                \
+                        x_v[v] = *(const VU*)(qe + v * W);                                  \
+                    _Pragma("GCC unroll 16")                                                \
+                    for (r = 0; r < RC; r++) {                                              \
+                        float w_r = wt[r];                                                  \
+                        for (v = 0; v < NP; v++)                                            \
+                            acc[r][v] += w_r * x_v[v];                                      \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+    _Pragma("GCC unroll 16")                                                                \
+    for (r = 0; r < RC; r++)                                                                \
+        for (v = 0; v < NP; v++)                                                            \
+            *(V*)(tile + (r * NP + v) * W) = acc[r][v];                                     \
+}
+
+#define PYXCONV_DIRECT_ROW_BY_POSITIONS(NAME, ATTR, V, VU, W, NP, RC)                       \
+PYXCONV_DIRECT_ROW_TILE(NAME##_tile, ATTR, V, VU, W, NP, RC)                                \
+static ATTR void NAME(const pyxconv_direct_geometry* g, const float* xp, const float* wt,  \
+                      const float* bias, int relu, float* out, ptrdiff_t od, ptrdiff_t oh) { \
+    float tile[RC * NP * W] __attribute__((aligned(64)));                                   \
+    const ptrdiff_t start = ((od * g->stride_d) * g->hp + oh * g->stride_h) * g->wp;        \
+    const ptrdiff_t first = (od * g->out_h + oh) * g->out_w;                                \
+    const ptrdiff_t k = g->channels * g->k_d * g->k_h * g->k_w;                             \
+    ptrdiff_t c0, c1, ow0, o, r, count;                                                     \
+    for (c0 = 0; c0 < g->c_out; c0 += RC) {                                                 \
+        const float* wt_block = wt + c0 * k;                                                \
+        c1 = g->c_out - c0 < RC ? g->c_out : c0 + RC;                                       \
+        for (ow0 = 0; ow0 < g->out_w; ow0 += NP * W) {                                      \
+            count = g->out_w - ow0 < NP * W ? g->out_w - ow0 : NP * W;                      \
+            NAME##_tile(g, xp + start + ow0, wt_block, tile);                               \
+            for (o = c0; o < c1; o++) {                                                     \
+                float* dst = out + o * g->positions + first + ow0;                          \
+                const float* src = tile + (o - c0) * NP * W;                                \
+                float b = bias ? bias[o] : 0.0f;                                            \
+                for (r = 0; r < count; r++) {                                               \
+                    float value = src[r];                                                   \
+                    if (bias)                                                               \
+                        value = value + b;                                                  \
+                    dst[r] = relu && value < 0 ? 0.0f : value;                              \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+}
+
 #endif  /* GCC or Clang */
 
 #if defined(PYXCONV_GEMM_X86)
@@ -139,10 +209,15 @@ PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_16, PYXCONV_ATTR_AVX512, pyxconv_v16, 1
 PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_32, PYXCONV_ATTR_AVX512, pyxconv_v16, 16, 2, 12)
 PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_32, PYXCONV_ATTR_AVX2, pyxconv_v8, 8, 4, 3)
 PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_64, PYXCONV_ATTR_AVX512, pyxconv_v16, 16, 4, 6)
+PYXCONV_DIRECT_ROW_BY_POSITIONS(pyxconv_direct_avx512_row, PYXCONV_ATTR_AVX512, pyxconv_v16,
+                                pyxconv_v16u, 16, 2, 6)
+PYXCONV_DIRECT_ROW_BY_POSITIONS(pyxconv_direct_avx2_row, PYXCONV_ATTR_AVX2, pyxconv_v8,
+                                pyxconv_v8u, 8, 2, 6)
 #elif defined(PYXCONV_GEMM_NEON)
 PYXCONV_DIRECT_ROW(pyxconv_direct_neon_4, , pyxconv_v4, 4, 1, 12)
 PYXCONV_DIRECT_ROW(pyxconv_direct_neon_8, , pyxconv_v4, 4, 2, 12)
 PYXCONV_DIRECT_ROW(pyxconv_direct_neon_16, , pyxconv_v4, 4, 4, 6)
+PYXCONV_DIRECT_ROW_BY_POSITIONS(pyxconv_direct_neon_row, , pyxconv_v4, pyxconv_v4u, 4, 4, 6)
 #endif
 
 /* The variant for c_out channels on instruction set isa (PYXCONV_ISA_*), or
@@ -180,6 +255,9 @@ static inline ptrdiff_t pyxconv_direct_width(int variant) {
         case PYXCONV_DIRECT_AVX2_32: return 32;
         case PYXCONV_DIRECT_AVX512_64: return 64;
         case PYXCONV_DIRECT_NEON_16: return 16;
+        case PYXCONV_DIRECT_AVX512_ROW: case PYXCONV_DIRECT_AVX2_ROW:
+        case PYXCONV_DIRECT_NEON_ROW:
+            return 6;
         default: return 0;
     }
 }
@@ -190,8 +268,29 @@ static inline ptrdiff_t pyxconv_direct_tile(int variant) {
         case PYXCONV_DIRECT_AVX2_16: case PYXCONV_DIRECT_AVX512_64: case PYXCONV_DIRECT_NEON_16:
             return 6;
         case PYXCONV_DIRECT_AVX2_32: return 3;
+        case PYXCONV_DIRECT_AVX512_ROW: return 32;
+        case PYXCONV_DIRECT_AVX2_ROW: case PYXCONV_DIRECT_NEON_ROW: return 16;
         default: return 12;
     }
+}
+
+/* The variant for a convolution: the row-vectorised one for at most 8 output channels
+ * at stride 1 with rows of at least half its tile (6 channels fill its rows; 8 fill
+ * 8 of 12, as the 8-lane channel tile fills 6 of 8 with LeNet's 6), else the above. */
+static inline int pyxconv_direct_variant_for(int isa, ptrdiff_t c_out, ptrdiff_t stride_w,
+                                             ptrdiff_t out_w) {
+    int by_channels = pyxconv_direct_variant(isa, c_out);
+    int by_rows = PYXCONV_DIRECT_NONE;
+    if (by_channels == PYXCONV_DIRECT_NONE || stride_w != 1 || c_out > 8)
+        return by_channels;
+#if defined(PYXCONV_GEMM_X86)
+    by_rows = isa == PYXCONV_ISA_AVX512 ? PYXCONV_DIRECT_AVX512_ROW : PYXCONV_DIRECT_AVX2_ROW;
+#elif defined(PYXCONV_GEMM_NEON)
+    by_rows = PYXCONV_DIRECT_NEON_ROW;
+#endif
+    if (by_rows != PYXCONV_DIRECT_NONE && 2 * out_w >= pyxconv_direct_tile(by_rows))
+        return by_rows;
+    return by_channels;
 }
 
 /* Floats read past the padded sample's end by the last tile of the last row (0 when
@@ -227,6 +326,10 @@ static inline void pyxconv_direct_row(int variant, const pyxconv_direct_geometry
             pyxconv_direct_avx2_32(g, xp, wt, bias, relu, out, od, oh); break;
         case PYXCONV_DIRECT_AVX512_64:
             pyxconv_direct_avx512_64(g, xp, wt, bias, relu, out, od, oh); break;
+        case PYXCONV_DIRECT_AVX512_ROW:
+            pyxconv_direct_avx512_row(g, xp, wt, bias, relu, out, od, oh); break;
+        case PYXCONV_DIRECT_AVX2_ROW:
+            pyxconv_direct_avx2_row(g, xp, wt, bias, relu, out, od, oh); break;
 #elif defined(PYXCONV_GEMM_NEON)
         case PYXCONV_DIRECT_NEON_4:
             pyxconv_direct_neon_4(g, xp, wt, bias, relu, out, od, oh); break;
@@ -234,6 +337,8 @@ static inline void pyxconv_direct_row(int variant, const pyxconv_direct_geometry
             pyxconv_direct_neon_8(g, xp, wt, bias, relu, out, od, oh); break;
         case PYXCONV_DIRECT_NEON_16:
             pyxconv_direct_neon_16(g, xp, wt, bias, relu, out, od, oh); break;
+        case PYXCONV_DIRECT_NEON_ROW:
+            pyxconv_direct_neon_row(g, xp, wt, bias, relu, out, od, oh); break;
 #endif
         default:
             (void)g; (void)xp; (void)wt; (void)bias; (void)relu; (void)out; (void)od; (void)oh;

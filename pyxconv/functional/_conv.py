@@ -353,13 +353,13 @@ def _forward_direct(x, w, bias, out, plan, relu):
                                 *plan._kernel_args, plan.direct_threads, relu=relu)
 
 
-def direct_buffer_bytes(g, threads, width):
+def direct_buffer_bytes(g, threads, width, tile):
     """Bytes the direct kernel allocates: the packed weights (blocks of ``width``
     channels), and one padded sample per thread (an upper bound: the slack past a
-    sample is less than a tile's reach)."""
+    sample is less than the reach of a tile of ``tile`` positions)."""
     extents = [max((o - 1) * s + (k - 1) * d + 1, p + i)
                for o, k, s, d, p, i in zip(g.out3, g.k3, g.s3, g.d3, g.p3, g.in3)]
-    extents[2] += 12 * g.s3[2]  # a tile's reach past the last row
+    extents[2] += tile * g.s3[2]  # a tile's reach past the last row
     blocks = -(-g.c_out // width)
     return 4 * (g.rows * blocks * width + min(g.n, threads) * (g.c_in * math.prod(extents) + 64))
 
@@ -684,17 +684,19 @@ class ConvPlan:
     def _direct_runs(self):
         """Whether the direct kernel can run this plan's forward within the workspace limit."""
         g = self.g
-        width = _direct.channel_width(self.isa, g.c_out)
+        width = _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w)
+        tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w)
         return (self.dtype == np.float32 and g.groups == 1 and ensure_gemm() and width > 0
-                and direct_buffer_bytes(g, self.max_threads, width) <= get_workspace_limit())
+                and direct_buffer_bytes(g, self.max_threads, width, tile)
+                <= get_workspace_limit())
 
     def _direct_pays(self):
         """Whether the planner picks the direct kernel for forwards without columns."""
         g = self.g
-        block = min(g.c_out, _direct.channel_width(self.isa, g.c_out))
+        block = min(g.c_out, _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w))
+        tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w)
         return (not g.is_pointwise and g.rows >= DIRECT_MIN_ROWS_PER_CHANNEL * block
-                and _direct.tile_positions(self.isa, g.c_out) >= DIRECT_MIN_TILE_POSITIONS
-                and self._direct_runs())
+                and tile >= DIRECT_MIN_TILE_POSITIONS and self._direct_runs())
 
     @property
     def inference_algorithm(self):
