@@ -101,11 +101,16 @@ def compiler_supports_openmp():
         return True
 
 
+def included_sources():
+    """The .pxi parts the modules include, but not the generated build information."""
+    return [path for path in sorted(KERNEL_DIR.glob("*.pxi")) if path.name != "_build_info.pxi"]
+
+
 def kernel_source_hash():
     """Hash of the kernel sources, compiled into the extension to detect stale builds."""
     digest = hashlib.sha256()
     sources = (sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in"))
-               + sorted(KERNEL_DIR.glob("*.h")))
+               + sorted(KERNEL_DIR.glob("*.h")) + included_sources())
     for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -229,7 +234,8 @@ def extensions():
                 f"pyxconv._kernels.{pyx.stem}",
                 [str(pyx.relative_to(HERE))],
                 include_dirs=[numpy.get_include(), str(KERNEL_DIR.relative_to(HERE))],
-                depends=[str(h.relative_to(HERE)) for h in sorted(KERNEL_DIR.glob("*.h"))],
+                depends=[str(h.relative_to(HERE))
+                         for h in sorted(KERNEL_DIR.glob("*.h")) + included_sources()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
                 extra_compile_args=compile_args,
                 extra_link_args=link_args,

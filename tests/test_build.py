@@ -20,7 +20,8 @@ def _source_hash():
     # The same recipe as setup.py's kernel_source_hash().
     digest = hashlib.sha256()
     sources = (sorted(KERNEL_DIR.glob("*.p[yx][xd]")) + sorted(KERNEL_DIR.glob("*.pxi.in"))
-               + sorted(KERNEL_DIR.glob("*.h")))
+               + sorted(KERNEL_DIR.glob("*.h"))
+               + [p for p in sorted(KERNEL_DIR.glob("*.pxi")) if p.name != "_build_info.pxi"])
     for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

@@ -1,0 +1,209 @@
+# Part of _im2col.pyx (included there, in order): the matrix products: the own float32
+# GEMM (gemm_kernels.h) by instruction set, else the BLAS through scipy's cython_blas.
+
+# ---------------------------------------------------------------------------
+# The GEMMs call the BLAS that SciPy links (scipy.linalg.cython_blas: OpenBLAS
+# in SciPy's wheels, MKL under conda, Accelerate on macOS), cimported at build
+# time, so every installation has the same path, unless pyxconv's own float32
+# GEMM serves them. The callers hold the BLAS to one thread while the kernels'
+# threads call it (pyxconv._parallel.blas_on_one_thread).
+
+from scipy.linalg.cython_blas cimport dgemm as _blas_dgemm, sgemm as _blas_sgemm
+
+#: The largest size the BLAS's 32-bit integers hold; callers keep every GEMM
+#: dimension and leading dimension at or under it (:func:`gemm_dimension_limit`).
+cdef Py_ssize_t _GEMM_INT_MAX = 2147483647
+
+
+def gemm_dimension_limit():
+    """The largest m, n, k or leading dimension the per-sample kernels' GEMM accepts."""
+    return _GEMM_INT_MAX
+
+
+cdef extern from "simd_kernels.h":
+    int PYXCONV_AVX512_KERNEL_BUILT
+    int pyxconv_cpu_has_avx512f() noexcept nogil
+    void pyxconv_transpose_f32(const float* src, float* dst, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil
+    double pyxconv_sum_f32(const float* values, Py_ssize_t count) noexcept nogil
+    void pyxconv_add_avx512(float* dst, const float* src, Py_ssize_t n) noexcept nogil
+    void pyxconv_deinterleave_avx512(const float* row, float* even, float* odd,
+                                     Py_ssize_t half) noexcept nogil
+    void pyxconv_fold_plane_avx512(const float* cols, float* plane, float* buffer,
+                                   int has_bias, float bias, Py_ssize_t c, Py_ssize_t positions,
+                                   Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
+                                   Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t k_d,
+                                   Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t stride_h,
+                                   Py_ssize_t stride_w, Py_ssize_t band_rows,
+                                   const Py_ssize_t* tables) noexcept nogil
+
+
+cdef extern from "gemm_kernels.h":
+    int PYXCONV_ISA_NONE, PYXCONV_ISA_AVX2, PYXCONV_ISA_AVX512, PYXCONV_ISA_NEON
+    int pyxconv_cpu_has_isa(int isa) noexcept nogil
+    void pyxconv_sgemm_isa(int isa, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                           Py_ssize_t a_row, Py_ssize_t a_col, const float* b,
+                           Py_ssize_t ldb, float* c, Py_ssize_t ldc,
+                           int accumulate) noexcept nogil
+
+
+# pyxconv's own float32 GEMM (gemm_kernels.h) serves the float32 products on the
+# best instruction set the CPU has (AVX-512, AVX2 + FMA or NEON) unless set_isa
+# picks a lower one; float64, small products and other CPUs use the BLAS.
+# AVX-512's other helpers (simd_kernels.h) run when the ISA is AVX-512.
+_ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
+              "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
+cdef bint _avx512_available = PYXCONV_AVX512_KERNEL_BUILT and pyxconv_cpu_has_avx512f()
+
+
+cdef int _best_isa():
+    for isa in (PYXCONV_ISA_AVX512, PYXCONV_ISA_AVX2, PYXCONV_ISA_NEON):
+        if pyxconv_cpu_has_isa(isa):
+            return isa
+    return PYXCONV_ISA_NONE
+
+
+cdef int _gemm_isa = _best_isa()
+cdef bint _use_avx512 = _gemm_isa == PYXCONV_ISA_AVX512 and _avx512_available
+
+
+cdef inline Py_ssize_t _aligned_count(Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
+    """count rounded up to whole 64-byte lines of items."""
+    cdef Py_ssize_t per_line = 64 // itemsize
+    return (count + per_line - 1) // per_line * per_line
+
+
+cdef inline void* _align_up(void* block) noexcept nogil:
+    """The first 64-byte boundary in ``block``, allocated 64 bytes larger than needed.
+
+    The own GEMM's loads of b are a tenth faster from line-aligned rows.
+    """
+    return <void*>((<size_t>block + 63) & ~(<size_t>63))
+
+
+cdef inline floating _sum(const floating* values, Py_ssize_t count) noexcept nogil:
+    """values[0] + ... + values[count - 1], accumulated in double in eight running
+    sums added in a fixed order: the same bits on every run and thread. (float32
+    in SSE2 registers, pyxconv_sum_f32, where the AVX-512 kernels are in use;
+    the loop below gives the same sums.)"""
+    cdef double lanes[8]
+    cdef Py_ssize_t i, lane
+    if floating is float and _use_avx512:
+        return <floating>pyxconv_sum_f32(values, count)
+    for lane in range(8):
+        lanes[lane] = 0
+    for i in range(count - count % 8):
+        lanes[i % 8] += values[i]
+    cdef double total = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+                         + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))
+    for i in range(count - count % 8, count):
+        total += values[i]
+    return <floating>total
+
+
+# Small products stay on the BLAS: the own kernel's tiles are 12 rows by 32 columns,
+# and on LeNet's layers (6 and 16 output channels, 25 and 150 rows) it ran 5 to 8%
+# slower than OpenBLAS.
+cdef enum:
+    _OWN_SGEMM_MIN_ROWS = 24
+    _OWN_SGEMM_MIN_COLUMNS = 32
+    _OWN_SGEMM_MIN_DEPTH = 32
+
+
+cdef inline bint _own_sgemm_serves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Whether a float32 product (m x k) @ (k x n) goes to pyxconv's own GEMM."""
+    return (_gemm_isa != PYXCONV_ISA_NONE and m >= _OWN_SGEMM_MIN_ROWS and n >= _OWN_SGEMM_MIN_COLUMNS
+            and k >= _OWN_SGEMM_MIN_DEPTH)
+
+
+def isa_available(str isa):
+    """Whether the own float32 GEMM can run on ``isa`` ("avx512", "avx2", "neon", "none") here."""
+    if isa not in _ISA_NAMES:
+        raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
+    return bool(pyxconv_cpu_has_isa(_ISA_NAMES[isa]))
+
+
+def get_isa():
+    """The instruction set the own float32 GEMM runs on ("none": every product on the BLAS)."""
+    for name, value in _ISA_NAMES.items():
+        if value == _gemm_isa:
+            return name
+
+
+def set_isa(str isa):
+    """Run the own float32 GEMM on ``isa``, which :func:`isa_available` allows; returns the old one."""
+    global _gemm_isa, _use_avx512
+    if not isa_available(isa):
+        raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
+    previous = get_isa()
+    _gemm_isa = _ISA_NAMES[isa]
+    _use_avx512 = _gemm_isa == PYXCONV_ISA_AVX512 and _avx512_available
+    return previous
+
+
+def sgemm_own(const float[:, :] a, const float[:, :] b, float[:, :] c,
+              bint transpose_a=False, bint accumulate=False, str isa=None):
+    """``c = a @ b`` on pyxconv's own float32 GEMM, for tests.
+
+    With transpose_a, ``a.T @ b``; with accumulate, ``c += ...``; ``isa``
+    picks the instruction set (default: the one in use). Rows may be strided
+    (views of wider arrays), elements within a row contiguous.
+    """
+    cdef int chosen = _gemm_isa if isa is None else _ISA_NAMES.get(isa, -1)
+    if chosen == PYXCONV_ISA_NONE or chosen < 0 or not pyxconv_cpu_has_isa(chosen):
+        raise RuntimeError(f"pyxconv's own GEMM is not available here on {isa or get_isa()!r}")
+    if a.strides[1] != sizeof(float) or b.strides[1] != sizeof(float) \
+            or c.strides[1] != sizeof(float) or a.strides[0] < 0 or b.strides[0] < 0 \
+            or c.strides[0] < 0:
+        raise ValueError("a, b and c need contiguous rows (and rows in increasing order)")
+    cdef Py_ssize_t m = a.shape[1] if transpose_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if transpose_a else a.shape[1]
+    cdef Py_ssize_t n = b.shape[1]
+    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"shapes do not match: a ({a.shape[0]}, {a.shape[1]}), "
+                         f"b ({b.shape[0]}, {b.shape[1]}), c ({c.shape[0]}, {c.shape[1]}), "
+                         f"transpose_a={transpose_a}")
+    if m == 0 or n == 0:
+        return
+    cdef Py_ssize_t lda = a.strides[0] // sizeof(float)
+    cdef const float* a_ptr = &a[0, 0] if a.shape[0] and a.shape[1] else NULL
+    cdef const float* b_ptr = &b[0, 0] if k else NULL
+    with nogil:
+        pyxconv_sgemm_isa(chosen, m, n, k, a_ptr, 1 if transpose_a else lda,
+                          lda if transpose_a else 1, b_ptr, b.strides[0] // sizeof(float),
+                          &c[0, 0], c.strides[0] // sizeof(float), accumulate)
+
+
+cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
+                       floating* c, Py_ssize_t ldc, bint accumulate=False) noexcept nogil:
+    """Row-major ``c = op(a) @ op(b)``, as NumPy's matmul calls it (``+=`` with accumulate).
+
+    float32 goes to pyxconv's own kernel when it is in use, except with a
+    transposed b (its vector loads need b's rows contiguous); callers that
+    need that product transpose b themselves first (:func:`unfold_samples`).
+    """
+    if floating is float:
+        if _own_sgemm_serves(m, n, k) and not trans_b:
+            pyxconv_sgemm_isa(_gemm_isa, m, n, k, a, 1 if trans_a else lda,
+                              lda if trans_a else 1, b, ldb, c, ldc, accumulate)
+            return
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the Fortran
+    # BLAS gets the operands swapped, each still with its own transpose flag.
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef int m_ = <int>m, n_ = <int>n, k_ = <int>k
+    # BLAS wants leading dimensions >= 1 even for empty operands
+    cdef int lda_ = <int>(lda if lda > 1 else 1)
+    cdef int ldb_ = <int>(ldb if ldb > 1 else 1)
+    cdef int ldc_ = <int>(ldc if ldc > 1 else 1)
+    cdef floating alpha = 1
+    cdef floating beta = 1 if accumulate else 0
+    if m == 0 or n == 0:
+        return
+    if floating is float:
+        _blas_sgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <float*>b, &ldb_, <float*>a, &lda_,
+                    &beta, c, &ldc_)
+    else:
+        _blas_dgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <double*>b, &ldb_, <double*>a, &lda_,
+                    &beta, c, &ldc_)
