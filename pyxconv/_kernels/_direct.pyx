@@ -36,7 +36,6 @@ cdef extern from "direct_kernels.h":
         Py_ssize_t dil_d, dil_h, dil_w
         Py_ssize_t out_h, out_w, positions
         Py_ssize_t c_out
-    int PYXCONV_DIRECT_NONE
     int pyxconv_direct_variant(int isa, Py_ssize_t c_out) noexcept nogil
     int pyxconv_direct_variant_for(int isa, Py_ssize_t c_out, Py_ssize_t stride_w,
                                    Py_ssize_t out_w) noexcept nogil
@@ -44,9 +43,11 @@ cdef extern from "direct_kernels.h":
     Py_ssize_t pyxconv_direct_tile(int variant) noexcept nogil
     Py_ssize_t pyxconv_direct_reads_past_sample(const pyxconv_direct_geometry* g,
                                                 Py_ssize_t out_d, int variant) noexcept nogil
-    void pyxconv_direct_row(int variant, const pyxconv_direct_geometry* g, const float* xp,
-                            const float* wt, const float* bias, int relu, float* out,
-                            Py_ssize_t od, Py_ssize_t oh) noexcept nogil
+    ctypedef void (*pyxconv_direct_row_fn)(const pyxconv_direct_geometry* g, const float* xp,
+                                           const float* wt, const float* bias, int relu,
+                                           float* out, Py_ssize_t od,
+                                           Py_ssize_t oh) noexcept nogil
+    pyxconv_direct_row_fn pyxconv_direct_kernel(int variant) noexcept nogil
 
 
 _ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
@@ -119,7 +120,8 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     if isa not in _ISA_NAMES:
         raise ValueError(f"unknown instruction set {isa!r}")
     cdef int variant = pyxconv_direct_variant_for(_ISA_NAMES[isa], c_out, stride_w, out_w)
-    if variant == PYXCONV_DIRECT_NONE:
+    cdef pyxconv_direct_row_fn row_kernel = pyxconv_direct_kernel(variant)
+    if row_kernel == NULL:
         raise ValueError(f"no direct kernel for {c_out} output channels on {isa!r} here")
     if (min(out_d, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h, stride_w,
             dil_d, dil_h, dil_w) < 1 or min(pad_d, pad_h, pad_w) < 0 or n_threads < 1
@@ -185,8 +187,8 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
                                 &g, buffer_size)
                     src = xp
                 for row in range(out_rows):
-                    pyxconv_direct_row(variant, &g, src, wt, bias_ptr, relu, &out[s, 0, 0],
-                                       row // out_h, row % out_h)
+                    row_kernel(&g, src, wt, bias_ptr, relu, &out[s, 0, 0], row // out_h,
+                               row % out_h)
         else:
             # one image (or a few) on every thread: first the copies, then row tasks
             for s in prange(n, nogil=True, schedule="static", num_threads=n_threads):
@@ -203,8 +205,8 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
                     src = buffer_base + s * buffer_size
                 else:
                     src = &x[s, 0, 0, 0, 0]
-                pyxconv_direct_row(variant, &g, src, wt, bias_ptr, relu, &out[s, 0, 0],
-                                   row // out_h, row % out_h)
+                row_kernel(&g, src, wt, bias_ptr, relu, &out[s, 0, 0], row // out_h,
+                           row % out_h)
         pyxconv_interrupt_raise(stp)
     finally:
         free(block)

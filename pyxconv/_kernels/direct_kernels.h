@@ -308,41 +308,30 @@ static inline ptrdiff_t pyxconv_direct_reads_past_sample(const pyxconv_direct_ge
     return last >= size ? last - size + 1 : 0;
 }
 
-/* Output row (od, oh) of one sample on a variant pyxconv_direct_variant returned. */
-static inline void pyxconv_direct_row(int variant, const pyxconv_direct_geometry* g,
-                               const float* xp, const float* wt, const float* bias, int relu,
-                               float* out, ptrdiff_t od, ptrdiff_t oh) {
+/* A row kernel: output row (od, oh) of one sample (see PYXCONV_DIRECT_ROW). */
+typedef void (*pyxconv_direct_row_fn)(const pyxconv_direct_geometry* g, const float* xp,
+                                      const float* wt, const float* bias, int relu,
+                                      float* out, ptrdiff_t od, ptrdiff_t oh);
+
+/* The row kernel of a variant pyxconv_direct_variant_for returned (NULL for none). */
+static inline pyxconv_direct_row_fn pyxconv_direct_kernel(int variant) {
     switch (variant) {
 #if defined(PYXCONV_GEMM_X86)
-        case PYXCONV_DIRECT_AVX2_8:
-            pyxconv_direct_avx2_8(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX2_16:
-            pyxconv_direct_avx2_16(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX512_16:
-            pyxconv_direct_avx512_16(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX512_32:
-            pyxconv_direct_avx512_32(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX2_32:
-            pyxconv_direct_avx2_32(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX512_64:
-            pyxconv_direct_avx512_64(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX512_ROW:
-            pyxconv_direct_avx512_row(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_AVX2_ROW:
-            pyxconv_direct_avx2_row(g, xp, wt, bias, relu, out, od, oh); break;
+        case PYXCONV_DIRECT_AVX2_8: return pyxconv_direct_avx2_8;
+        case PYXCONV_DIRECT_AVX2_16: return pyxconv_direct_avx2_16;
+        case PYXCONV_DIRECT_AVX2_32: return pyxconv_direct_avx2_32;
+        case PYXCONV_DIRECT_AVX2_ROW: return pyxconv_direct_avx2_row;
+        case PYXCONV_DIRECT_AVX512_16: return pyxconv_direct_avx512_16;
+        case PYXCONV_DIRECT_AVX512_32: return pyxconv_direct_avx512_32;
+        case PYXCONV_DIRECT_AVX512_64: return pyxconv_direct_avx512_64;
+        case PYXCONV_DIRECT_AVX512_ROW: return pyxconv_direct_avx512_row;
 #elif defined(PYXCONV_GEMM_NEON)
-        case PYXCONV_DIRECT_NEON_4:
-            pyxconv_direct_neon_4(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_NEON_8:
-            pyxconv_direct_neon_8(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_NEON_16:
-            pyxconv_direct_neon_16(g, xp, wt, bias, relu, out, od, oh); break;
-        case PYXCONV_DIRECT_NEON_ROW:
-            pyxconv_direct_neon_row(g, xp, wt, bias, relu, out, od, oh); break;
+        case PYXCONV_DIRECT_NEON_4: return pyxconv_direct_neon_4;
+        case PYXCONV_DIRECT_NEON_8: return pyxconv_direct_neon_8;
+        case PYXCONV_DIRECT_NEON_16: return pyxconv_direct_neon_16;
+        case PYXCONV_DIRECT_NEON_ROW: return pyxconv_direct_neon_row;
 #endif
-        default:
-            (void)g; (void)xp; (void)wt; (void)bias; (void)relu; (void)out; (void)od; (void)oh;
-            break;
+        default: return NULL;
     }
 }
 

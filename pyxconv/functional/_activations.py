@@ -91,6 +91,8 @@ def relu(x):
 def relu_(x):
     """:func:`relu` in place on ``x``, a C-contiguous float ndarray; returns ``x``.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> from pyxconv.functional import relu_
     >>> x = np.array([-1.0, 0.5])
