@@ -61,138 +61,82 @@ typedef struct {
 
 #if defined(__GNUC__) || defined(__clang__)
 
-#define PYXCONV_DIRECT_TILE(NAME, ATTR, V, W, NV, RO, STRIDE_ONE)                           \
+/* One tile, in registers acc[ROWS][NVEC] of W lanes each. With POSITIONS 0 the lanes
+ * are output channels (NVEC vectors of a block's channels, loaded from wt) and the
+ * ROWS rows output positions (each input one broadcast, stride_w apart: STRIDE_ONE
+ * fixes it at 1); with POSITIONS 1 the lanes are consecutive output positions (NVEC
+ * unaligned loads of inputs, stride 1 only) and the ROWS rows channels (each weight
+ * one broadcast). Either way each output is one FMA chain over p in (c, a, b, e)
+ * order. The tile is stored as ROWS rows of NVEC * W values. */
+#define PYXCONV_DIRECT_TILE(NAME, ATTR, V, VU, W, ROWS, NVEC, POSITIONS, STRIDE_ONE)       \
 static inline ATTR void NAME(const pyxconv_direct_geometry* g, const float* row,           \
                              const float* wt, float* tile) {                                \
-    V acc[RO][NV];                                                                          \
+    V acc[ROWS][NVEC];                                                                      \
     const ptrdiff_t sw = STRIDE_ONE ? 1 : g->stride_w;                                      \
     const ptrdiff_t slice = g->hp * g->wp, plane = g->dp * slice;                           \
     ptrdiff_t c, a, b, e;                                                                   \
-    int r, v;                                                                               \
+    int i, j;                                                                               \
     _Pragma("GCC unroll 16")                                                                \
-    for (r = 0; r < RO; r++)                                                                \
-        for (v = 0; v < NV; v++)                                                            \
-            acc[r][v] = (V){0};                                                             \
+    for (i = 0; i < ROWS; i++)                                                              \
+        for (j = 0; j < NVEC; j++)                                                          \
+            acc[i][j] = (V){0};                                                             \
     for (c = 0; c < g->channels; c++)                                                       \
         for (a = 0; a < g->k_d; a++)                                                        \
             for (b = 0; b < g->k_h; b++) {                                                  \
                 const float* q = row + c * plane + a * g->dil_d * slice + b * g->dil_h * g->wp; \
-                for (e = 0; e < g->k_w; e++, wt += NV * W) {                                \
+                for (e = 0; e < g->k_w; e++, wt += POSITIONS ? ROWS : NVEC * W) {          \
                     const float* qe = q + e * g->dil_w;                                     \
-                    V w_v[NV];                                                              \
-                    for (v = 0; v < NV; v++)                                                \
-                        w_v[v] = *(const V*)(wt + v * W);                                   \
+                    V vec[NVEC];                                                            \
+                    for (j = 0; j < NVEC; j++)                                              \
+                        vec[j] = POSITIONS ? *(const VU*)(qe + j * W)                       \
+                                           : *(const V*)(wt + j * W);                       \
                     _Pragma("GCC unroll 16")                                                \
-                    for (r = 0; r < RO; r++) {                                              \
-                        float x_r = qe[r * sw];                                             \
-                        for (v = 0; v < NV; v++)                                            \
-                            acc[r][v] += x_r * w_v[v];                                      \
+                    for (i = 0; i < ROWS; i++) {                                            \
+                        float s = POSITIONS ? wt[i] : qe[i * sw];                           \
+                        for (j = 0; j < NVEC; j++)                                          \
+                            acc[i][j] += s * vec[j];                                        \
                     }                                                                       \
                 }                                                                           \
             }                                                                               \
     _Pragma("GCC unroll 16")                                                                \
-    for (r = 0; r < RO; r++)                                                                \
-        for (v = 0; v < NV; v++)                                                            \
-            *(V*)(tile + (r * NV + v) * W) = acc[r][v];                                     \
+    for (i = 0; i < ROWS; i++)                                                              \
+        for (j = 0; j < NVEC; j++)                                                          \
+            *(V*)(tile + (i * NVEC + j) * W) = acc[i][j];                                   \
 }
 
-/* One output row (od, oh) of one sample: for each block of NV * W output channels, its
- * tiles, then bias and ReLU on the way out to out (the sample's C_out x L output). wt
- * holds the blocks one after another, each K x NV*W. */
-#define PYXCONV_DIRECT_ROW(NAME, ATTR, V, W, NV, RO)                                        \
-PYXCONV_DIRECT_TILE(NAME##_tile_1, ATTR, V, W, NV, RO, 1)                                   \
-PYXCONV_DIRECT_TILE(NAME##_tile_s, ATTR, V, W, NV, RO, 0)                                   \
+/* One output row (od, oh) of one sample: for each block of output channels, its tiles
+ * along the row, then bias and ReLU on the way out to out (the sample's C_out x L
+ * output). wt holds the blocks one after another, each K x (block width). A block is
+ * NVEC * W channels by ROWS positions (POSITIONS 0) or ROWS channels by NVEC * W
+ * positions (POSITIONS 1). */
+#define PYXCONV_DIRECT_ROW(NAME, ATTR, V, VU, W, ROWS, NVEC, POSITIONS)                      \
+PYXCONV_DIRECT_TILE(NAME##_tile_1, ATTR, V, VU, W, ROWS, NVEC, POSITIONS, 1)                 \
+PYXCONV_DIRECT_TILE(NAME##_tile_s, ATTR, V, VU, W, ROWS, NVEC, POSITIONS, 0)                 \
 static ATTR void NAME(const pyxconv_direct_geometry* g, const float* xp, const float* wt,  \
                       const float* bias, int relu, float* out, ptrdiff_t od, ptrdiff_t oh) { \
-    float tile[RO * NV * W] __attribute__((aligned(64)));                                   \
+    enum { BLOCK = POSITIONS ? ROWS : NVEC * W, SPAN = POSITIONS ? NVEC * W : ROWS };       \
+    float tile[ROWS * NVEC * W] __attribute__((aligned(64)));                               \
     const ptrdiff_t start = ((od * g->stride_d) * g->hp + oh * g->stride_h) * g->wp;        \
     const ptrdiff_t first = (od * g->out_h + oh) * g->out_w;                                \
     const ptrdiff_t k = g->channels * g->k_d * g->k_h * g->k_w;                             \
     ptrdiff_t c0, c1, ow0, o, r, count;                                                     \
-    for (c0 = 0; c0 < g->c_out; c0 += NV * W) {                                             \
+    for (c0 = 0; c0 < g->c_out; c0 += BLOCK) {                                              \
         const float* wt_block = wt + c0 * k;                                                \
-        c1 = g->c_out - c0 < NV * W ? g->c_out : c0 + NV * W;                               \
-        for (ow0 = 0; ow0 < g->out_w; ow0 += RO) {                                          \
-            count = g->out_w - ow0 < RO ? g->out_w - ow0 : RO;                              \
-            if (g->stride_w == 1)                                                           \
+        c1 = g->c_out - c0 < BLOCK ? g->c_out : c0 + BLOCK;                                 \
+        for (ow0 = 0; ow0 < g->out_w; ow0 += SPAN) {                                        \
+            count = g->out_w - ow0 < SPAN ? g->out_w - ow0 : SPAN;                          \
+            if (POSITIONS || g->stride_w == 1)                                              \
                 NAME##_tile_1(g, xp + start + ow0, wt_block, tile);                         \
             else                                                                            \
                 NAME##_tile_s(g, xp + start + ow0 * g->stride_w, wt_block, tile);           \
             for (o = c0; o < c1; o++) {                                                     \
                 float* dst = out + o * g->positions + first + ow0;                          \
-                float b = bias ? bias[o] : 0.0f;                                            \
+                float bias_o = bias ? bias[o] : 0.0f;                                       \
                 for (r = 0; r < count; r++) {                                               \
-                    float value = tile[r * NV * W + o - c0];                                \
+                    float value = POSITIONS ? tile[(o - c0) * SPAN + r]                     \
+                                            : tile[r * BLOCK + o - c0];                     \
                     if (bias)                                                               \
-                        value = value + b;                                                  \
-                    dst[r] = relu && value < 0 ? 0.0f : value;                              \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
-    }                                                                                       \
-}
-
-/* The row-vectorised tile: RC output channels by NP vectors of W consecutive output
- * positions (stride 1 only: a vector of inputs is one unaligned load), each weight one
- * broadcast. The same FMA chain per output as the tiles above. The tile is stored as
- * RC rows of NP * W positions. */
-#define PYXCONV_DIRECT_ROW_TILE(NAME, ATTR, V, VU, W, NP, RC)                              \
-static inline ATTR void NAME(const pyxconv_direct_geometry* g, const float* row,           \
-                             const float* wt, float* tile) {                                \
-    V acc[RC][NP];                                                                          \
-    const ptrdiff_t slice = g->hp * g->wp, plane = g->dp * slice;                           \
-    ptrdiff_t c, a, b, e;                                                                   \
-    int r, v;                                                                               \
-    _Pragma("GCC unroll 16")                                                                \
-    for (r = 0; r < RC; r++)                                                                \
-        for (v = 0; v < NP; v++)                                                            \
-            acc[r][v] = (V){0};                                                             \
-    for (c = 0; c < g->channels; c++)                                                       \
-        for (a = 0; a < g->k_d; a++)                                                        \
-            for (b = 0; b < g->k_h; b++) {                                                  \
-                const float* q = row + c * plane + a * g->dil_d * slice + b * g->dil_h * g->wp; \
-                for (e = 0; e < g->k_w; e++, wt += RC) {                                    \
-                    const float* qe = q + e * g->dil_w;                                     \
-                    V x_v[NP];                                                              \
-                    for (v = 0; v < NP; v++)                                                \
-                        x_v[v] = *(const VU*)(qe + v * W);                                  \
-                    _Pragma("GCC unroll 16")                                                \
-                    for (r = 0; r < RC; r++) {                                              \
-                        float w_r = wt[r];                                                  \
-                        for (v = 0; v < NP; v++)                                            \
-                            acc[r][v] += w_r * x_v[v];                                      \
-                    }                                                                       \
-                }                                                                           \
-            }                                                                               \
-    _Pragma("GCC unroll 16")                                                                \
-    for (r = 0; r < RC; r++)                                                                \
-        for (v = 0; v < NP; v++)                                                            \
-            *(V*)(tile + (r * NP + v) * W) = acc[r][v];                                     \
-}
-
-#define PYXCONV_DIRECT_ROW_BY_POSITIONS(NAME, ATTR, V, VU, W, NP, RC)                       \
-PYXCONV_DIRECT_ROW_TILE(NAME##_tile, ATTR, V, VU, W, NP, RC)                                \
-static ATTR void NAME(const pyxconv_direct_geometry* g, const float* xp, const float* wt,  \
-                      const float* bias, int relu, float* out, ptrdiff_t od, ptrdiff_t oh) { \
-    float tile[RC * NP * W] __attribute__((aligned(64)));                                   \
-    const ptrdiff_t start = ((od * g->stride_d) * g->hp + oh * g->stride_h) * g->wp;        \
-    const ptrdiff_t first = (od * g->out_h + oh) * g->out_w;                                \
-    const ptrdiff_t k = g->channels * g->k_d * g->k_h * g->k_w;                             \
-    ptrdiff_t c0, c1, ow0, o, r, count;                                                     \
-    for (c0 = 0; c0 < g->c_out; c0 += RC) {                                                 \
-        const float* wt_block = wt + c0 * k;                                                \
-        c1 = g->c_out - c0 < RC ? g->c_out : c0 + RC;                                       \
-        for (ow0 = 0; ow0 < g->out_w; ow0 += NP * W) {                                      \
-            count = g->out_w - ow0 < NP * W ? g->out_w - ow0 : NP * W;                      \
-            NAME##_tile(g, xp + start + ow0, wt_block, tile);                               \
-            for (o = c0; o < c1; o++) {                                                     \
-                float* dst = out + o * g->positions + first + ow0;                          \
-                const float* src = tile + (o - c0) * NP * W;                                \
-                float b = bias ? bias[o] : 0.0f;                                            \
-                for (r = 0; r < count; r++) {                                               \
-                    float value = src[r];                                                   \
-                    if (bias)                                                               \
-                        value = value + b;                                                  \
+                        value = value + bias_o;                                             \
                     dst[r] = relu && value < 0 ? 0.0f : value;                              \
                 }                                                                           \
             }                                                                               \
@@ -203,21 +147,20 @@ static ATTR void NAME(const pyxconv_direct_geometry* g, const float* xp, const f
 #endif  /* GCC or Clang */
 
 #if defined(PYXCONV_GEMM_X86)
-PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_8, PYXCONV_ATTR_AVX2, pyxconv_v8, 8, 1, 12)
-PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_16, PYXCONV_ATTR_AVX2, pyxconv_v8, 8, 2, 6)
-PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_16, PYXCONV_ATTR_AVX512, pyxconv_v16, 16, 1, 12)
-PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_32, PYXCONV_ATTR_AVX512, pyxconv_v16, 16, 2, 12)
-PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_32, PYXCONV_ATTR_AVX2, pyxconv_v8, 8, 4, 3)
-PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_64, PYXCONV_ATTR_AVX512, pyxconv_v16, 16, 4, 6)
-PYXCONV_DIRECT_ROW_BY_POSITIONS(pyxconv_direct_avx512_row, PYXCONV_ATTR_AVX512, pyxconv_v16,
-                                pyxconv_v16u, 16, 2, 6)
-PYXCONV_DIRECT_ROW_BY_POSITIONS(pyxconv_direct_avx2_row, PYXCONV_ATTR_AVX2, pyxconv_v8,
-                                pyxconv_v8u, 8, 2, 6)
+/*                 name                       target               V            VU            W  ROWS NVEC POS */
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_8,     PYXCONV_ATTR_AVX2,   pyxconv_v8,  pyxconv_v8u,  8,  12,  1,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_16,    PYXCONV_ATTR_AVX2,   pyxconv_v8,  pyxconv_v8u,  8,   6,  2,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_32,    PYXCONV_ATTR_AVX2,   pyxconv_v8,  pyxconv_v8u,  8,   3,  4,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx2_row,   PYXCONV_ATTR_AVX2,   pyxconv_v8,  pyxconv_v8u,  8,   6,  2,  1)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_16,  PYXCONV_ATTR_AVX512, pyxconv_v16, pyxconv_v16u, 16, 12,  1,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_32,  PYXCONV_ATTR_AVX512, pyxconv_v16, pyxconv_v16u, 16, 12,  2,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_64,  PYXCONV_ATTR_AVX512, pyxconv_v16, pyxconv_v16u, 16,  6,  4,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_avx512_row, PYXCONV_ATTR_AVX512, pyxconv_v16, pyxconv_v16u, 16,  6,  2,  1)
 #elif defined(PYXCONV_GEMM_NEON)
-PYXCONV_DIRECT_ROW(pyxconv_direct_neon_4, , pyxconv_v4, 4, 1, 12)
-PYXCONV_DIRECT_ROW(pyxconv_direct_neon_8, , pyxconv_v4, 4, 2, 12)
-PYXCONV_DIRECT_ROW(pyxconv_direct_neon_16, , pyxconv_v4, 4, 4, 6)
-PYXCONV_DIRECT_ROW_BY_POSITIONS(pyxconv_direct_neon_row, , pyxconv_v4, pyxconv_v4u, 4, 4, 6)
+PYXCONV_DIRECT_ROW(pyxconv_direct_neon_4,     ,                    pyxconv_v4,  pyxconv_v4u,  4,  12,  1,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_neon_8,     ,                    pyxconv_v4,  pyxconv_v4u,  4,  12,  2,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_neon_16,    ,                    pyxconv_v4,  pyxconv_v4u,  4,   6,  4,  0)
+PYXCONV_DIRECT_ROW(pyxconv_direct_neon_row,   ,                    pyxconv_v4,  pyxconv_v4u,  4,   6,  4,  1)
 #endif
 
 /* The variant for c_out channels on instruction set isa (PYXCONV_ISA_*), or
