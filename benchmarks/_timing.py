@@ -21,6 +21,22 @@ def median_time(fn, repeats, min_time=0.05):
     return float(np.median(samples))
 
 
+#: With PYXCONV_ISA=avx2, torch runs its AVX2 code too: ATen's kernels and oneDNN's
+#: convolutions each have a documented switch, read when torch is imported.
+#: onnxruntime has none (MLAS picks its kernels by CPUID), so on an AVX-512 machine
+#: its AVX-512 code is what pyxconv's AVX2 code is compared with.
+TORCH_ISA_SETTINGS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def restrict_torch_isa():
+    """Under PYXCONV_ISA=avx2, set torch's AVX2 switches (unless given); call before
+    importing torch. Returns the settings in effect, for the results file."""
+    if os.environ.get("PYXCONV_ISA", "").strip().lower() == "avx2":
+        for name, value in TORCH_ISA_SETTINGS.items():
+            os.environ.setdefault(name, value)
+    return {name: os.environ.get(name, "(unset)") for name in TORCH_ISA_SETTINGS}
+
+
 WAIT_POLICY_HELP = (
     "OpenMP wait policy for both libraries: 'pyxconv' (default) keeps what "
     "'import pyxconv' sets, threads spinning ~1.7 ms when idle; 'passive' sets "

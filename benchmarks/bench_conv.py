@@ -16,14 +16,17 @@ import platform
 import sys
 from pathlib import Path
 
-from _timing import WAIT_POLICY_HELP, median_time, wait_policy_from_argv, wait_settings
+from _timing import (WAIT_POLICY_HELP, median_time, restrict_torch_isa, wait_policy_from_argv,
+                     wait_settings)
 
 WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
+TORCH_ISA = restrict_torch_isa()
 import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from pyxconv._blas import available_isas, get_isa  # noqa: E402
 from pyxconv.functional import conv2d, conv2d_backward  # noqa: E402
 
 # (N, C_in, H, W, C_out, k, stride, pad)
@@ -85,8 +88,10 @@ def bench_layer(layer, threads, repeats):
             ours_times.append(median_time(ours, repeats))
             torch_times.append(median_time(theirs, repeats))
         ours_s, torch_s = min(ours_times), min(torch_times)
+        # the best instruction set's rows keep the plain mode names; another's say which
+        shown = mode if get_isa() == available_isas()[0] else f"{mode}, {get_isa()}"
         records.append({
-            "op": "conv2d", "mode": mode, "case": "x".join(map(str, layer)),
+            "op": "conv2d", "mode": shown, "isa": get_isa(), "case": "x".join(map(str, layer)),
             "layer": layer, "threads": threads,
             "pyxconv_ms": ours_s * 1e3, "torch_ms": torch_s * 1e3,
             "ratio": torch_s / ours_s, "pyxconv_gflops": work / ours_s / 1e9,
@@ -99,11 +104,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "conv.json"))
+    parser.add_argument("--out", default=None,
+                        help="JSON file (default benchmarks/results/conv.json, or conv_<isa>.json "
+                             "under another PYXCONV_ISA than the best)")
     parser.add_argument("--wait-policy", choices=["pyxconv", "passive"], default="pyxconv",
                         help=WAIT_POLICY_HELP)
     args = parser.parse_args()
-    results = {"machine": platform.processor() or platform.machine(),
+    best = get_isa() == available_isas()[0]
+    args.out = args.out or str(Path(__file__).parent / "results"
+                               / ("conv.json" if best else f"conv_{get_isa()}.json"))
+    results = {"machine": platform.processor() or platform.machine(), "isa": get_isa(),
+               "torch_isa": TORCH_ISA,
                "torch": torch.__version__, "numpy": np.__version__,
                "pyxconv": pyxconv.__version__, "wait_policy": WAIT_POLICY, **wait_settings(),
                "sgemm_gflops": {}, "records": []}
@@ -123,7 +134,7 @@ def main():
                           f"{100 * r['pyxconv_gflops'] / gf:5.0f}%")
             for mode in ("forward", "forward+backward"):
                 ratios = [r["ratio"] for r in results["records"]
-                          if r["threads"] == threads and r["mode"] == mode]
+                          if r["threads"] == threads and r["mode"].split(",")[0] == mode]
                 geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
                 print(f"geometric mean ratio, {mode}: {geo:.2f} (min {min(ratios):.2f})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

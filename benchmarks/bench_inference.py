@@ -22,22 +22,15 @@ Usage::
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 from pathlib import Path
 
-from _timing import WAIT_POLICY_HELP, median_time, wait_policy_from_argv, wait_settings
+from _timing import (WAIT_POLICY_HELP, median_time, restrict_torch_isa, wait_policy_from_argv,
+                     wait_settings)
 
 WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
-# With PYXCONV_ISA=avx2, torch runs its AVX2 code too (ATen's kernels and oneDNN's
-# convolutions each have a documented switch, read when torch is imported).
-# onnxruntime has none: MLAS picks its kernels by CPUID, so on an AVX-512 machine
-# its AVX-512 code is what the AVX2 rows compare against.
-TORCH_ISA_SETTINGS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-if os.environ.get("PYXCONV_ISA", "").strip().lower() == "avx2":
-    for _name, _value in TORCH_ISA_SETTINGS.items():
-        os.environ.setdefault(_name, _value)
+TORCH_ISA = restrict_torch_isa()
 import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -221,8 +214,7 @@ def main():
                "onnxruntime": getattr(onnxruntime, "__version__", None),
                "pyxconv": pyxconv.__version__, "isa": get_isa(),
                "float32_gemm": float32_gemm(), "wait_policy": WAIT_POLICY, **wait_settings(),
-               "torch_isa": {name: os.environ.get(name, "(unset)")
-                             for name in TORCH_ISA_SETTINGS},
+               "torch_isa": TORCH_ISA,
                "onnxruntime_isa": "its own choice by CPUID (no switch)",
                "sgemm_gflops_1_thread": None, "records": []}
     with threadpool_limits(1, user_api="blas"):
