@@ -946,10 +946,20 @@ def _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd):
 def _is_plain_argument(value):
     """An int, a string or a tuple of them (nested once): keys that cannot stand for
     another value (True == 1 and 1.0 == 1 hash alike, but the checks refuse them)."""
-    if type(value) is int or type(value) is str:
+    kind = type(value)
+    if kind is int or kind is str:
         return True
-    return type(value) is tuple and all(
-        type(v) is int or (type(v) is tuple and all(type(u) is int for u in v)) for v in value)
+    if kind is not tuple:
+        return False
+    for v in value:  # loops, not all() over a generator: this runs on every call
+        if type(v) is int:
+            continue
+        if type(v) is not tuple:
+            return False
+        for u in v:
+            if type(u) is not int:
+                return False
+    return True
 
 
 def _checked_conv_call(x, weight, bias, stride, padding, dilation, groups, nd):

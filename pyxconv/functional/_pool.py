@@ -285,11 +285,15 @@ def _plain(value):
     geometry is always one a fresh one would have accepted. Otherwise
     returns _UNCACHEABLE.
     """
-    if value is None or type(value) is int:
+    kind = type(value)
+    if value is None or kind is int:
         return value
-    if type(value) in (tuple, list) and all(type(v) is int for v in value):
-        return tuple(value)
-    return _UNCACHEABLE
+    if kind is not tuple and kind is not list:
+        return _UNCACHEABLE
+    for v in value:  # a loop, not all() over a generator: this runs on every call
+        if type(v) is not int:
+            return _UNCACHEABLE
+    return value if kind is tuple else tuple(value)
 
 
 @functools.lru_cache(maxsize=256)
