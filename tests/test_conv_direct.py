@@ -236,3 +236,40 @@ def test_the_kernel_refuses_arguments_that_disagree():
     with pytest.raises(ValueError, match="unknown instruction set"):
         _direct.channel_width("sse9", 4)
     assert _direct.channel_width("none", 4) == 0
+
+
+_GUARD_PAGE_SCRIPT = r"""
+import ctypes, mmap, sys
+import numpy as np
+from pyxconv._kernels import _direct
+page = mmap.PAGESIZE
+buf = mmap.mmap(-1, 2 * page)
+libc = ctypes.CDLL(None, use_errno=True)
+base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+n, length, k = 3, 6, 5  # tiny samples: a 12-position tile reads past two of them
+count = n * length
+x = np.frombuffer(buf, np.float32, count, page - 4 * count).reshape(n, 1, 1, 1, length)
+x[...] = np.arange(count, dtype=np.float32).reshape(x.shape)
+w = np.ones((2, k), np.float32)
+out = np.empty((n, 2, length - k + 1), np.float32)
+for isa in sys.argv[1:]:
+    for threads in (1, 2):
+        _direct.conv_forward_direct(x, w, None, out, isa, 1, 1, length - k + 1, 1, 1, k,
+                                    1, 1, 1, 0, 0, 0, 1, 1, 1, threads)
+        want = np.stack([np.convolve(x[s, 0, 0, 0], np.ones(k), "valid") for s in range(n)])
+        assert np.array_equal(out[:, 0], want) and np.array_equal(out[:, 1], want), isa
+print("ok")
+"""
+
+
+@needs_direct
+def test_tiles_never_read_past_the_input_array(tmp_path):
+    # x ends right before a PROT_NONE page: a read past it would kill the process
+    import subprocess
+    import sys
+    script = tmp_path / "guard.py"
+    script.write_text(_GUARD_PAGE_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), *DIRECT_ISAS], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr)

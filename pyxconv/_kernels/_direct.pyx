@@ -14,7 +14,8 @@ pairs, after the samples' padded copies are made.
 
 Padding: a sample is copied into a zero-padded buffer (one per thread) when
 the convolution pads, and also when a tile's reads would pass the end of the
-input array (the last sample, when its last row's last tile runs over). The
+input array: when its last row's last tile reads further than the samples
+after it reach (the last sample, or more for tiny samples). The
 caller checks the arguments; this module checks again what would otherwise
 read or write out of bounds.
 """
@@ -181,7 +182,7 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
                 if pyxconv_interrupt_poll(stp):
                     continue
                 src = &x[s, 0, 0, 0, 0]
-                if padded or (past > 0 and s == n - 1):
+                if padded or past > (n - 1 - s) * sample_size:
                     xp = buffer_base + threadid() * buffer_size
                     _pad_sample(src, xp, channels, in_d, in_h, in_w, pad_d, pad_h, pad_w,
                                 &g, buffer_size)
@@ -192,7 +193,7 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
         else:
             # one image (or a few) on every thread: first the copies, then row tasks
             for s in prange(n, nogil=True, schedule="static", num_threads=n_threads):
-                if padded or (past > 0 and s == n - 1):
+                if padded or past > (n - 1 - s) * sample_size:
                     _pad_sample(&x[s, 0, 0, 0, 0], buffer_base + s * buffer_size, channels,
                                 in_d, in_h, in_w, pad_d, pad_h, pad_w, &g, buffer_size)
             for task in prange(n * out_rows, nogil=True, schedule="guided",
@@ -201,7 +202,7 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
                     continue
                 s = task // out_rows
                 row = task - s * out_rows
-                if padded or (past > 0 and s == n - 1):
+                if padded or past > (n - 1 - s) * sample_size:
                     src = buffer_base + s * buffer_size
                 else:
                     src = &x[s, 0, 0, 0, 0]
