@@ -264,6 +264,7 @@ print("ok")
 
 
 @needs_direct
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs POSIX mprotect")
 def test_tiles_never_read_past_the_input_array(tmp_path):
     # x ends right before a PROT_NONE page: a read past it would kill the process
     import subprocess
