@@ -243,6 +243,7 @@ def ring_allreduce_efficiency(step_seconds, gradient_bytes, ranks, gbit_per_seco
 
     Examples
     --------
+    >>> from pyxconv.distributed import ring_allreduce_efficiency
     >>> round(ring_allreduce_efficiency(7e-3, 4 * 61706, 8, 10), 2)   # LeNet-5, 8 ranks
     0.58
     >>> ring_allreduce_efficiency(7e-3, 4 * 61706, 1, 10)
