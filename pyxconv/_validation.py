@@ -19,7 +19,66 @@ import warnings
 
 import numpy as np
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: The float dtypes the kernels take.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: What :func:`plain_key` gives for an argument that cannot be part of a cache key.
+UNCACHEABLE = object()
+
+
+def plain_key(value):
+    """``value`` as part of a cache key of checked calls, or :data:`UNCACHEABLE`.
+
+    None, an int, a str, or a tuple of ints or of tuples of ints. Only exact
+    ``int`` qualifies: bool, float and NumPy scalars hash like ints
+    (``True == 1.0 == 1``) but the checks convert or refuse them, so a key
+    never stands for an argument a fresh check would treat differently.
+    Lists (unhashable) are checked every time.
+
+    >>> plain_key((1, (2, 3))), plain_key(2.0) is UNCACHEABLE, plain_key([1]) is UNCACHEABLE
+    ((1, (2, 3)), True, True)
+    """
+    kind = type(value)
+    if value is None or kind is int or kind is str:
+        return value
+    if kind is not tuple:
+        return UNCACHEABLE
+    for v in value:  # loops, not all() over a generator: this runs on every call
+        if type(v) is int:
+            continue
+        if type(v) is not tuple:
+            return UNCACHEABLE
+        for u in v:
+            if type(u) is not int:
+                return UNCACHEABLE
+    return value
+
+
+class CheckedCalls:
+    """What the checks of a call gave, by key: at most ``size`` keys, then it starts afresh.
+
+    A repeated call (inference over many small inputs) then skips its checks.
+    """
+
+    __slots__ = ("_entries", "_size")
+
+    def __init__(self, size=256):
+        self._entries, self._size = {}, size
+
+    def get(self, key):
+        return self._entries.get(key)
+
+    def put(self, key, value):
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[key] = value
+
+    def clear(self):
+        self._entries.clear()
+
+    def __len__(self):
+        return len(self._entries)
+
 
 # Names of the spatial dimensions of 1-, 2- and 3-D inputs, for error messages.
 SPATIAL_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -41,7 +100,7 @@ def _kind_of(array, name):
     if kind == "f":
         if array.dtype.itemsize < 4:
             return "half"
-        if array.dtype not in _FLOAT_DTYPES:
+        if array.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name} has dtype {array.dtype}; pyxconv supports float32 and float64")
         return "float"
     raise TypeError(

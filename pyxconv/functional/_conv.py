@@ -31,7 +31,10 @@ from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit, thread_workspace
 from pyxconv._validation import (
+    FLOAT_DTYPES,
     SPATIAL_DIM_NAMES,
+    UNCACHEABLE,
+    CheckedCalls,
     as_int,
     check_allocation,
     check_finite_size,
@@ -41,6 +44,7 @@ from pyxconv._validation import (
     float_arrays,
     int_tuple,
     padding_pairs,
+    plain_key,
 )
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -918,17 +922,14 @@ def prepare_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
 
 #: Plans of calls already checked, keyed by what the checks read: the arrays'
 #: shapes and dtype, the other arguments as given, and the settings a plan
-#: depends on. A repeated call (inference over many small inputs) skips the
-#: checks; at most _CHECKED_CALLS_SIZE keys, then the cache starts afresh.
-_checked_calls = {}
-_CHECKED_CALLS_SIZE = 256
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: depends on.
+_checked_calls = CheckedCalls()
 
 
 def _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd):
     """The key of an already checked call, or None where the arguments cannot make one."""
     if not (type(x) is np.ndarray and type(weight) is np.ndarray
-            and x.dtype in _FLOAT_DTYPES and weight.dtype == x.dtype):
+            and x.dtype in FLOAT_DTYPES and weight.dtype == x.dtype):
         return None
     if bias is None:
         bias_shape = None
@@ -936,30 +937,11 @@ def _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd):
         bias_shape = bias.shape
     else:
         return None
-    if not all(map(_is_plain_argument, (stride, padding, dilation, groups))):
+    arguments = (plain_key(stride), plain_key(padding), plain_key(dilation), plain_key(groups))
+    if UNCACHEABLE in arguments:
         return None
-    return (x.shape, weight.shape, bias_shape, x.dtype.char, stride, padding, dilation, groups,
-            nd, get_num_threads(), get_workspace_limit(), ensure_gemm(), get_isa(),
-            _forced_algorithm)
-
-
-def _is_plain_argument(value):
-    """An int, a string or a tuple of them (nested once): keys that cannot stand for
-    another value (True == 1 and 1.0 == 1 hash alike, but the checks refuse them)."""
-    kind = type(value)
-    if kind is int or kind is str:
-        return True
-    if kind is not tuple:
-        return False
-    for v in value:  # loops, not all() over a generator: this runs on every call
-        if type(v) is int:
-            continue
-        if type(v) is not tuple:
-            return False
-        for u in v:
-            if type(u) is not int:
-                return False
-    return True
+    return (x.shape, weight.shape, bias_shape, x.dtype.char, arguments, nd, get_num_threads(),
+            get_workspace_limit(), ensure_gemm(), get_isa(), _forced_algorithm)
 
 
 def _checked_conv_call(x, weight, bias, stride, padding, dilation, groups, nd):
@@ -970,9 +952,7 @@ def _checked_conv_call(x, weight, bias, stride, padding, dilation, groups, nd):
         x, weight, bias, _, plan = _normalise_conv_args(x, weight, bias, stride, padding,
                                                         dilation, groups, nd)
         if key is not None:
-            if len(_checked_calls) >= _CHECKED_CALLS_SIZE:
-                _checked_calls.clear()
-            _checked_calls[key] = plan
+            _checked_calls.put(key, plan)
     else:
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     return x, weight, bias, plan

@@ -21,13 +21,17 @@ import numpy as np
 from pyxconv._kernels import _pool
 from pyxconv._threads import get_num_threads, threads_for, threads_sleep_when_idle
 from pyxconv._validation import (
+    FLOAT_DTYPES,
     SPATIAL_DIM_NAMES,
+    UNCACHEABLE,
+    CheckedCalls,
     as_int,
     check_finite_size,
     check_nonempty_sample,
     check_ndim,
     float_arrays,
     int_tuple,
+    plain_key,
 )
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -274,28 +278,6 @@ class _PoolGeometry:
         return self._windows_of
 
 
-_UNCACHEABLE = object()
-
-
-def _plain(value):
-    """``value`` as a hashable cache key if it is an int or a tuple/list of ints.
-
-    Only exact ``int`` qualifies (not bool, float or NumPy scalars, which
-    hash like ints but must still be converted or rejected), so a cached
-    geometry is always one a fresh one would have accepted. Otherwise
-    returns _UNCACHEABLE.
-    """
-    kind = type(value)
-    if value is None or kind is int:
-        return value
-    if kind is not tuple and kind is not list:
-        return _UNCACHEABLE
-    for v in value:  # a loop, not all() over a generator: this runs on every call
-        if type(v) is not int:
-            return _UNCACHEABLE
-    return value if kind is tuple else tuple(value)
-
-
 @functools.lru_cache(maxsize=256)
 def _cached_geometry(*args):
     return _PoolGeometry(*args)
@@ -307,9 +289,9 @@ def _pool_geometry(in_spatial, kernel_size, stride, padding, dilation, ceil_mode
     Building one costs ~50 us of Python, a fifth of a LeNet-sized max pool,
     and a training loop asks for the same few geometries again and again.
     """
-    key = (tuple(in_spatial), _plain(kernel_size), _plain(stride), _plain(padding),
-           _plain(dilation), ceil_mode if type(ceil_mode) is bool else _UNCACHEABLE, nd, func)
-    if any(part is _UNCACHEABLE for part in key):
+    key = (tuple(in_spatial), plain_key(kernel_size), plain_key(stride), plain_key(padding),
+           plain_key(dilation), ceil_mode if type(ceil_mode) is bool else UNCACHEABLE, nd, func)
+    if UNCACHEABLE in key:
         return _PoolGeometry(in_spatial, kernel_size, stride, padding, dilation, ceil_mode, nd,
                              func)
     return _cached_geometry(*key)
@@ -371,22 +353,19 @@ def _float_input(x, nd, name="x"):
 
 
 #: Max-pool calls already checked: (x's shape and dtype, the arguments as given,
-#: the thread count) -> what the kernel call needs. A repeated call (inference
-#: over many small inputs) skips the checks and the geometry's look-up; only
-#: plain ints, tuples of them, None and bools make a key.
-_checked_max_pools = {}
-_CHECKED_MAX_POOLS_SIZE = 256
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: the thread count) -> what the kernel call needs, so that a repeated call
+#: (inference over many small inputs) skips the checks and the geometry's look-up.
+_checked_max_pools = CheckedCalls()
 
 
 def _max_pool_call(x, kernel_size, stride, padding, dilation, ceil_mode, nd):
     """(x3, geometry, kernel arguments after ``switches``, (N, C)) of a max-pool call, checked once."""
     key = None
-    if (type(x) is np.ndarray and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+    if (type(x) is np.ndarray and x.dtype in FLOAT_DTYPES and x.flags.c_contiguous
             and type(ceil_mode) is bool):
-        key = (x.shape, x.dtype.char, _plain(kernel_size), _plain(stride), _plain(padding),
-               _plain(dilation), ceil_mode, nd, get_num_threads())
-        if _UNCACHEABLE in key:
+        key = (x.shape, x.dtype.char, plain_key(kernel_size), plain_key(stride),
+               plain_key(padding), plain_key(dilation), ceil_mode, nd, get_num_threads())
+        if UNCACHEABLE in key:
             key = None
     if key is not None:
         known = _checked_max_pools.get(key)
@@ -399,9 +378,7 @@ def _max_pool_call(x, kernel_size, stride, padding, dilation, ceil_mode, nd):
     x3_shape = (x.shape[0] * x.shape[1],) + g.in3
     args = (*g.kernel_args(), g.tap_offsets(), *g.column_taps(), _threads_for(x.size))
     if key is not None:
-        if len(_checked_max_pools) >= _CHECKED_MAX_POOLS_SIZE:
-            _checked_max_pools.clear()
-        _checked_max_pools[key] = (x3_shape, g, args)
+        _checked_max_pools.put(key, (x3_shape, g, args))
     return np.ascontiguousarray(x).reshape(x3_shape), g, args, x.shape[:2]
 
 
