@@ -274,3 +274,16 @@ def test_tiles_never_read_past_the_input_array(tmp_path):
     proc = subprocess.run([sys.executable, str(script), *DIRECT_ISAS], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr)
+
+
+@needs_direct
+def test_workspace_bytes_counts_the_packed_weights_and_a_padded_sample_per_thread():
+    # LeNet's second layer, 64 samples, 2 threads, by hand: weights 150 rows x one block of
+    # 16 channels = 2400 floats; a sample 6 x 14 x 14 = 1176 floats (plus at most one read
+    # past it), rounded up to 1184; two buffers; 64 bytes of alignment.
+    for isa in DIRECT_ISAS:
+        got = _direct.workspace_bytes(64, 6, 16, isa, 1, 14, 14, 1, 10, 10, 1, 5, 5,
+                                      1, 1, 1, 0, 0, 0, 1, 1, 1, 2)
+        assert got == (2400 + 2 * 1184) * 4 + 64, isa
+    assert _direct.workspace_bytes(64, 6, 16, "none", 1, 14, 14, 1, 10, 10, 1, 5, 5,
+                                   1, 1, 1, 0, 0, 0, 1, 1, 1, 2) == 0

@@ -84,6 +84,61 @@ cdef inline Py_ssize_t _extent(Py_ssize_t out, Py_ssize_t kernel, Py_ssize_t str
     return (out - 1) * stride + (kernel - 1) * dilation + 1
 
 
+cdef void _fill_geometry(pyxconv_direct_geometry* g, Py_ssize_t channels, Py_ssize_t c_out,
+                         Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
+                         Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                         Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                         Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                         Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                         Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w) noexcept nogil:
+    """The geometry of a convolution, with the layout of its padded sample buffer."""
+    g.channels, g.c_out, g.positions = channels, c_out, out_d * out_h * out_w
+    g.k_d, g.k_h, g.k_w = k_d, k_h, k_w
+    g.stride_d, g.stride_h, g.stride_w = stride_d, stride_h, stride_w
+    g.dil_d, g.dil_h, g.dil_w = dil_d, dil_h, dil_w
+    g.out_h, g.out_w = out_h, out_w
+    # the buffer's layout holds the padded input and every window; unpadded, it is x's own
+    g.dp = max(_extent(out_d, k_d, stride_d, dil_d), pad_d + in_d)
+    g.hp = max(_extent(out_h, k_h, stride_h, dil_h), pad_h + in_h)
+    g.wp = max(_extent(out_w, k_w, stride_w, dil_w), pad_w + in_w)
+
+
+cdef inline Py_ssize_t _buffer_floats(const pyxconv_direct_geometry* g, Py_ssize_t out_d,
+                                      int variant) noexcept nogil:
+    """Floats of one padded sample buffer: the layout, then the last tile's overrun."""
+    cdef Py_ssize_t past = pyxconv_direct_reads_past_sample(g, out_d, variant)
+    return (g.channels * g.dp * g.hp * g.wp + past + 15) // 16 * 16
+
+
+cdef inline Py_ssize_t _weight_floats(int variant, Py_ssize_t c_out, Py_ssize_t k) noexcept nogil:
+    """Floats of the packed weights: blocks of the variant's width, each K x width."""
+    cdef Py_ssize_t width = pyxconv_direct_width(variant)
+    return (c_out + width - 1) // width * k * width
+
+
+def workspace_bytes(Py_ssize_t n, Py_ssize_t channels, Py_ssize_t c_out, str isa,
+                    Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
+                    Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+                    Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+                    Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                    Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                    Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w, int n_threads):
+    """Bytes :func:`conv_forward_direct` allocates for these sizes (0: no direct kernel).
+
+    The packed weights and one padded sample buffer per thread (at most one
+    per sample), as the kernel computes them.
+    """
+    cdef int variant = _variant(isa, c_out, stride_w, out_w)
+    if pyxconv_direct_kernel(variant) == NULL:
+        return 0
+    cdef pyxconv_direct_geometry g
+    _fill_geometry(&g, channels, c_out, in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
+                   stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+    cdef Py_ssize_t buffers = min(n, n_threads)
+    return ((_weight_floats(variant, c_out, channels * k_d * k_h * k_w)
+             + buffers * _buffer_floats(&g, out_d, variant)) * sizeof(float) + 64)
+
+
 cdef void _pad_sample(const float* x, float* xp, Py_ssize_t channels, Py_ssize_t in_d,
                       Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t pad_d, Py_ssize_t pad_h,
                       Py_ssize_t pad_w, const pyxconv_direct_geometry* g,
@@ -136,21 +191,15 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
         return
     cdef bint padded = pad_d > 0 or pad_h > 0 or pad_w > 0
     cdef pyxconv_direct_geometry g
-    g.channels, g.c_out, g.positions = channels, c_out, positions
-    g.k_d, g.k_h, g.k_w = k_d, k_h, k_w
-    g.stride_d, g.stride_h, g.stride_w = stride_d, stride_h, stride_w
-    g.dil_d, g.dil_h, g.dil_w = dil_d, dil_h, dil_w
-    g.out_h, g.out_w = out_h, out_w
-    # the buffer's layout holds the padded input and every window; unpadded, it is x's own
-    g.dp = max(_extent(out_d, k_d, stride_d, dil_d), pad_d + in_d)
-    g.hp = max(_extent(out_h, k_h, stride_h, dil_h), pad_h + in_h)
-    g.wp = max(_extent(out_w, k_w, stride_w, dil_w), pad_w + in_w)
+    _fill_geometry(&g, channels, c_out, in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
+                   stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
     if not padded and (g.dp != in_d or g.hp != in_h or g.wp != in_w):
         padded = True  # windows past the input's end (never with PyTorch's sizes)
     cdef Py_ssize_t past = pyxconv_direct_reads_past_sample(&g, out_d, variant)
     cdef Py_ssize_t sample_size = channels * in_d * in_h * in_w
-    cdef Py_ssize_t buffer_size = (channels * g.dp * g.hp * g.wp + past + 15) // 16 * 16
+    cdef Py_ssize_t buffer_size = _buffer_floats(&g, out_d, variant)
     cdef Py_ssize_t width = pyxconv_direct_width(variant)
+    cdef Py_ssize_t weight_size = _weight_floats(variant, c_out, k)
     cdef Py_ssize_t buffers = n if n < n_threads else n_threads
     cdef Py_ssize_t out_rows = out_d * out_h
     cdef bint by_rows = n < n_threads
@@ -160,18 +209,18 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     cdef float* packed
     cdef float* xp
     cdef const float* bias_ptr = &bias[0] if bias is not None else NULL
-    cdef Py_ssize_t blocks = (c_out + width - 1) // width
-    cdef void* block = malloc((blocks * k * width + buffers * buffer_size) * sizeof(float) + 64)
+    # what workspace_bytes reports
+    cdef void* block = malloc((weight_size + buffers * buffer_size) * sizeof(float) + 64)
     if block == NULL:
         raise MemoryError("no memory for the direct convolution's buffers")
     cdef float* wt = <float*>((<uintptr_t>block + 63) // 64 * 64)
-    cdef float* buffer_base = wt + blocks * k * width
+    cdef float* buffer_base = wt + weight_size
     cdef pyxconv_interrupt st
     cdef pyxconv_interrupt* stp = &st
     pyxconv_interrupt_init(stp)
     try:
         # blocks of `width` channels, each K x width, the last one zero-padded
-        memset(wt, 0, blocks * k * width * sizeof(float))
+        memset(wt, 0, weight_size * sizeof(float))
         w_rows = &weight[0, 0]
         for o in range(c_out):
             packed = wt + (o // width) * k * width + o % width

@@ -357,17 +357,6 @@ def _forward_direct(x, w, bias, out, plan, relu):
                                 *plan._kernel_args, plan.direct_threads, relu=relu)
 
 
-def direct_buffer_bytes(g, threads, width, tile):
-    """Bytes the direct kernel allocates: the packed weights (blocks of ``width``
-    channels), and one padded sample per thread (an upper bound: the slack past a
-    sample is less than the reach of a tile of ``tile`` positions)."""
-    extents = [max((o - 1) * s + (k - 1) * d + 1, p + i)
-               for o, k, s, d, p, i in zip(g.out3, g.k3, g.s3, g.d3, g.p3, g.in3)]
-    extents[2] += tile * g.s3[2]  # a tile's reach past the last row
-    blocks = -(-g.c_out // width)
-    return 4 * (g.rows * blocks * width + min(g.n, threads) * (g.c_in * math.prod(extents) + 64))
-
-
 #: The direct kernel runs an inference forward when the column rows (K values,
 #: one per input channel and tap) are at least this many times the output
 #: channels of one block: each tile's results are transposed into the (C_out, L)
@@ -660,6 +649,11 @@ class ConvPlan:
     def __init__(self, g, dtype, threads):
         self.g, self.dtype, self.max_threads = g, np.dtype(dtype), threads
         self.isa = get_isa()
+        self.direct_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
+                                         g.n * g.out_rows))
+        # the direct kernel's block of output channels and tile of positions (0: none)
+        self._direct_width = _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w)
+        self._direct_tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w)
         forced = _forced_algorithm
         self.direct = forced == "direct" or (forced is None and self._direct_pays())
         if forced == "direct":
@@ -671,8 +665,6 @@ class ConvPlan:
                     f"and a padded sample per thread within the workspace limit")
             forced = None
         self.algorithm, self.threads = self._choose(forced)
-        self.direct_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
-                                         g.n * g.out_rows))
         # the forward without kept columns runs panel by panel (see forward)
         panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
         self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
@@ -688,19 +680,18 @@ class ConvPlan:
     def _direct_runs(self):
         """Whether the direct kernel can run this plan's forward within the workspace limit."""
         g = self.g
-        width = _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w)
-        tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w)
-        return (self.dtype == np.float32 and g.groups == 1 and ensure_gemm() and width > 0
-                and direct_buffer_bytes(g, self.max_threads, width, tile)
+        return (self.dtype == np.float32 and g.groups == 1 and ensure_gemm()
+                and self._direct_width > 0
+                and _direct.workspace_bytes(g.n, g.c_in, g.c_out, self.isa, *g.in3,
+                                            *g.kernel_args(), self.direct_threads)
                 <= get_workspace_limit())
 
     def _direct_pays(self):
         """Whether the planner picks the direct kernel for forwards without columns."""
         g = self.g
-        block = min(g.c_out, _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w))
-        tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w)
+        block = min(g.c_out, self._direct_width)
         return (not g.is_pointwise and g.rows >= DIRECT_MIN_ROWS_PER_CHANNEL * block
-                and tile >= DIRECT_MIN_TILE_POSITIONS and self._direct_runs())
+                and self._direct_tile >= DIRECT_MIN_TILE_POSITIONS and self._direct_runs())
 
     @property
     def inference_algorithm(self):
