@@ -74,6 +74,11 @@ cdef inline Py_ssize_t _chunk(Py_ssize_t n_tasks, int n_threads) noexcept nogil:
     return chunk if chunk > 1 else 1
 
 
+cdef inline Py_ssize_t _row_depth(Py_ssize_t row, Py_ssize_t out_d, Py_ssize_t out_h) noexcept nogil:
+    """Output depth of task row ``row`` (od * out_h + oh); 1-D and 2-D pooling skip the division."""
+    return 0 if out_d == 1 else row // out_h
+
+
 cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
     """Smallest tap j >= 0 with start + j * dilation >= 0."""
     if start >= 0:
@@ -278,12 +283,8 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                 continue
             p = task // rows
             r = task - p * rows
-            if out_d == 1:  # 1-D and 2-D pooling: no division
-                od = 0
-                oh = r
-            else:
-                od = r // out_h
-                oh = r - od * out_h
+            od = _row_depth(r, out_d, out_h)
+            oh = r - od * out_h
             if fast and not keep:
                 _max_row_2x2_values(&x[p, od, 0, 0], in_w, &out[p, od, oh, 0], oh, out_w)
             elif fast:
@@ -554,12 +555,8 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                 continue
             p = task // rows
             r = task - p * rows
-            if out_d == 1:  # 1-D and 2-D pooling: no division
-                od = 0
-                oh = r
-            else:
-                od = r // out_h
-                oh = r - od * out_h
+            od = _row_depth(r, out_d, out_h)
+            oh = r - od * out_h
             start_d = od * s_d - p_d
             c0 = _first_tap(start_d, d_d)
             c1 = _end_tap(start_d, d_d, k_d, in_d)
