@@ -482,6 +482,15 @@ _MAX_NOTES = """
     become float64.
 """
 
+_MAX_RAISES = """Raises
+    ------
+    ValueError
+        Wrong number of dimensions, an empty input, kernel or stride below 1,
+        negative padding, an output {size} below 1, or a window holding only
+        padding.
+    TypeError
+        Complex, object or string arrays, non-integer sizes."""
+
 _MAX_PARAMS = """kernel_size : int or tuple of ints
         Window size along each spatial dimension.
     stride : int or tuple of ints, optional
@@ -534,14 +543,7 @@ max_pool1d.__doc__ = f"""1-D max pooling of a batch of sequences, with optional 
         Only with ``return_indices=True``: the position ``l`` in the input
         sequence of each maximum.
 
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding, an output length below 1, or a window holding only
-        padding.
-    TypeError
-        Complex, object or string arrays, non-integer sizes.
+    {_MAX_RAISES.format(size='length')}
 
     Notes
     -----{_MAX_NOTES}
@@ -573,14 +575,7 @@ max_pool2d.__doc__ = f"""2-D max pooling of a batch of images, with optional swi
         Only with ``return_indices=True``: the switches, flat indices
         ``ih * W + iw`` into each input plane.
 
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding, an output size below 1, or a window holding only
-        padding.
-    TypeError
-        Complex, object or string arrays, non-integer sizes.
+    {_MAX_RAISES.format(size='size')}
 
     Notes
     -----{_MAX_NOTES}
@@ -637,14 +632,7 @@ max_pool3d.__doc__ = f"""3-D max pooling of a batch of volumes (NCDHW), with opt
         ``(id * H + ih) * W + iw`` into each input volume, as
         ``torch.nn.functional.max_pool3d`` gives them.
 
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions, an empty input, kernel or stride below 1,
-        negative padding, an output size below 1, or a window holding only
-        padding.
-    TypeError
-        Complex, object or string arrays, non-integer sizes.
+    {_MAX_RAISES.format(size='size')}
 
     Notes
     -----{_MAX_NOTES}
