@@ -446,13 +446,18 @@ def test_wide_padding_max_pool_matches_onnx_reference_and_plain_loops(dtype, k, 
 @pytest.mark.parametrize("k, s, p, d, ceil_mode", WIDE)
 def test_wide_padding_avg_pool_matches_onnx_reference_and_plain_loops(dtype, cip, k, s, p, d,
                                                                       ceil_mode):
-    nd = len(k)
-    x = np.random.default_rng(20).standard_normal((2, 2) + (5, 6, 4)[:nd]).astype(dtype)
-    out = _fn("avg", nd)(x, k, s, p, ceil_mode, cip, dilation=d)
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    x = np.random.default_rng(20).standard_normal((2, 2) + (5, 6, 4)[:len(k)]).astype(dtype)
+    _avg_pool_checked_against_loops_and_onnx(x, k, s, p, d, ceil_mode, cip)
+
+
+def _avg_pool_checked_against_loops_and_onnx(x, k, s, p, d, ceil_mode, cip):
+    """avg_pool{nd}d of x, asserted equal to the plain loops and onnx's reference; (out, tol)."""
+    out = _fn("avg", len(k))(x, k, s, p, ceil_mode, cip, dilation=d)
+    tol = dict(rtol=1e-5, atol=1e-6) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(out, ref_avg_pool(x, k, s, p, ceil_mode, cip, d=d), **tol)
     np.testing.assert_allclose(
         out, _onnx_pool("AveragePool", x, k, s, p + p, d, ceil_mode, cip), **tol)
+    return out, tol
 
 
 @pytest.mark.parametrize("k, s, p, d, ceil_mode", WIDE)
@@ -506,16 +511,12 @@ def test_dilated_avg_pool_matches_onnx_reference_and_plain_loops(dtype, cip, k, 
                                                                  ceil_mode):
     nd = len(k)
     x = np.random.default_rng(24).standard_normal((2, 3) + (7, 8, 6)[:nd]).astype(dtype)
-    out = _fn("avg", nd)(x, k, s, p, ceil_mode, cip, dilation=d)
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(out, ref_avg_pool(x, k, s, p, ceil_mode, cip, d=d), **tol)
+    out, tol = _avg_pool_checked_against_loops_and_onnx(x, k, s, p, d, ceil_mode, cip)
     g = np.random.default_rng(25).standard_normal(out.shape).astype(dtype)
     back = getattr(F, f"avg_pool{nd}d_backward")
     np.testing.assert_allclose(back(g, x.shape, k, s, p, ceil_mode, cip, dilation=d),
                                ref_avg_pool_backward(g, x.shape, k, s, p, ceil_mode, cip,
                                                      d=d), **tol)
-    np.testing.assert_allclose(
-        out, _onnx_pool("AveragePool", x, k, s, p + p, d, ceil_mode, cip), **tol)
 
 
 @pytest.mark.parametrize("k, s, p, d, ceil_mode", DILATED)
