@@ -470,14 +470,20 @@ def test_wide_padding_backward_matches_numerical_gradient(k, s, p, d, ceil_mode)
         lambda z: float((_fn("max", nd)(z, k, s, p, d, ceil_mode) * g).sum()), x)
     back = getattr(F, f"max_pool{nd}d_backward")
     np.testing.assert_allclose(back(g, idx, x.shape), numeric, atol=1e-7)
-    avg_back = getattr(F, f"avg_pool{nd}d_backward")
+    _avg_pool_backward_checked_numerically(x, k, s, p, d, ceil_mode, seed=23)
+
+
+def _avg_pool_backward_checked_numerically(x, k, s, p, d, ceil_mode, seed):
+    """avg_pool{nd}d_backward of x against central differences, counting the padding or not."""
+    nd = len(k)
+    back = getattr(F, f"avg_pool{nd}d_backward")
     for cip in (True, False):
-        a = _fn("avg", nd)(x, k, s, p, ceil_mode, cip, dilation=d)
-        ga = np.random.default_rng(23).standard_normal(a.shape)
+        out = _fn("avg", nd)(x, k, s, p, ceil_mode, cip, dilation=d)
+        g = np.random.default_rng(seed).standard_normal(out.shape)
         numeric = numerical_gradient(
             lambda z: float((_fn("avg", nd)(z, k, s, p, ceil_mode, cip, dilation=d)
-                             * ga).sum()), x)
-        np.testing.assert_allclose(avg_back(ga, x.shape, k, s, p, ceil_mode, cip, dilation=d),
+                             * g).sum()), x)
+        np.testing.assert_allclose(back(g, x.shape, k, s, p, ceil_mode, cip, dilation=d),
                                    numeric, atol=1e-7)
 
 
@@ -521,17 +527,8 @@ def test_dilated_avg_pool_matches_onnx_reference_and_plain_loops(dtype, cip, k, 
 
 @pytest.mark.parametrize("k, s, p, d, ceil_mode", DILATED)
 def test_dilated_avg_pool_backward_matches_numerical_gradient(k, s, p, d, ceil_mode):
-    nd = len(k)
-    x = np.random.default_rng(26).standard_normal((1, 2) + (7, 8, 6)[:nd])
-    back = getattr(F, f"avg_pool{nd}d_backward")
-    for cip in (True, False):
-        out = _fn("avg", nd)(x, k, s, p, ceil_mode, cip, dilation=d)
-        g = np.random.default_rng(27).standard_normal(out.shape)
-        numeric = numerical_gradient(
-            lambda z: float((_fn("avg", nd)(z, k, s, p, ceil_mode, cip, dilation=d)
-                             * g).sum()), x)
-        np.testing.assert_allclose(back(g, x.shape, k, s, p, ceil_mode, cip, dilation=d),
-                                   numeric, atol=1e-7)
+    x = np.random.default_rng(26).standard_normal((1, 2) + (7, 8, 6)[:len(k)])
+    _avg_pool_backward_checked_numerically(x, k, s, p, d, ceil_mode, seed=27)
 
 
 def test_dilated_divisor_counts_taps_not_the_span():
