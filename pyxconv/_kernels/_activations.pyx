@@ -15,16 +15,50 @@ vectorises.
 from cython cimport floating
 from cython.parallel cimport prange
 
+cimport numpy as cnp
 
-def relu_forward(const floating[::1] x, floating[::1] out, int n_threads):
-    """``out[i] = 0 if x[i] < 0 else x[i]``; x and out the same length."""
-    cdef Py_ssize_t n = x.shape[0], i
-    if out.shape[0] != n:
-        raise ValueError(f"out has {out.shape[0]} elements, x has {n}")
+cnp.import_array()
+
+
+cdef void _relu(const floating* x, floating* out, Py_ssize_t n, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
     cdef floating v
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    if n_threads == 1:  # no parallel region: starting one costs more than a small loop
+        for i in range(n):
+            v = x[i]
+            out[i] = 0 if v < 0 else v
+        return
+    for i in prange(n, schedule="static", num_threads=n_threads):
         v = x[i]
         out[i] = 0 if v < 0 else v
+
+
+def relu_forward(x, out, int n_threads):
+    """``out[i] = 0 if x[i] < 0 else x[i]``; x and out C-contiguous ndarrays of one float dtype.
+
+    The arrays may have any shape (they are read flat) but must have the same
+    size; ``out`` may be ``x``. The arrays are taken as ndarrays rather than
+    memoryviews: ReLU runs on small arrays too (a fully connected layer's
+    output at batch 1), where making two memoryviews cost more than the loop.
+    """
+    if not (cnp.PyArray_Check(x) and cnp.PyArray_Check(out)):
+        raise TypeError("x and out must be ndarrays")
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if (typenum not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64) or cnp.PyArray_TYPE(out) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_IS_C_CONTIGUOUS(out)
+            or not cnp.PyArray_ISWRITEABLE(out)):
+        raise TypeError("x and out must be C-contiguous float32 or float64 ndarrays of one "
+                        "dtype, out writeable")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    if cnp.PyArray_SIZE(out) != n:
+        raise ValueError(f"out has {cnp.PyArray_SIZE(out)} elements, x has {n}")
+    cdef void* xd = cnp.PyArray_DATA(x)
+    cdef void* od = cnp.PyArray_DATA(out)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _relu(<const float*>xd, <float*>od, n, n_threads)
+        else:
+            _relu(<const double*>xd, <double*>od, n, n_threads)
 
 
 def relu_backward(const floating[::1] grad_out, const floating[::1] out,

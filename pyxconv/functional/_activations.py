@@ -84,7 +84,7 @@ def relu(x):
     (x,) = _floats(x=x)
     x = np.asarray(x, order="C")  # as np.ascontiguousarray, but a 0-d array stays 0-d
     out = np.empty_like(x)
-    _activations.relu_forward(x.reshape(-1), out.reshape(-1), threads_for(x.size))
+    _activations.relu_forward(x, out, threads_for(x.size))
     return out
 
 
@@ -99,12 +99,11 @@ def relu_(x):
     >>> relu_(x) is x, x
     (True, array([0. , 0.5]))
     """
-    if not (isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
-            and x.flags.c_contiguous and x.flags.writeable):
+    try:
+        _activations.relu_forward(x, x, threads_for(x.size))  # checks x itself
+    except (TypeError, AttributeError):
         raise TypeError(f"relu_ needs a writeable C-contiguous float32 or float64 ndarray, "
-                        f"got {type(x).__name__} {getattr(x, 'dtype', '')}")
-    flat = x.reshape(-1)
-    _activations.relu_forward(flat, flat, threads_for(x.size))
+                        f"got {type(x).__name__} {getattr(x, 'dtype', '')}") from None
     return x
 
 
