@@ -807,6 +807,53 @@ class ConvPlan:
             out[out < 0] = 0  # NaN and -0.0 stay, as in the kernel
         return out, (cols if keep_columns else None)
 
+    def bind(self, weight, bias=None, relu=False):
+        """This plan's inference forward as a callable ``x -> out``, the parameters bound.
+
+        For repeated forwards of one input shape (an eval-mode
+        :class:`~pyxconv.nn.Sequential` runs its layers so): ``weight`` and
+        ``bias`` are checked once, as :meth:`forward` checks them, and each
+        call then checks only ``x`` and returns the output, of shape (N,
+        C_out, *out_spatial). The bound arrays are read at each call, so
+        changes made in place show; an array put in their place does not.
+        Where the plan runs the direct kernel, the callable keeps that
+        kernel's workspace (the packed weights and a padded sample per
+        thread, within :func:`pyxconv.get_workspace_limit`) instead of
+        allocating it per call. The results have the bits of :meth:`forward`
+        without kept columns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyxconv.functional import prepare_conv
+        >>> x, w, b, plan = prepare_conv(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)))
+        >>> forward = plan.bind(w, b)
+        >>> forward(x)
+        array([[[[9., 9.],
+                 [9., 9.]]]])
+        """
+        g = self.g
+        self._check("weight", weight, (g.c_out, g.c_in // g.groups) + tuple(g.kernel))
+        if bias is not None:
+            self._check("bias", bias, (g.c_out,))
+        x_shape, out_shape = (g.n, g.c_in) + g.in_spatial, (g.n, g.c_out) + g.out_spatial
+        if not (self.direct and g.n > 0 and g.positions > 0):
+            def forward(x):
+                self._check("x", x, x_shape)
+                return self._forward(x, weight, bias, relu=relu)[0].reshape(out_shape)
+            return forward
+        conv = _direct.DirectConv(self.isa, g.n, g.c_in, g.c_out, *g.in3, *self._kernel_args,
+                                  self.direct_threads)
+        dtype = self.dtype
+
+        def forward(x):
+            if type(x) is not np.ndarray or x.shape != x_shape:
+                self._check("x", x, x_shape)
+            out = np.empty(out_shape, dtype)
+            conv(x, weight, bias, out, relu)  # checks the dtype and the layout
+            return out
+        return forward
+
     def backward(self, grad_out, x, weight, columns=None, needs_input_grad=True):
         """``(grad_x, grad_weight, grad_bias)`` from grad_out (N, C_out, L) or the output's shape.
 
@@ -873,6 +920,26 @@ def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out
            np.dtype(dtype).str, get_num_threads(), get_workspace_limit(), ensure_gemm(),
            get_isa())
     return _plan_cache(key)
+
+
+def plan_settings():
+    """What a :class:`ConvPlan`'s choice reads besides the call: a plan made under others is stale.
+
+    A tuple of the thread count, the workspace limit, whether the kernels may
+    call the BLAS, the own GEMM's instruction set and the algorithm forced by
+    :func:`conv_algorithm`. Callers that keep plans (or callables from
+    :meth:`ConvPlan.bind`) compare it to make new ones when a setting changed.
+
+    Examples
+    --------
+    >>> import pyxconv
+    >>> from pyxconv.functional import plan_settings
+    >>> with pyxconv.num_threads(1):
+    ...     plan_settings()[0]
+    1
+    """
+    return (get_num_threads(), get_workspace_limit(), ensure_gemm(), get_isa(),
+            _forced_algorithm)
 
 
 def prepare_conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, nd=2):
