@@ -398,6 +398,52 @@ def _max_pool_nd(x, kernel_size, stride, padding, dilation, ceil_mode, return_in
     return out
 
 
+def prepare_max_pool(input_shape, dtype, kernel_size, stride=None, padding=0, dilation=1,
+                     ceil_mode=False):
+    """A max pool's forward for one input shape and dtype, checked once: ``x -> out``.
+
+    The arguments after ``dtype`` are those of :func:`max_pool2d`;
+    ``input_shape`` (N, C, L), (N, C, H, W) or (N, C, D, H, W) says which
+    of max_pool1d, 2d or 3d it is. Each call of the returned callable checks
+    only that ``x`` is a C-contiguous ndarray of that shape and dtype
+    (``TypeError`` otherwise) and returns the pooled values, the bits of
+    ``max_pool2d(x, ...)`` without switches, for less per-call work: an
+    eval-mode :class:`~pyxconv.nn.Sequential` runs its pooling layers so.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import prepare_max_pool
+    >>> pool = prepare_max_pool((1, 1, 4, 4), np.float64, 2)
+    >>> pool(np.arange(16.0).reshape(1, 1, 4, 4))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    """
+    if not isinstance(input_shape, tuple):
+        raise TypeError(f"input_shape must be a tuple, got {type(input_shape).__name__}")
+    nd = len(input_shape) - 2
+    if nd not in (1, 2, 3):
+        raise ValueError(f"input_shape must have 3, 4 or 5 entries (N, C, *spatial), got "
+                         f"{input_shape}")
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    input_shape = _shape_tuple(input_shape, nd, "input_shape")
+    _, g, args, (n, c) = _max_pool_call(np.empty(input_shape, dtype), kernel_size, stride,
+                                        padding, dilation, _flag(ceil_mode, "ceil_mode"), nd)
+    x3_shape = (n * c,) + g.in3
+    kernel = _pool.MaxPoolValues(dtype, x3_shape, (n * c,) + g.out3, *args)
+    out_shape = (n, c) + g.out_spatial
+
+    def forward(x):
+        out = np.empty(out_shape, dtype)
+        if getattr(x, "shape", None) != input_shape:
+            raise TypeError(f"x must have shape {input_shape}, got {getattr(x, 'shape', None)}")
+        kernel(x, out)  # checks the dtype and the layout
+        return out
+    return forward
+
+
 def _max_pool_backward_nd(grad_out, indices, input_shape, nd):
     grad_out = _float_input(grad_out, nd, "grad_out")
     input_shape = _shape_tuple(input_shape, nd, "input_shape")
