@@ -44,7 +44,8 @@ dilations >= 1, paddings >= 0, and ``cols`` large enough for the strides.
 Layout: this module is one extension built from the files it includes, one
 idea each, in this order (later parts use what earlier ones define):
 ``_unfold_fold.pxi`` (im2col/col2im of planes), ``_gemm_dispatch.pxi`` (the
-matrix products and the instruction-set state), ``_per_sample.pxi`` (whole
+matrix products and the instruction-set state), ``_linear.pxi`` (a fully
+connected layer's forward on those products), ``_per_sample.pxi`` (whole
 per-sample steps), ``_fold_phases.pxi`` (col2im by phases), ``_tiles_panels.pxi``
 (one image on many threads; the inference panels) and ``_groups.pxi``
 (grouped convolutions). The direct convolution kernels are a module of their
@@ -60,6 +61,7 @@ from pyxconv._kernels._interrupt cimport (
 
 include "_unfold_fold.pxi"
 include "_gemm_dispatch.pxi"
+include "_linear.pxi"
 include "_per_sample.pxi"
 include "_fold_phases.pxi"
 include "_tiles_panels.pxi"

@@ -271,11 +271,16 @@ class Linear(Module):
             raise ValueError(f"Linear expected input of shape (N, {self.in_features}), "
                              f"got shape {getattr(x, 'shape', None)}")
         self._x = x if is_grad_enabled() else None
-        with small_product(x.size * self.out_features):
-            out = x @ self.weight.data.T
-        if self.bias is not None:
-            out += self.bias.data
-        return out
+        weight, bias = self.weight.data, None if self.bias is None else self.bias.data
+        if x.dtype != weight.dtype:
+            # NumPy's promotion, which F.linear refuses: a float64 (or integer) input to a
+            # float32 layer gives a float64 output, as it always has here
+            with small_product(x.size * self.out_features):
+                out = x @ weight.T
+            if bias is not None:
+                out += bias
+            return out
+        return F.linear(x, weight, bias)
 
     def backward(self, grad_out):
         if self._x is None:

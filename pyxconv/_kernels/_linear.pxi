@@ -1,0 +1,88 @@
+# Part of _im2col.pyx (included there, after _gemm_dispatch.pxi): the forward of a
+# fully connected layer, out = x @ weight.T (+ bias) (ReLU), on the GEMM of the
+# convolutions, with the bias and the ReLU in one pass over the product.
+#
+# Arrays are taken as ndarrays, not memoryviews: at batch 1 (LeNet's 400 -> 120)
+# the product takes about a microsecond, and four memoryviews cost more than that.
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+cdef inline void _bias_relu(floating* out, const floating* bias, Py_ssize_t rows,
+                            Py_ssize_t width, bint relu) noexcept nogil:
+    """``out[r, j] += bias[j]`` (bias may be NULL), then ReLU (``0 if v < 0 else v``)."""
+    cdef Py_ssize_t r, j
+    cdef floating v
+    cdef floating* row
+    for r in range(rows):
+        row = out + r * width
+        if bias != NULL:
+            for j in range(width):
+                row[j] = row[j] + bias[j]
+        if relu:
+            for j in range(width):
+                v = row[j]
+                row[j] = 0 if v < 0 else v
+
+
+cdef inline int _check_matrix(object array, str name, int typenum, Py_ssize_t rows,
+                              Py_ssize_t cols, bint writeable) except -1:
+    if not (cnp.PyArray_Check(array) and cnp.PyArray_TYPE(array) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(array)
+            and cnp.PyArray_SIZE(array) == rows * cols
+            and (not writeable or cnp.PyArray_ISWRITEABLE(array))):
+        raise TypeError(f"{name} must be a C-contiguous{' writeable' if writeable else ''} "
+                        f"ndarray of x's dtype with {rows} x {cols} elements, got "
+                        f"{type(array).__name__} {getattr(array, 'dtype', '')} "
+                        f"{getattr(array, 'shape', '')}")
+    return 0
+
+
+def linear_forward(x, weight, bias, out, bint relu=False):
+    """``out = x @ weight.T (+ bias)``, ReLU with ``relu``: a fully connected layer's forward.
+
+    x (N, I) and weight (F, I) C-contiguous float32 or float64 ndarrays of one
+    dtype, bias (F,) or None, out (N, F) writeable; TypeError otherwise. The
+    product runs on the BLAS (scipy's cython_blas, as the convolutions' do),
+    on the calling thread's BLAS threads; the bias and the ReLU in one pass.
+    """
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"x must be an ndarray, got {type(x).__name__}")
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if cnp.PyArray_NDIM(x) != 2 or not cnp.PyArray_Check(weight) \
+            or cnp.PyArray_NDIM(weight) != 2:
+        raise TypeError("x and weight must be 2-D ndarrays")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0), k = cnp.PyArray_DIM(x, 1)
+    cdef Py_ssize_t f = cnp.PyArray_DIM(weight, 0)
+    _check_matrix(x, "x", typenum, n, k, False)
+    _check_matrix(weight, "weight", typenum, f, k, False)
+    if bias is not None:
+        _check_matrix(bias, "bias", typenum, 1, f, False)
+    _check_matrix(out, "out", typenum, n, f, True)
+    if max(n, k, f) > _GEMM_INT_MAX:
+        raise ValueError(f"a dimension of ({n}, {k}) @ ({f}, {k}).T passes the BLAS's limit")
+    cdef void* xd = cnp.PyArray_DATA(x)
+    cdef void* wd = cnp.PyArray_DATA(weight)
+    cdef void* bd = cnp.PyArray_DATA(bias) if bias is not None else NULL
+    cdef void* od = cnp.PyArray_DATA(out)
+    if n == 0 or f == 0:
+        return
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if k == 0:
+                memset(od, 0, n * f * sizeof(float))
+            else:
+                _gemm(False, True, n, f, k, <const float*>xd, k, <const float*>wd, k,
+                      <float*>od, f)
+            _bias_relu(<float*>od, <const float*>bd, n, f, relu)
+        else:
+            if k == 0:
+                memset(od, 0, n * f * sizeof(double))
+            else:
+                _gemm(False, True, n, f, k, <const double*>xd, k, <const double*>wd, k,
+                      <double*>od, f)
+            _bias_relu(<double*>od, <const double*>bd, n, f, relu)
