@@ -31,6 +31,7 @@ from pyxconv.functional._conv import (
     conv3d_backward,
     conv_algorithm,
     im2col,
+    plan_settings,
     prepare_conv,
     same_padding,
 )
@@ -43,6 +44,7 @@ from pyxconv.functional._conv_transpose import (
     conv_transpose3d_backward,
     conv_transpose_output_size,
 )
+from pyxconv.functional._linear import linear, prepare_linear
 from pyxconv.functional._loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -79,6 +81,7 @@ from pyxconv.functional._pool import (
     max_unpool3d,
     max_unpool3d_backward,
     pool_output_size,
+    prepare_max_pool,
 )
 
 __all__ = [
@@ -114,8 +117,12 @@ __all__ = [
     "conv_transpose3d_backward",
     "conv_transpose_output_size",
     "im2col",
+    "plan_settings",
     "prepare_conv",
+    "prepare_max_pool",
     "same_padding",
+    "linear",
+    "prepare_linear",
     "avg_pool1d",
     "avg_pool1d_backward",
     "avg_pool2d",
