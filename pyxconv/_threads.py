@@ -45,6 +45,8 @@ import threading
 
 from pyxconv._kernels import _openmp_helpers
 
+#: Whether the kernels were built with OpenMP (asked once: get_num_threads runs per call).
+_OPENMP = _openmp_helpers.openmp_enabled()
 _state = threading.local()
 _global_override = None
 # True in a process made by os.fork() from one that had imported pyxconv, until
@@ -111,7 +113,7 @@ def get_num_threads():
     ...     pyxconv.get_num_threads()
     1
     """
-    if not _openmp_helpers.openmp_enabled():
+    if not _OPENMP:
         return 1
     local = getattr(_state, "override", None)
     if local is not None:

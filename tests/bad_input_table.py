@@ -41,6 +41,18 @@ def _run_plan_on(ns, x):
     return plan.forward(x, w, None)
 
 
+def _bound(ns, weight=None):
+    x, w, _, plan = ns["F"].prepare_conv(ns["x4"], ns["w4"], groups=2)
+    return plan.bind(w if weight is None else weight)
+
+
+def _bound_direct(ns):
+    """A bound float32 convolution the direct kernel runs (LeNet's first layer's sizes)."""
+    x, w, b, plan = ns["F"].prepare_conv(np.zeros((1, 1, 8, 8), np.float32),
+                                         np.ones((6, 1, 5, 5), np.float32))
+    return plan.bind(w, b)
+
+
 def _forced(ns, name):
     with ns["F"].conv_algorithm(name):
         return ns["F"].conv2d(ns["x4"], ns["w4"], groups=2)
@@ -56,6 +68,58 @@ CASES = [
      r"x must be a C-contiguous float64 array of shape \(2, 4, 6, 6\)"),
     ("ConvPlan-x-dtype", lambda ns: _run_plan_on(ns, ns["x32"]), ValueError,
      "C-contiguous float64"),
+    ("ConvPlan-bind-weight", lambda ns: _bound(ns, weight=ns["w3"]), ValueError,
+     r"weight must be a C-contiguous float64 array of shape \(6, 2, 3, 3\)"),
+    ("ConvPlan-bound-x-shape", lambda ns: _bound(ns)(np.zeros((2, 4, 7, 7))), ValueError,
+     r"x must be a C-contiguous float64 array of shape \(2, 4, 6, 6\)"),
+    ("ConvPlan-bound-direct-x-dtype", lambda ns: _bound_direct(ns)(np.zeros((1, 1, 8, 8))),
+     TypeError, "x must be a C-contiguous float32 ndarray of 64 elements"),
+    ("ConvPlan-bound-direct-x-strided",
+     lambda ns: _bound_direct(ns)(np.zeros((1, 1, 8, 16), np.float32)[..., ::2]), TypeError,
+     "x must be a C-contiguous float32"),
+    ("plansettings-argument", lambda ns: ns["F"].plan_settings(1), TypeError, "argument"),
+    ("preparemaxpool-shape-type", lambda ns: ns["F"].prepare_max_pool([2, 4, 6, 6], np.float64, 2),
+     TypeError, "input_shape must be a tuple"),
+    ("preparemaxpool-shape-length", lambda ns: ns["F"].prepare_max_pool((2, 4), np.float64, 2),
+     ValueError, "input_shape must have 3, 4 or 5 entries"),
+    ("preparemaxpool-dtype", lambda ns: ns["F"].prepare_max_pool((2, 4, 6, 6), np.int64, 2),
+     TypeError, "dtype must be float32 or float64"),
+    ("preparemaxpool-window", lambda ns: ns["F"].prepare_max_pool((2, 4, 6, 6), np.float64, 7),
+     ValueError, "kernel"),
+    ("preparemaxpool-x-shape",
+     lambda ns: ns["F"].prepare_max_pool((2, 4, 6, 6), np.float64, 2)(ns["x3"]), TypeError,
+     r"x must have shape \(2, 4, 6, 6\)"),
+    ("preparemaxpool-x-dtype",
+     lambda ns: ns["F"].prepare_max_pool((2, 4, 6, 6), np.float64, 2)(ns["x32"]), TypeError,
+     "C-contiguous float64 ndarray"),
+    ("preparemaxpool-x-list",
+     lambda ns: ns["F"].prepare_max_pool((1, 1, 2, 2), np.float64, 2)([[[[1.0, 2.0]] * 2]]),
+     TypeError, "x must have shape"),
+    ("linear-x-width", lambda ns: ns["F"].linear(ns["x4"], np.ones((3, 5))), ValueError,
+     r"x must have shape \(\.\.\., 5\)"),
+    ("linear-weight-1d", lambda ns: ns["F"].linear(ns["x4"], np.ones(6)), ValueError,
+     "weight must be 2-D"),
+    ("linear-bias-shape", lambda ns: ns["F"].linear(ns["x4"], np.ones((3, 6)), np.ones(4)),
+     ValueError, r"bias must have shape \(3,\)"),
+    ("linear-x-none", lambda ns: ns["F"].linear(None, np.ones((3, 6))), TypeError, "x"),
+    ("linear-x-strings", lambda ns: ns["F"].linear(np.array([["a"]]), np.ones((3, 1))),
+     TypeError, "x"),
+    ("preparelinear-weight-list", lambda ns: ns["F"].prepare_linear((1, 2), [[1.0, 2.0]]),
+     TypeError, "weight must be a C-contiguous 2-D"),
+    ("preparelinear-bias-dtype",
+     lambda ns: ns["F"].prepare_linear((1, 2), np.ones((3, 2)), np.ones(3, np.float32)),
+     TypeError, r"bias must be a \(3,\) ndarray of the weight's dtype"),
+    ("preparelinear-input-width", lambda ns: ns["F"].prepare_linear((1, 5), np.ones((3, 2))),
+     ValueError, r"input_shape must be \(\.\.\., 2\)"),
+    ("preparelinear-x-shape",
+     lambda ns: ns["F"].prepare_linear((1, 6), np.ones((3, 6)))(np.ones((2, 6))), TypeError,
+     r"x must be a C-contiguous float64 ndarray of shape \(1, 6\)"),
+    ("preparelinear-x-strided",
+     lambda ns: ns["F"].prepare_linear((1, 6), np.ones((3, 6)))(np.ones((1, 12))[:, ::2]),
+     TypeError, "x must be a C-contiguous"),
+    ("preparelinear-x-dtype",
+     lambda ns: ns["F"].prepare_linear((1, 6), np.ones((3, 6)))(np.ones((1, 6), np.float32)),
+     TypeError, r"x must be a C-contiguous float64 ndarray of shape \(1, 6\)"),
     ("convalgorithm-name", lambda ns: _forced(ns, "fft"), ValueError, "name must be one of"),
     ("convalgorithm-unrunnable", lambda ns: _forced(ns, "samples"), ValueError,
      "cannot run this convolution"),

@@ -23,7 +23,10 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._grad_mode import is_grad_enabled
 from .._io import atomic_write
+from ..functional import plan_settings
+from ._eval_program import EvalProgram, StaleProgram
 
 __all__ = ["Concat", "Module", "Parameter", "Residual", "Sequential"]
 
@@ -83,6 +86,20 @@ class Module:
         self._buffers = OrderedDict()
         self._modules = OrderedDict()
         self.training = True
+
+    #: Counts every change of any module's ``training`` flag, so that a
+    #: Sequential can tell without visiting its layers that no mode changed.
+    _mode_changes = 0
+
+    @property
+    def training(self):
+        """True in training mode (:meth:`train`), False in eval mode (:meth:`eval`)."""
+        return self._training
+
+    @training.setter
+    def training(self, mode):
+        self.__dict__["_training"] = mode
+        Module._mode_changes += 1
 
     # -- registration -------------------------------------------------------------
     def _param(self, name, array):
@@ -378,26 +395,57 @@ class Sequential(Module):
         ReLU runs as one convolution with the ReLU in its output pass
         (:meth:`fused_steps`): the same outputs to rounding, without the
         intermediate arrays. A Linear followed by a ReLU applies the ReLU in
-        place on the product (the same bits). A ``backward`` after such a forward first runs
-        the layers one by one on the same input (outside :func:`pyxconv.no_grad`,
-        where nothing is kept).
+        place on the product (the same bits). For a C-contiguous ndarray
+        input these steps run as an ``EvalProgram`` (``pyxconv.nn._eval_program``)
+        prepared once per input shape and dtype (see the performance page):
+        the same bits, without the per-layer checks and look-ups. A
+        ``backward`` after such a forward first runs the layers one by one on
+        the same input; after one under :func:`pyxconv.no_grad`, which keeps
+        nothing, it raises :class:`BackwardBeforeForwardError`.
         """
         if self.training:
-            self._fused_input = None
+            self._fused_input, self._kept_nothing = None, False
             for layer in self.layers:
                 x = layer.forward(x)
             return x
-        from pyxconv._grad_mode import is_grad_enabled
-
         self._fused_input = x if is_grad_enabled() else None
+        # the layers' own saved values (from earlier forwards) are not this forward's
+        self._kept_nothing = self._fused_input is None
         # the steps depend on which layers there are and on their modes only
-        layout = tuple((id(layer), layer.training) for layer in self.layers)
-        cached = getattr(self, "_fused_cache", None)
-        if cached is None or cached[0] != layout:
-            cached = self._fused_cache = (layout, self.fused_steps())
-        for step in cached[1]:
+        cached = self.__dict__.get("_fused_cache")
+        if cached is None or cached[1] != Module._mode_changes or cached[0] != self.layers:
+            cached = self._fused_cache = (list(self.layers), Module._mode_changes,
+                                          self.fused_steps())
+            self._programs = {}
+        if type(x) is np.ndarray and x.flags.c_contiguous:
+            return self._run_program(cached[2], x)
+        for step in cached[2]:
             x = step(x)
         return x
+
+    #: Eval programs a Sequential keeps, one per input shape and dtype (the oldest goes).
+    MAX_EVAL_PROGRAMS = 4
+
+    def _run_program(self, steps, x):
+        """The fused steps on ``x`` through an :class:`EvalProgram` for its shape, made once."""
+        key = (x.shape, x.dtype.char, plan_settings())
+        program = self._programs.get(key)
+        if program is not None:
+            try:
+                return program(x)
+            except StaleProgram:  # a parameter array was replaced
+                del self._programs[key]
+        try:
+            program = EvalProgram(steps, x)
+        except (TypeError, ValueError):
+            # an input the layers refuse: they raise their own messages
+            for step in steps:
+                x = step(x)
+            return x
+        if len(self._programs) >= self.MAX_EVAL_PROGRAMS:
+            del self._programs[next(iter(self._programs))]
+        self._programs[key] = program
+        return program.output
 
     def fused_steps(self):
         """The eval-mode forward as a list of callables: fused chains and the other layers."""
@@ -427,6 +475,10 @@ class Sequential(Module):
         return steps
 
     def backward(self, grad_out):
+        if self.__dict__.get("_kept_nothing"):
+            raise BackwardBeforeForwardError(
+                "Sequential.backward needs a forward call outside no_grad() first: the last "
+                "one, in eval mode under no_grad(), kept nothing")
         if not self.training and getattr(self, "_fused_input", None) is not None:
             # the fused forward kept nothing per layer: run the layers one by one first
             x, self._fused_input = self._fused_input, None
