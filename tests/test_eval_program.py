@@ -129,6 +129,19 @@ def test_inputs_the_program_does_not_take_run_the_layers():
         model(np.zeros((1, 1, 20, 20), np.float32))
 
 
+def test_a_layer_with_a_forward_of_its_own_runs_it():
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    nn.manual_seed(13)
+    model = nn.Sequential(nn.Flatten(), Doubled(16, 3), nn.ReLU(), Doubled(3, 2)).eval()
+    x = np.random.default_rng(14).standard_normal((2, 1, 4, 4))
+    model.astype(np.float64)
+    for _ in range(2):
+        np.testing.assert_array_equal(_bits(model(x)), _bits(_layer_by_layer(model, x)))
+
+
 def test_a_forward_in_eval_outside_no_grad_still_has_a_backward():
     nn.manual_seed(12)
     model = nn.Sequential(nn.Conv2d(2, 4, 3, dtype=np.float64), nn.ReLU(),
