@@ -1,6 +1,6 @@
 """Type stubs for the compiled ReLU kernels (see _activations.pyx).
 
-Flat C-contiguous float32 or float64 arrays of one length and one dtype.
+C-contiguous float32 or float64 ndarrays of one size and one dtype, read flat.
 """
 import numpy as np
 import numpy.typing as npt

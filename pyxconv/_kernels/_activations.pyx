@@ -17,6 +17,8 @@ from cython.parallel cimport prange
 
 cimport numpy as cnp
 
+from pyxconv._kernels._arrays cimport array_data
+
 cnp.import_array()
 
 
@@ -41,19 +43,14 @@ def relu_forward(x, out, int n_threads):
     memoryviews: ReLU runs on small arrays too (a fully connected layer's
     output at batch 1), where making two memoryviews cost more than the loop.
     """
-    if not (cnp.PyArray_Check(x) and cnp.PyArray_Check(out)):
-        raise TypeError("x and out must be ndarrays")
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"x must be an ndarray, got {type(x).__name__}")
     cdef int typenum = cnp.PyArray_TYPE(x)
-    if (typenum not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64) or cnp.PyArray_TYPE(out) != typenum
-            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_IS_C_CONTIGUOUS(out)
-            or not cnp.PyArray_ISWRITEABLE(out)):
-        raise TypeError("x and out must be C-contiguous float32 or float64 ndarrays of one "
-                        "dtype, out writeable")
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
-    if cnp.PyArray_SIZE(out) != n:
-        raise ValueError(f"out has {cnp.PyArray_SIZE(out)} elements, x has {n}")
-    cdef void* xd = cnp.PyArray_DATA(x)
-    cdef void* od = cnp.PyArray_DATA(out)
+    cdef void* xd = array_data(x, "x", typenum, n)
+    cdef void* od = array_data(out, "out", typenum, n, True)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _relu(<const float*>xd, <float*>od, n, n_threads)

@@ -26,6 +26,8 @@ from libc.stdint cimport uintptr_t
 
 cimport numpy as cnp
 
+from pyxconv._kernels._arrays cimport array_data
+
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 
@@ -297,16 +299,6 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     pyxconv_interrupt_raise(&st)
 
 
-cdef inline const float* _float32_data(object array, str name, Py_ssize_t size) except NULL:
-    """The data of a C-contiguous float32 ndarray of ``size`` elements; TypeError otherwise."""
-    if not (cnp.PyArray_Check(array) and cnp.PyArray_TYPE(array) == cnp.NPY_FLOAT32
-            and cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_SIZE(array) == size):
-        raise TypeError(f"{name} must be a C-contiguous float32 ndarray of {size} elements, "
-                        f"got {type(array).__name__} {getattr(array, 'dtype', '')} "
-                        f"{getattr(array, 'shape', '')}")
-    return <const float*>cnp.PyArray_DATA(array)
-
-
 cdef class DirectConv:
     """:func:`conv_forward_direct` for fixed sizes, its workspace kept: for repeated calls.
 
@@ -345,14 +337,14 @@ cdef class DirectConv:
 
     def __call__(self, x, weight, bias, out, bint relu=False):
         cdef const _direct_run* r = &self.r
-        cdef const float* xd = _float32_data(x, "x", r.n * r.sample_size)
-        cdef const float* wd = _float32_data(weight, "weight", r.g.c_out * r.k)
+        cdef int f32 = cnp.NPY_FLOAT32
+        cdef const float* xd = <const float*>array_data(x, "x", f32, r.n * r.sample_size)
+        cdef const float* wd = <const float*>array_data(weight, "weight", f32, r.g.c_out * r.k)
         cdef const float* bd = NULL
         if bias is not None:
-            bd = _float32_data(bias, "bias", r.g.c_out)
-        cdef float* od = <float*>_float32_data(out, "out", r.n * r.g.c_out * r.g.positions)
-        if not cnp.PyArray_ISWRITEABLE(out):
-            raise ValueError("out is read-only")
+            bd = <const float*>array_data(bias, "bias", f32, r.g.c_out)
+        cdef float* od = <float*>array_data(out, "out", f32, r.n * r.g.c_out * r.g.positions,
+                                            True)
         cdef pyxconv_interrupt st
         pyxconv_interrupt_init(&st)
         with nogil:

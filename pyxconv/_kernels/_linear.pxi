@@ -7,6 +7,8 @@
 
 cimport numpy as cnp
 
+from pyxconv._kernels._arrays cimport array_data
+
 cnp.import_array()
 
 
@@ -27,26 +29,14 @@ cdef inline void _bias_relu(floating* out, const floating* bias, Py_ssize_t rows
                 row[j] = 0 if v < 0 else v
 
 
-cdef inline int _check_matrix(object array, str name, int typenum, Py_ssize_t rows,
-                              Py_ssize_t cols, bint writeable) except -1:
-    if not (cnp.PyArray_Check(array) and cnp.PyArray_TYPE(array) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(array)
-            and cnp.PyArray_SIZE(array) == rows * cols
-            and (not writeable or cnp.PyArray_ISWRITEABLE(array))):
-        raise TypeError(f"{name} must be a C-contiguous{' writeable' if writeable else ''} "
-                        f"ndarray of x's dtype with {rows} x {cols} elements, got "
-                        f"{type(array).__name__} {getattr(array, 'dtype', '')} "
-                        f"{getattr(array, 'shape', '')}")
-    return 0
-
-
 def linear_forward(x, weight, bias, out, bint relu=False):
     """``out = x @ weight.T (+ bias)``, ReLU with ``relu``: a fully connected layer's forward.
 
     x (N, I) and weight (F, I) C-contiguous float32 or float64 ndarrays of one
-    dtype, bias (F,) or None, out (N, F) writeable; TypeError otherwise. The
-    product runs on the BLAS (scipy's cython_blas, as the convolutions' do),
-    on the calling thread's BLAS threads; the bias and the ReLU in one pass.
+    dtype, bias (F,) or None, out (N, F) writeable; TypeError otherwise
+    (ValueError for a read-only out). The product runs on the BLAS (scipy's
+    cython_blas, as the convolutions' do), on the calling thread's BLAS
+    threads; the bias and the ReLU in one pass.
     """
     if not cnp.PyArray_Check(x):
         raise TypeError(f"x must be an ndarray, got {type(x).__name__}")
@@ -58,17 +48,12 @@ def linear_forward(x, weight, bias, out, bint relu=False):
         raise TypeError("x and weight must be 2-D ndarrays")
     cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0), k = cnp.PyArray_DIM(x, 1)
     cdef Py_ssize_t f = cnp.PyArray_DIM(weight, 0)
-    _check_matrix(x, "x", typenum, n, k, False)
-    _check_matrix(weight, "weight", typenum, f, k, False)
-    if bias is not None:
-        _check_matrix(bias, "bias", typenum, 1, f, False)
-    _check_matrix(out, "out", typenum, n, f, True)
     if max(n, k, f) > _GEMM_INT_MAX:
         raise ValueError(f"a dimension of ({n}, {k}) @ ({f}, {k}).T passes the BLAS's limit")
-    cdef void* xd = cnp.PyArray_DATA(x)
-    cdef void* wd = cnp.PyArray_DATA(weight)
-    cdef void* bd = cnp.PyArray_DATA(bias) if bias is not None else NULL
-    cdef void* od = cnp.PyArray_DATA(out)
+    cdef void* xd = array_data(x, "x", typenum, n * k)
+    cdef void* wd = array_data(weight, "weight", typenum, f * k)
+    cdef void* bd = array_data(bias, "bias", typenum, f) if bias is not None else NULL
+    cdef void* od = array_data(out, "out", typenum, n * f, True)
     if n == 0 or f == 0:
         return
     with nogil:

@@ -62,6 +62,8 @@ from libc.stdlib cimport free, malloc
 import numpy as np
 cimport numpy as cnp
 
+from pyxconv._kernels._arrays cimport array_data
+
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 
@@ -319,6 +321,16 @@ cdef int _max_pool_run(const floating* x, floating* out, int64_t* switches,
     return failed
 
 
+cdef int _check_tap_tables(const int64_t[::1] tap_offset, const int64_t[::1] col_lo,
+                           const int64_t[::1] col_hi, const int[::1] first_col_tap,
+                           Py_ssize_t taps, Py_ssize_t k_w, Py_ssize_t out_w) except -1:
+    """ValueError unless the tables have one entry per tap, kernel column and output column."""
+    if (tap_offset.shape[0] != taps or col_lo.shape[0] != k_w or col_hi.shape[0] != k_w
+            or first_col_tap.shape[0] != out_w):
+        raise ValueError("the tap tables do not match the window")
+    return 0
+
+
 def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                      int64_t[:, :, :, ::1] switches,
                      Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
@@ -347,9 +359,8 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                                  or switches.shape[2] != out.shape[2]
                                  or switches.shape[3] != out.shape[3]):
         raise ValueError("switches must have the output's shape")
-    if (tap_offset.shape[0] != k_d * k_h * k_w or col_lo.shape[0] != k_w
-            or col_hi.shape[0] != k_w or first_col_tap.shape[0] != out.shape[3]):
-        raise ValueError("the tap tables do not match the window")
+    _check_tap_tables(tap_offset, col_lo, col_hi, first_col_tap, k_d * k_h * k_w, k_w,
+                      out.shape[3])
     cdef _pool_sizes z = _pool_sizes(x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                      out.shape[1], out.shape[2], out.shape[3],
                                      k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w,
@@ -405,9 +416,8 @@ cdef class MaxPoolValues:
         if (min(x_shape[1:] + out_shape[1:]) < 1 or min(k_d, k_h, k_w, s_d, s_h, s_w,
                 d_d, d_h, d_w, n_threads) < 1 or min(p_d, p_h, p_w, x_shape[0]) < 0):
             raise ValueError("inconsistent arguments for a max pool")
-        if (tap_offset.shape[0] != k_d * k_h * k_w or col_lo.shape[0] != k_w
-                or col_hi.shape[0] != k_w or first_col_tap.shape[0] != out_shape[3]):
-            raise ValueError("the tap tables do not match the window")
+        _check_tap_tables(tap_offset, col_lo, col_hi, first_col_tap, k_d * k_h * k_w, k_w,
+                          out_shape[3])
         self.z = _pool_sizes(x_shape[0], x_shape[1], x_shape[2], x_shape[3], out_shape[1],
                              out_shape[2], out_shape[3], k_d, k_h, k_w, s_d, s_h, s_w,
                              p_d, p_h, p_w, d_d, d_h, d_w, n_threads)
@@ -416,15 +426,14 @@ cdef class MaxPoolValues:
 
     def __call__(self, x, out):
         cdef const _pool_sizes* z = &self.z
-        _check_array(x, "x", self.typenum, z.planes * z.in_d * z.in_h * z.in_w, False)
-        _check_array(out, "out", self.typenum, z.planes * z.out_d * z.out_h * z.out_w, True)
+        cdef void* xd = array_data(x, "x", self.typenum, z.planes * z.in_d * z.in_h * z.in_w)
+        cdef void* od = array_data(out, "out", self.typenum,
+                                   z.planes * z.out_d * z.out_h * z.out_w, True)
         if z.planes == 0:
             return
         cdef pyxconv_interrupt st
         pyxconv_interrupt_init(&st)
         cdef int failed
-        cdef void* xd = cnp.PyArray_DATA(x)
-        cdef void* od = cnp.PyArray_DATA(out)
         with nogil:
             if self.typenum == cnp.NPY_FLOAT32:
                 failed = _max_pool_run(<const float*>xd, <float*>od, <int64_t*>NULL, z,
@@ -437,19 +446,6 @@ cdef class MaxPoolValues:
         pyxconv_interrupt_raise(&st)
         if failed:
             raise MemoryError("max_pool: no memory for the per-thread scratch rows")
-
-
-cdef int _check_array(object array, str name, int typenum, Py_ssize_t size,
-                      bint writeable) except -1:
-    """TypeError unless ``array`` is a C-contiguous ndarray of ``typenum`` and ``size``."""
-    if not (cnp.PyArray_Check(array) and cnp.PyArray_TYPE(array) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_SIZE(array) == size
-            and (not writeable or cnp.PyArray_ISWRITEABLE(array))):
-        raise TypeError(f"{name} must be a C-contiguous{' writeable' if writeable else ''} "
-                        f"{'float32' if typenum == cnp.NPY_FLOAT32 else 'float64'} ndarray "
-                        f"of {size} elements, got {type(array).__name__} "
-                        f"{getattr(array, 'dtype', '')} {getattr(array, 'shape', '')}")
-    return 0
 
 
 def max_pool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] switches,
