@@ -101,7 +101,7 @@ def relu_(x):
     """
     try:
         _activations.relu_forward(x, x, threads_for(x.size))  # checks x itself
-    except (TypeError, AttributeError):
+    except (TypeError, ValueError, AttributeError):  # not an ndarray, its dtype, layout, read-only
         raise TypeError(f"relu_ needs a writeable C-contiguous float32 or float64 ndarray, "
                         f"got {type(x).__name__} {getattr(x, 'dtype', '')}") from None
     return x
