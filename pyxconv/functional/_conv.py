@@ -896,18 +896,16 @@ class ConvPlan:
 
 @functools.lru_cache(maxsize=64)
 def _plan_cache(key):
-    (in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out, dtype, threads,
-     _limit, _gemm_allowed, _isa) = key
+    (in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out, dtype, settings) = key
     g = _Geometry(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out)
-    return ConvPlan(g, dtype, threads)
+    return ConvPlan(g, dtype, settings[0])
 
 
 def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out, dtype):
     """The :class:`ConvPlan` of a convolution, from a small cache.
 
-    Keyed by every argument and by what the choice reads (the thread count,
-    the workspace limit, whether the kernels may call the BLAS, the own
-    GEMM's instruction set), so a changed setting gets a new plan. The arguments are trusted: :func:`prepare_conv`
+    Keyed by every argument and by what the choice reads
+    (:func:`plan_settings`), so a changed setting gets a new plan. The arguments are trusted: :func:`prepare_conv`
     checks them first.
 
     >>> plan = conv_plan((56, 56), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 8, 64, 64,
@@ -917,8 +915,7 @@ def conv_plan(in_spatial, kernel, stride, pads, dilation, groups, n, c_in, c_out
     """
     key = (tuple(in_spatial), tuple(kernel), tuple(stride),
            tuple(tuple(p) for p in pads), tuple(dilation), groups, n, c_in, c_out,
-           np.dtype(dtype).str, get_num_threads(), get_workspace_limit(), ensure_gemm(),
-           get_isa())
+           np.dtype(dtype).str, plan_settings())
     return _plan_cache(key)
 
 
@@ -998,8 +995,7 @@ def _checked_call_key(x, weight, bias, stride, padding, dilation, groups, nd):
     arguments = (plain_key(stride), plain_key(padding), plain_key(dilation), plain_key(groups))
     if UNCACHEABLE in arguments:
         return None
-    return (x.shape, weight.shape, bias_shape, x.dtype.char, arguments, nd, get_num_threads(),
-            get_workspace_limit(), ensure_gemm(), get_isa(), _forced_algorithm)
+    return (x.shape, weight.shape, bias_shape, x.dtype.char, arguments, nd, plan_settings())
 
 
 def _checked_conv_call(x, weight, bias, stride, padding, dilation, groups, nd):
