@@ -358,6 +358,15 @@ def _float_input(x, nd, name="x"):
 _checked_max_pools = CheckedCalls()
 
 
+def _max_pool_layout(shape, kernel_size, stride, padding, dilation, ceil_mode, nd):
+    """(x3 shape, geometry, kernel arguments after ``switches``) for a checked input shape."""
+    g = _pool_geometry(shape[2:], kernel_size, stride, padding, dilation, ceil_mode, nd,
+                       f"max_pool{nd}d")
+    args = (*g.kernel_args(), g.tap_offsets(), *g.column_taps(),
+            _threads_for(math.prod(shape)))
+    return (shape[0] * shape[1],) + g.in3, g, args
+
+
 def _max_pool_call(x, kernel_size, stride, padding, dilation, ceil_mode, nd):
     """(x3, geometry, kernel arguments after ``switches``, (N, C)) of a max-pool call, checked once."""
     key = None
@@ -373,10 +382,8 @@ def _max_pool_call(x, kernel_size, stride, padding, dilation, ceil_mode, nd):
             x3_shape, g, args = known
             return x.reshape(x3_shape), g, args, x.shape[:2]
     x = _float_input(x, nd)
-    g = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode, nd,
-                       f"max_pool{nd}d")
-    x3_shape = (x.shape[0] * x.shape[1],) + g.in3
-    args = (*g.kernel_args(), g.tap_offsets(), *g.column_taps(), _threads_for(x.size))
+    x3_shape, g, args = _max_pool_layout(x.shape, kernel_size, stride, padding, dilation,
+                                         ceil_mode, nd)
     if key is not None:
         _checked_max_pools.put(key, (x3_shape, g, args))
     return np.ascontiguousarray(x).reshape(x3_shape), g, args, x.shape[:2]
@@ -428,17 +435,16 @@ def prepare_max_pool(input_shape, dtype, kernel_size, stride=None, padding=0, di
     dtype = np.dtype(dtype)
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    input_shape = _shape_tuple(input_shape, nd, "input_shape")
-    _, g, args, (n, c) = _max_pool_call(np.empty(input_shape, dtype), kernel_size, stride,
-                                        padding, dilation, _flag(ceil_mode, "ceil_mode"), nd)
-    x3_shape = (n * c,) + g.in3
-    kernel = _pool.MaxPoolValues(dtype, x3_shape, (n * c,) + g.out3, *args)
-    out_shape = (n, c) + g.out_spatial
+    input_shape = _shape_tuple(input_shape, nd, "input_shape")  # sizes >= 1 but N >= 0
+    x3_shape, g, args = _max_pool_layout(input_shape, kernel_size, stride, padding, dilation,
+                                         _flag(ceil_mode, "ceil_mode"), nd)
+    kernel = _pool.MaxPoolValues(dtype, x3_shape, x3_shape[:1] + g.out3, *args)
+    out_shape = input_shape[:2] + g.out_spatial
 
     def forward(x):
-        out = np.empty(out_shape, dtype)
         if getattr(x, "shape", None) != input_shape:
             raise TypeError(f"x must have shape {input_shape}, got {getattr(x, 'shape', None)}")
+        out = np.empty(out_shape, dtype)
         kernel(x, out)  # checks the dtype and the layout
         return out
     return forward
