@@ -299,6 +299,7 @@ def test_linear_converts_integers_refuses_mixed_floats_and_takes_empty_inputs():
     assert F.linear(np.zeros((0, 3)), np.ones((2, 3))).shape == (0, 2)
     np.testing.assert_array_equal(F.linear(np.zeros((2, 0)), np.ones((3, 0)), np.ones(3)),
                                   np.ones((2, 3)))
+    assert F.linear(np.ones((2, 3)), np.ones((0, 3))).shape == (2, 0)  # no outputs
 
 
 def test_linear_matches_torch():

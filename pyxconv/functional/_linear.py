@@ -4,6 +4,8 @@ The product runs on the BLAS the convolutions call (scipy's ``cython_blas``),
 whatever BLAS NumPy was built with, and the bias is added in the same
 compiled pass; at batch 1 the whole call is a few microseconds.
 """
+import math
+
 import numpy as np
 
 from pyxconv._kernels import _im2col
@@ -47,7 +49,7 @@ def linear(x, weight, bias=None):
     if bias is not None and bias.shape != (out_features,):
         raise ValueError(f"bias must have shape ({out_features},), got {bias.shape}")
     out = np.empty(x.shape[:-1] + (out_features,), x.dtype)
-    rows = out.size // out_features if out_features else 0
+    rows = math.prod(x.shape[:-1])
     with small_product(rows * in_features * out_features):
         _im2col.linear_forward(np.ascontiguousarray(x).reshape(rows, in_features),
                                np.ascontiguousarray(weight),
@@ -90,7 +92,7 @@ def prepare_linear(input_shape, weight, bias=None, relu=False):
                          f"{weight.shape}, got {input_shape}")
     bias = None if bias is None else np.ascontiguousarray(bias)
     out_shape, dtype = input_shape[:-1] + (out_features,), weight.dtype
-    rows = int(np.prod(input_shape[:-1], dtype=np.int64))
+    rows = math.prod(input_shape[:-1])
     limit = small_product(rows * in_features * out_features)
     kernel = _im2col.linear_forward
     matrix = len(input_shape) == 2  # else the kernel gets x as (rows, in_features)
