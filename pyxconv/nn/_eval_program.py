@@ -20,6 +20,12 @@ Sequential prepare a new program.
 import numpy as np
 
 from pyxconv import functional as F
+from pyxconv._validation import FLOAT_DTYPES
+
+
+def _bindable(weight, bias, dtype):
+    """Whether the parameters can be bound as they are: else the layer's own path converts them."""
+    return all(a is None or (a.dtype == dtype and a.flags.c_contiguous) for a in (weight, bias))
 
 
 class StaleProgram(Exception):
@@ -67,7 +73,7 @@ class EvalProgram:
         if plain(owner, _ConvNd):
             return self._conv(owner, x, False) or step
         if plain(owner, _MaxPoolNd) and not owner.keep_indices \
-                and x.flags.c_contiguous and x.dtype in (np.float32, np.float64):
+                and x.flags.c_contiguous and x.dtype in FLOAT_DTYPES:
             pool = F.prepare_max_pool(x.shape, x.dtype, owner.kernel_size, owner.stride,
                                       owner.padding, owner.dilation, owner.ceil_mode)
             owner.indices = None
@@ -83,20 +89,18 @@ class EvalProgram:
 
     def _conv(self, conv, x, relu):
         weight, bias = conv._checked_parameters()
-        if weight.dtype != x.dtype or not weight.flags.c_contiguous \
-                or (bias is not None and (bias.dtype != x.dtype or not bias.flags.c_contiguous)):
-            return None  # the layer's own path converts them
+        if not _bindable(weight, bias, x.dtype):
+            return None
         x, weight, bias, plan = F.prepare_conv(x, weight, bias, conv.stride, conv._pads,
                                                conv.dilation, conv.groups, conv._nd)
         conv._x = conv._cols = conv._plan = None
         return plan.bind(self._bind(conv.weight), self._bind(conv.bias), relu=relu)
 
     def _linear(self, linear, x, relu):
-        weight, bias = linear.weight.data, None if linear.bias is None else linear.bias.data
-        if x.shape[-1:] != (linear.in_features,) or weight.dtype != x.dtype \
-                or not weight.flags.c_contiguous \
-                or (bias is not None and (bias.dtype != x.dtype or not bias.flags.c_contiguous)):
-            return None  # the layer's own path converts them
+        bias = None if linear.bias is None else linear.bias.data
+        if x.shape[-1:] != (linear.in_features,) \
+                or not _bindable(linear.weight.data, bias, x.dtype):
+            return None
         linear._x = None
         return F.prepare_linear(x.shape, self._bind(linear.weight), self._bind(linear.bias),
                                 relu=relu)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .._grad_mode import is_grad_enabled
 from .._io import atomic_write
-from ..functional import plan_settings
+from ..functional import plan_settings, relu_
 from ._eval_program import EvalProgram, StaleProgram
 
 __all__ = ["Concat", "Module", "Parameter", "Residual", "Sequential"]
@@ -508,7 +508,6 @@ class _FusedLinearReLU:
         self.linear = linear
 
     def __call__(self, x):
-        from pyxconv.functional import relu_
         return relu_(self.linear.forward(x))
 
 
