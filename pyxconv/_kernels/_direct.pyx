@@ -156,9 +156,7 @@ cdef int _prepare_run(_direct_run* r, str isa, Py_ssize_t n, Py_ssize_t channels
                       Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
                       int n_threads) except -1:
     """Fill ``r`` for these sizes; ValueError for sizes no kernel can run."""
-    if isa not in _ISA_NAMES:
-        raise ValueError(f"unknown instruction set {isa!r}")
-    cdef int variant = pyxconv_direct_variant_for(_ISA_NAMES[isa], c_out, stride_w, out_w)
+    cdef int variant = _variant(isa, c_out, stride_w, out_w)
     r.row_kernel = pyxconv_direct_kernel(variant)
     if r.row_kernel == NULL:
         raise ValueError(f"no direct kernel for {c_out} output channels on {isa!r} here")
@@ -258,6 +256,11 @@ cdef inline Py_ssize_t _workspace_floats(const _direct_run* r) noexcept nogil:
     return r.weight_size + r.buffers * r.buffer_size + 16
 
 
+cdef inline float* _workspace_start(void* block) noexcept nogil:
+    """The first cache line of a block of _workspace_floats: where the packed weights go."""
+    return <float*>((<uintptr_t>block + 63) // 64 * 64)
+
+
 def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weight,
                         const float[::1] bias, float[:, :, ::1] out, str isa,
                         Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
@@ -294,7 +297,7 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     pyxconv_interrupt_init(&st)
     with nogil:
         _run(&r, &x[0, 0, 0, 0, 0], &weight[0, 0], &bias[0] if bias is not None else NULL,
-             &out[0, 0, 0], relu, <float*>((<uintptr_t>block + 63) // 64 * 64), &st)
+             &out[0, 0, 0], relu, _workspace_start(block), &st)
     free(block)
     pyxconv_interrupt_raise(&st)
 
@@ -330,7 +333,7 @@ cdef class DirectConv:
         self.block = malloc(self.workspace_bytes)
         if self.block == NULL:
             raise MemoryError("no memory for the direct convolution's buffers")
-        self.wt = <float*>((<uintptr_t>self.block + 63) // 64 * 64)
+        self.wt = _workspace_start(self.block)
 
     def __dealloc__(self):
         free(self.block)
