@@ -555,6 +555,16 @@ CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "groups", "chunks", "direct"
 #: the chunks transpose below ``_WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS`` rows.)
 WEIGHT_GRAD_TRANSPOSED_FROM_ROWS = 128
 
+#: Batches of fewer samples than this run by ``"tiles"``, so that one image uses every
+#: core. Set by the shape alone, never by the thread count: ``"samples"`` and
+#: ``"tiles"`` cut their products differently (tiles narrower than the own GEMM's
+#: panels go to the BLAS; the weight gradient is made as a product of other
+#: shapes), so a choice made by the thread count gave one image other bits on 2
+#: threads than on 1. On one thread tiles cost 2-4% on one image and up to 15%
+#: on three (64 -> 64 channels 3x3 on 56x56, fwd+bwd); on two they ran up to 1.8x
+#: faster.
+TILES_BELOW_SAMPLES = 4
+
 #: Tiles aim at this many per sample, so that 2 to 8 threads get even shares.
 _TILES_PER_SAMPLE = 16
 #: Tile widths are whole vector panels of the own GEMM (32 floats on AVX-512).
@@ -631,8 +641,8 @@ class ConvPlan:
     small cache (:func:`conv_plan`); layers keep theirs.
 
     The choice, in order: ``"pointwise"`` for 1x1 kernels with stride 1 and no
-    padding; ``"tiles"`` when there are fewer samples than threads and enough
-    work for several, so one image uses every core; ``"samples"`` otherwise;
+    padding; ``"tiles"`` for batches of fewer than :data:`TILES_BELOW_SAMPLES`
+    samples, so that one image uses every core; ``"samples"`` otherwise;
     ``"groups"`` for grouped (and depthwise) convolutions, one task per
     (sample, group); ``"chunks"`` when a sample's columns pass the workspace
     limit (by rows of one sample) or the kernels' own GEMM calls are turned
@@ -724,7 +734,7 @@ class ConvPlan:
             choice = forced
         elif g.is_pointwise:
             choice = "pointwise"
-        elif runnable["tiles"] and g.n < self.max_threads and tile_threads > 1:
+        elif runnable["tiles"] and g.n < TILES_BELOW_SAMPLES:
             choice = "tiles"
         elif runnable["samples"]:
             choice = "samples"
