@@ -437,7 +437,7 @@ def test_results_are_bitwise_identical_across_thread_counts(threads, threads_eve
 def test_small_batches_give_the_same_bits_at_any_thread_count(n, threads_even_for_small_work):
     # few samples run by position tiles on several threads, one sample a thread
     # otherwise; the choice must not follow the thread count, since the two cut
-    # their products differently: with 81 positions the last tile holds 17, too few
+    # their products differently: with 81 positions a last tile of 17 (now widened) is too few
     # for the own GEMM, and the BLAS sums the 576 products of each output in other
     # blocks. Found in review: one image differed on 1 and 2 threads.
     rng = np.random.default_rng(n)

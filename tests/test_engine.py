@@ -15,7 +15,7 @@ from pyxconv._blas import get_isa
 from pyxconv.functional import ConvPlan, conv2d, conv2d_backward, conv_algorithm
 from pyxconv.functional._conv import conv_plan
 from pyxconv.functional._conv import CONV_ALGORITHMS, position_tile
-from pyxconv._kernels import _direct
+from pyxconv._kernels import _direct, _im2col
 from reference import conv2d_by_loops
 
 # (n, c_in, c_out, (H, W), kernel, stride, ((top, bottom), (left, right)), dilation)
@@ -55,7 +55,9 @@ def _runnable(algorithm, geometry, dtype):
         return not grouped
     if algorithm == "groups":
         return grouped
-    return algorithm != "pointwise" or pointwise
+    if algorithm == "pointwise":  # one group: a grouped 1x1 runs by groups
+        return pointwise and not grouped
+    return True
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -140,15 +142,20 @@ def _planned(n, c_in, c_out, hw, kernel, groups=1, padding=1, threads=2):
 def test_the_planner_picks_as_documented():
     assert _planned(1, 64, 64, (56, 56), (3, 3)).algorithm == "tiles"  # one image, 2 cores
     assert _planned(1, 64, 64, (56, 56), (3, 3)).threads == 2
-    assert _planned(1, 64, 64, (56, 56), (3, 3), threads=1).algorithm == "samples"
+    # the batch size picks the algorithm, the thread count only how many run it
+    one_thread = _planned(1, 64, 64, (56, 56), (3, 3), threads=1)
+    assert one_thread.algorithm == "tiles" and one_thread.threads == 1
+    assert _planned(3, 64, 64, (56, 56), (3, 3)).algorithm == "tiles"
+    assert _planned(4, 64, 64, (56, 56), (3, 3), threads=8).algorithm == "samples"
     assert _planned(8, 64, 64, (56, 56), (3, 3)).algorithm == "samples"
     assert _planned(4, 8, 8, (9, 9), (1, 1), padding=0).algorithm == "pointwise"
+    assert _planned(4, 8, 8, (9, 9), (1, 1), groups=2, padding=0).algorithm == "groups"
     assert _planned(4, 8, 8, (9, 9), (3, 3), groups=2).algorithm == "groups"
     assert _planned(4, 8, 8, (9, 9), (3, 3), groups=8).algorithm == "groups"  # depthwise
     # too little work for a second thread: one image of LeNet's first layer stays on one
     lenet = _planned(1, 1, 6, (32, 32), (5, 5), padding=0)
-    assert lenet.algorithm == "samples" and lenet.threads == 1
-    assert isinstance(lenet, ConvPlan) and "samples" in repr(lenet)
+    assert lenet.algorithm == "tiles" and lenet.threads == 1
+    assert isinstance(lenet, ConvPlan) and "tiles" in repr(lenet)
 
 
 def test_plans_are_cached_per_setting():
@@ -177,6 +184,121 @@ def test_the_layer_and_functional_give_the_same_bits(training):
     np.testing.assert_array_equal(grad_x, fx)
     np.testing.assert_array_equal(conv.weight.grad, fw)
     np.testing.assert_array_equal(conv.bias.grad, fb)
+
+
+# (N, C_in, H, W, C_out, kernel, padding): LeNet's layers (few output channels, which
+# the own GEMM's size rule once sent to the BLAS in training only), a layer whose
+# column rows pass the own GEMM's 512-deep passes, pointwise layers, small batches
+SAME_BITS_LAYERS = [
+    (8, 1, 32, 32, 6, 5, 0), (8, 6, 14, 14, 16, 5, 0), (6, 6, 14, 14, 16, 3, 1),
+    (5, 64, 9, 9, 48, 3, 1), (2, 64, 9, 9, 48, 3, 1), (6, 40, 9, 9, 72, 1, 0),
+    (1, 40, 9, 9, 72, 1, 0), (9, 20, 7, 7, 8, 3, 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", SAME_BITS_LAYERS, ids=lambda l: "x".join(map(str, l)))
+def test_training_inference_and_functional_give_the_same_bits(layer, dtype, threads):
+    # the training forward keeps its columns and its backward reuses them; the
+    # functional calls and an inference forward make their own: the same bits.
+    # The training forward's products are the BLAS's in float64 and for fewer than
+    # 24 output channels (LeNet's; faster there), whose sums may round otherwise
+    # than the own GEMM's and the direct kernel's: those forwards agree to
+    # rounding. The gradients agree to the bit in every case.
+    n, c_in, hw, _, c_out, k, pad = layer
+    nn.manual_seed(1)
+    conv = nn.Conv2d(c_in, c_out, k, padding=pad).astype(dtype)
+    x = np.random.default_rng(3).standard_normal((n, c_in, hw, hw)).astype(dtype)
+    with pyxconv.num_threads(threads):
+        out = conv(x)
+        g = np.sin(out)
+        grad_x = conv.backward(g)
+        with pyxconv.no_grad():
+            inferred = conv(x)
+        w, b = conv.weight.data, conv.bias.data
+        functional = conv2d(x, w, b, padding=pad)
+        fx, fw, fb = conv2d_backward(g, x, w, padding=pad)
+    np.testing.assert_array_equal(inferred, functional)
+    if dtype == np.float32 and _im2col.own_sgemm_serves(c_out, out[0, 0].size, c_in * k * k):
+        np.testing.assert_array_equal(out, functional)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(out, functional, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(grad_x, fx)
+    np.testing.assert_array_equal(conv.weight.grad, fw)
+    np.testing.assert_array_equal(conv.bias.grad, fb)
+    # and right: against sums over NumPy's sliding windows of the padded input
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad))), (k, k),
+        axis=(2, 3))
+    expected = np.einsum("nchwij,ocij->nohw", windows, w.astype(np.float64)) + b[:, None, None]
+    expected_gw = np.einsum("nchwij,nohw->ocij", windows, g.astype(np.float64))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(fw, expected_gw, rtol=tol, atol=tol * 10)
+
+
+def test_the_weight_gradient_keeps_no_product_per_sample():
+    # per-sample products of this layer would take N * K * C_out * 4 = 37.7 MB; the
+    # weight gradient keeps one partial sum per run of samples instead (at most
+    # WEIGHT_GRAD_PARTIAL_BYTES), so the backward's peak is a few buffers of the
+    # gradients' and weight's size
+    import tracemalloc
+    from pyxconv.functional._conv import WEIGHT_GRAD_PARTIAL_BYTES
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 128, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((128, 128, 3, 3)).astype(np.float32)
+    conv = nn.Conv2d(128, 128, 3, padding=1)
+    conv.weight.data[...] = w
+    out = conv(x)
+    g = np.cos(out)
+    per_sample_products = 64 * 128 * 9 * 128 * 4
+    tracemalloc.start()
+    try:
+        grad_x = conv.backward(g)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < WEIGHT_GRAD_PARTIAL_BYTES + 4 * x.nbytes + 2 * w.nbytes < per_sample_products
+    expected_gx, expected_gw, _ = conv2d_backward(g.astype(np.float64), x.astype(np.float64),
+                                                  w.astype(np.float64), padding=1)
+    np.testing.assert_allclose(grad_x, expected_gx, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(conv.weight.grad, expected_gw, rtol=1e-4, atol=1e-2)
+
+
+def test_pointwise_kernel_refuses_shapes_that_do_not_fit():
+    from pyxconv._kernels import _im2col
+
+    x = np.zeros((2, 3, 5), np.float32)
+    out = np.zeros((2, 4, 5), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        _im2col.pointwise_products(np.zeros((4, 2), np.float32), False, x, out, None, False,
+                                   5, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        _im2col.pointwise_products(np.zeros((4, 3), np.float32), True, x, out, None, False,
+                                   5, 1)
+    with pytest.raises(ValueError, match="bias has 3 values"):
+        _im2col.pointwise_products(np.zeros((4, 3), np.float32), False, x, out,
+                                   np.zeros(3, np.float32), False, 5, 1)
+    with pytest.raises(ValueError, match="tile must be"):
+        _im2col.pointwise_products(np.zeros((4, 3), np.float32), False, x, out, None, False,
+                                   0, 1)
+
+
+def test_a_bound_pointwise_plan_applies_bias_and_relu_in_its_pass():
+    from pyxconv.functional import prepare_conv
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 12, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((40, 12, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    x, w, b, plan = prepare_conv(x, w, b)
+    assert plan.algorithm == "pointwise"
+    got = plan.bind(w, b, relu=True)(x)
+    expected = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x) + b[:, None, None]
+    np.testing.assert_allclose(got, np.maximum(expected, 0), rtol=1e-5, atol=1e-5)
+    assert (got >= 0).all()
 
 
 def test_no_grad_keeps_nothing_and_backward_then_says_so():

@@ -207,3 +207,25 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
     else:
         _blas_dgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <double*>b, &ldb_, <double*>a, &lda_,
                     &beta, c, &ldc_)
+
+
+def own_sgemm_serves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
+    """Whether a float32 product (m x k) @ (k x n) without a transposed right operand goes
+    to pyxconv's own GEMM (else to the BLAS) under the current instruction set."""
+    return _own_sgemm_serves(m, n, k)
+
+
+cdef inline Py_ssize_t _position_tiles(Py_ssize_t positions, Py_ssize_t tile) noexcept nogil:
+    """Tiles of ``tile`` positions covering ``positions``, the last one widened (up to
+    tile + 31) rather than left narrower than the own GEMM's 32 columns: a narrow last
+    tile went to the BLAS, whose sums round otherwise than the whole product's."""
+    cdef Py_ssize_t tiles = (positions + tile - 1) // tile
+    if tiles > 1 and positions - (tiles - 1) * tile < _OWN_SGEMM_MIN_COLUMNS:
+        tiles -= 1
+    return tiles
+
+
+cdef inline Py_ssize_t _tile_width(Py_ssize_t positions, Py_ssize_t tile, Py_ssize_t t,
+                                   Py_ssize_t tiles) noexcept nogil:
+    """Positions of tile t of :func:`_position_tiles`: ``tile``, the last one what is left."""
+    return positions - t * tile if t == tiles - 1 else tile

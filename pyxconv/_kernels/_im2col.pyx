@@ -46,8 +46,9 @@ idea each, in this order (later parts use what earlier ones define):
 ``_unfold_fold.pxi`` (im2col/col2im of planes), ``_gemm_dispatch.pxi`` (the
 matrix products and the instruction-set state), ``_linear.pxi`` (a fully
 connected layer's forward on those products), ``_per_sample.pxi`` (whole
-per-sample steps), ``_fold_phases.pxi`` (col2im by phases), ``_tiles_panels.pxi``
-(one image on many threads; the inference panels) and ``_groups.pxi``
+per-sample steps), ``_weight_grad.pxi`` (the weight gradient by blocks of
+channels; the pointwise products), ``_fold_phases.pxi`` (col2im by phases),
+``_tiles_panels.pxi`` (one image on many threads; the inference panels) and ``_groups.pxi``
 (grouped convolutions). The direct convolution kernels are a module of their
 own (``_direct.pyx``).
 """
@@ -63,6 +64,7 @@ include "_unfold_fold.pxi"
 include "_gemm_dispatch.pxi"
 include "_linear.pxi"
 include "_per_sample.pxi"
+include "_weight_grad.pxi"
 include "_fold_phases.pxi"
 include "_tiles_panels.pxi"
 include "_groups.pxi"

@@ -106,13 +106,17 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
                           Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
                           Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
                           Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                          int n_threads):
+                          int n_threads, *, Py_ssize_t samples_per_product=1):
     """Per sample n, the weight gradient's product and (optionally) the input gradient.
 
     cols (N, K, L) as :func:`conv_forward_samples` left them.
-    ``products[n] = grad_out[n] @ cols[n]^T`` (C_out, K), or with
-    ``transposed`` its transpose ``cols[n] @ grad_out[n]^T`` (K, C_out); the
-    caller sums them over n, in order. With grad_x (N, C, D, H, W) given
+    ``products[j] = sum of grad_out[n] @ cols[n]^T`` (C_out, K), or with
+    ``transposed`` its transpose ``cols[n] @ grad_out[n]^T`` (K, C_out), over
+    the run of samples [j * spp, (j + 1) * spp) (``samples_per_product``), added
+    in order by one thread with the GEMM's accumulate; the caller sums the runs
+    in order. The transposed form makes the products of
+    :func:`weight_grad_blocks` with one block, so the two give the same bits.
+    With products None only the input gradient is made. With grad_x (N, C, D, H, W) given
     (zeroed by the caller), the columns' gradient ``weight^T @ grad_out[n]``
     goes to the thread's row of ``workspace``, where it stays in cache, and
     col2im adds it into grad_x[n]. ``workspace`` is (n_threads,
@@ -136,35 +140,46 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
     if needed and (workspace is None or workspace.shape[0] < n_threads
                    or workspace.shape[1] < needed):
         raise ValueError(f"workspace must be ({n_threads}, >= {needed})")
-    if (products.shape[0] != n or products.shape[1] != (k if transposed else c_out)
-            or products.shape[2] != (c_out if transposed else k)):
+    if samples_per_product < 1:
+        raise ValueError(f"samples_per_product must be >= 1, got {samples_per_product}")
+    if samples_per_product > n:
+        samples_per_product = n if n > 0 else 1
+    cdef Py_ssize_t runs = (n + samples_per_product - 1) // samples_per_product
+    cdef bint has_products = products is not None
+    if has_products and (products.shape[0] != runs
+                         or products.shape[1] != (k if transposed else c_out)
+                         or products.shape[2] != (c_out if transposed else k)):
         raise ValueError("products has the wrong shape")
-    cdef Py_ssize_t s, o, p
+    cdef Py_ssize_t run, s, s0, s1, o, p
     cdef floating* grad_cols
     cdef floating* grad_t
     cdef pyxconv_interrupt st
     cdef pyxconv_interrupt* stp = &st
     pyxconv_interrupt_init(stp)
-    for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
+    for run in prange(runs, nogil=True, schedule="guided", num_threads=n_threads):
         if pyxconv_interrupt_poll(stp):
             continue
-        if transposed:
-            # grad_out[n]^T copied first: OpenBLAS ran (K, L) @ (L, C_out) faster
-            # from a contiguous right operand than with its transpose flag
-            grad_t = &workspace[threadid(), 0]
-            for o in range(c_out):
-                for p in range(positions):
-                    grad_t[p * c_out + o] = grad_out[s, o, p]
-            _gemm(False, False, k, c_out, positions, &cols[s, 0, 0], positions,
-                  grad_t, c_out, &products[s, 0, 0], c_out)
-        else:
-            _gemm(False, True, c_out, k, positions, &grad_out[s, 0, 0], positions,
-                  &cols[s, 0, 0], positions, &products[s, 0, 0], k)
-        if needs_input_grad:
-            grad_cols = &workspace[threadid(), 0]
-            _gemm(True, False, k, positions, c_out, &weight[0, 0], k, &grad_out[s, 0, 0],
-                  positions, grad_cols, positions)
-            _unfold_sample(&grad_x[s, 0, 0, 0, 0], grad_cols, True, channels, positions,
-                           in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w, stride_d,
-                           stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        s0 = run * samples_per_product
+        s1 = s0 + samples_per_product if s0 + samples_per_product < n else n
+        for s in range(s0, s1):
+            if has_products and transposed:
+                # grad_out[n]^T copied first: OpenBLAS ran (K, L) @ (L, C_out) faster
+                # from a contiguous right operand than with its transpose flag
+                grad_t = &workspace[threadid(), 0]
+                for o in range(c_out):
+                    for p in range(positions):
+                        grad_t[p * c_out + o] = grad_out[s, o, p]
+                _gemm(False, False, k, c_out, positions, &cols[s, 0, 0], positions,
+                      grad_t, c_out, &products[run, 0, 0], c_out, s > s0)
+            elif has_products:
+                _gemm(False, True, c_out, k, positions, &grad_out[s, 0, 0], positions,
+                      &cols[s, 0, 0], positions, &products[run, 0, 0], k, s > s0)
+            if needs_input_grad:
+                grad_cols = &workspace[threadid(), 0]
+                _gemm(True, False, k, positions, c_out, &weight[0, 0], k, &grad_out[s, 0, 0],
+                      positions, grad_cols, positions)
+                _unfold_sample(&grad_x[s, 0, 0, 0, 0], grad_cols, True, channels, positions,
+                               in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
+                               stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
+                               dil_d, dil_h, dil_w)
     pyxconv_interrupt_raise(stp)

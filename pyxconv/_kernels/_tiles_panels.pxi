@@ -42,7 +42,7 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
         raise ValueError(f"tile must be >= 1, got {tile}")
     if n == 0 or positions == 0:
         return
-    cdef Py_ssize_t tiles = (positions + tile - 1) // tile
+    cdef Py_ssize_t tiles = _position_tiles(positions, tile)
     cdef Py_ssize_t task, s, c, t, p0, width, o, p
     cdef floating* out_row
     cdef floating b
@@ -66,7 +66,7 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
             s = task // tiles
             t = task - s * tiles
             p0 = t * tile
-            width = positions - p0 if positions - p0 < tile else tile
+            width = _tile_width(positions, tile, p0 // tile, tiles)
             _gemm(False, False, c_out, width, k, &weight[0, 0], k, &cols[s, 0, p0], positions,
                   &out[s, 0, p0], positions)
             if has_bias:
@@ -92,6 +92,8 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
     ``row_block`` columns, and, with grad_x (N, C, D, H, W) given, ``grad_cols[n] =
     weight^T @ grad_out[n]`` in tiles of ``tile`` positions, folded by col2im into
     grad_x[n], which this overwrites. grad_cols (N, K, L), or None without grad_x.
+    With products None, the input gradient only (the convolutions make their
+    weight gradient with :func:`weight_grad_blocks`).
     """
     cdef Py_ssize_t n = cols.shape[0], k = cols.shape[1], positions = cols.shape[2]
     cdef Py_ssize_t c_out = grad_out.shape[1]
@@ -109,21 +111,23 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
     _check_sample_arrays(n, channels, kernel_volume, out_d, out_h, out_w, c_out, k, positions,
                          grad_out.shape[0], weight.shape[0], n, weight.shape[1],
                          grad_out.shape[2], n_threads)
-    if products.shape[0] != n or products.shape[1] != c_out or products.shape[2] != k:
+    cdef bint has_products = products is not None
+    if has_products and (products.shape[0] != n or products.shape[1] != c_out
+                         or products.shape[2] != k):
         raise ValueError(f"products must be ({n}, {c_out}, {k})")
     if row_block < 1 or tile < 1:
         raise ValueError(f"row_block and tile must be >= 1, got {row_block} and {tile}")
     if n == 0:
         return
     cdef Py_ssize_t blocks = (k + row_block - 1) // row_block
-    cdef Py_ssize_t tiles = (positions + tile - 1) // tile
+    cdef Py_ssize_t tiles = _position_tiles(positions, tile)
     cdef Py_ssize_t task, s, c, j0, rows, p0, width
     cdef Py_ssize_t plane = in_d * in_h * in_w
     cdef pyxconv_interrupt st
     cdef pyxconv_interrupt* stp = &st
     pyxconv_interrupt_init(stp)
     with nogil, parallel(num_threads=n_threads):
-        for task in prange(n * blocks, schedule="static"):
+        for task in prange(n * blocks if has_products else 0, schedule="static"):
             if pyxconv_interrupt_poll(stp):
                 continue
             s = task // blocks
@@ -137,7 +141,7 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
                     continue
                 s = task // tiles
                 p0 = (task - s * tiles) * tile
-                width = positions - p0 if positions - p0 < tile else tile
+                width = _tile_width(positions, tile, p0 // tile, tiles)
                 _gemm(True, False, k, width, c_out, &weight[0, 0], k, &grad_out[s, 0, p0],
                       positions, &grad_cols[s, 0, p0], positions)
             for task in prange(n * channels, schedule="guided"):

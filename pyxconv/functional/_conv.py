@@ -285,12 +285,74 @@ def _thread_workspace(local, name, size, dtype):
     return buffer[:size]
 
 
-def _forward_pointwise(x, w, out, g):
-    """1x1, stride 1, no padding: the columns are the input itself, one GEMM a group."""
-    groups, cig, cog = g.groups, g.c_in // g.groups, g.c_out // g.groups
-    x3 = x.reshape(g.n, groups, cig, g.positions)
-    for gi in range(groups):
-        np.matmul(w[gi], x3[:, gi], out=out[:, gi * cog:(gi + 1) * cog])
+def pointwise_tile(g):
+    """Positions of one pointwise product: a whole sample, or position tiles for small batches.
+
+    Set by the shapes alone (as the ``"tiles"`` algorithm's are), so the bits
+    do not depend on the thread count.
+    """
+    return g.positions if g.n >= TILES_BELOW_SAMPLES else position_tile(g.positions)
+
+
+def _forward_pointwise(x, w, bias, out, g, threads, relu):
+    """1x1, stride 1, no padding: the columns are the input itself, one product a task."""
+    with blas_on_one_thread():
+        _im2col.pointwise_products(w[0], False, x.reshape(g.n, g.c_in, g.positions), out,
+                                   bias, relu, pointwise_tile(g), threads)
+
+
+#: The weight gradient (:func:`weight_grad`) keeps one weight-sized partial sum per
+#: run of samples, together at most this many bytes (at least one).
+WEIGHT_GRAD_PARTIAL_BYTES = 16 * 2**20
+#: It aims at this many tasks, so that up to 16 threads get shares: runs of
+#: samples, each making whole products as long as their partial sums fit in
+#: WEIGHT_GRAD_PARTIAL_BYTES, and for larger weights blocks of input channels too.
+#: Whole products are the fastest: (32, 64, 32, 32) -> 64 3x3 took 34 ms by blocks
+#: of 4 channels against 26 ms whole at 1 thread, since each block re-reads every
+#: sample's grad_out.
+_WEIGHT_GRAD_TASKS = 16
+
+
+def weight_grad_split(g, itemsize):
+    """``(block_channels, samples_per_run)`` of :func:`weight_grad`, from the shapes alone.
+
+    >>> from pyxconv.functional._conv import _Geometry, weight_grad_split
+    >>> def split(n, c_in, c_out, hw):
+    ...     g = _Geometry((hw, hw), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, n, c_in, c_out)
+    ...     return weight_grad_split(g, 4)
+    >>> split(32, 64, 64, 32)     # 16 runs of 2 samples, whole products
+    (64, 2)
+    >>> split(32, 512, 512, 7)    # a 9.4 MB weight: one run, 16 blocks of 32 channels
+    (32, 32)
+    >>> split(32, 256, 256, 14)   # 2.4 MB: 7 runs (of 5 samples), 3 blocks of 86 channels
+    (86, 5)
+    """
+    partial_bytes = max(1, g.rows * g.c_out * itemsize)
+    runs = max(1, min(g.n, _WEIGHT_GRAD_TASKS, WEIGHT_GRAD_PARTIAL_BYTES // partial_bytes))
+    blocks = min(max(1, g.c_in), -(-_WEIGHT_GRAD_TASKS // runs))
+    return -(-max(1, g.c_in) // blocks), -(-g.n // runs) if g.n else 1
+
+
+def weight_grad(go, x, cols, g, threads):
+    """grad_W (C_out, K) of a one-group convolution, from its kept columns or from x.
+
+    Tasks of (block of input channels, run of samples), shared among the
+    threads (:func:`_im2col.weight_grad_blocks`): no product per sample is
+    kept, only one partial sum per run, within
+    :data:`WEIGHT_GRAD_PARTIAL_BYTES`; the runs are summed in order. The
+    kept columns and columns unfolded again give the same bits.
+    """
+    block, per_run = weight_grad_split(g, x.dtype.itemsize)
+    runs = -(-g.n // per_run)
+    partial = np.empty((runs, g.rows, g.c_out), dtype=x.dtype)
+    size = _im2col.weight_grad_workspace_size(cols is not None, block * g.kernel_volume,
+                                              g.c_out, g.positions)
+    workspace = thread_workspace(threads, size, x.dtype)
+    with blas_on_one_thread():
+        _im2col.weight_grad_blocks(x.reshape((g.n, g.c_in) + g.in3), cols, go, partial,
+                                   workspace, block, per_run, *g.kernel_args(), threads)
+    total = partial[0] if runs == 1 else partial.sum(axis=0)
+    return total.T
 
 
 def _forward_samples(x, w, bias, out, g, threads, keep_columns):
@@ -428,46 +490,56 @@ def _forward_chunks(x, w, out, g):
     map_blocks(forward_chunk, chunks, n_parallel)
 
 
-def _backward_pointwise(go, x, w, grad_w, grad_x, g):
-    groups, cig, cog = g.groups, g.c_in // g.groups, g.c_out // g.groups
-    x3 = x.reshape(g.n, groups, cig, g.positions)
-    gx3 = grad_x.reshape(g.n, groups, cig, g.positions) if grad_x is not None else None
-    for gi in range(groups):
-        go_g = go[:, gi * cog:(gi + 1) * cog]
-        grad_w[gi] = np.tensordot(go_g, x3[:, gi], axes=([0, 2], [0, 2]))
-        if gx3 is not None:
-            np.matmul(w[gi].T, go_g, out=gx3[:, gi])
+def _backward_pointwise(go, x, w, grad_w, grad_x, g, threads):
+    """The input is its own column matrix: grad_W from it, grad_x = W^T @ grad_out by tiles."""
+    grad_w[0] = weight_grad(go, x, x.reshape(g.n, g.c_in, g.positions), g, threads)
+    if grad_x is not None:
+        with blas_on_one_thread():
+            _im2col.pointwise_products(w[0], True, go, grad_x.reshape(g.n, g.c_in, g.positions),
+                                       None, False, pointwise_tile(g), threads)
 
 
 def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
     """Nogil loops over samples, each through the thread's own columns.
 
-    With the forward's columns (``cols``, (N, K, L)): one loop makes each
-    sample's weight-gradient product and its input gradient
-    (:func:`_im2col.conv_backward_samples`). Without: the weight gradient from
-    im2col(x[n]) again, then the input gradient by col2im(W^T @ go[n]).
+    With the forward's columns (``cols``, (N, K, L)) and a weight small enough
+    for whole products (:func:`weight_grad_split`): one loop makes each run of
+    samples' share of grad_W and their input gradients
+    (:func:`_im2col.conv_backward_samples`). Otherwise :func:`weight_grad`
+    makes grad_W (from the kept columns, or unfolding them again, with the same
+    bits), and the input gradient follows: W^T @ go[n] folded by col2im.
     """
     n = g.n
     x5 = x.reshape((n, g.c_in) + g.in3)
     gx5 = grad_x.reshape((n, g.c_in) + g.in3) if grad_x is not None else None
+    block, per_run = weight_grad_split(g, x.dtype.itemsize)
+    if cols is None or block < g.c_in:
+        grad_w[0] = weight_grad(go, x, cols, g, threads)
+        if gx5 is None:
+            return
     with blas_on_one_thread():
-        if cols is not None:
-            transposed = g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
-            shape = (n, g.rows, g.c_out) if transposed else (n, g.c_out, g.rows)
-            products = np.empty(shape, dtype=x.dtype)
-            size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, transposed,
-                                                   grad_x is not None)
-            workspace = thread_workspace(threads, size, x.dtype) if size else None
+        if cols is not None and block == g.c_in:
+            # whole products: one loop makes each sample's share of grad_W and its
+            # grad_x while grad_out[n] is in cache, the products of weight_grad
+            runs = -(-n // per_run)
+            products = np.empty((runs, g.rows, g.c_out), dtype=x.dtype)
+            size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, True,
+                                                   gx5 is not None)
+            workspace = thread_workspace(threads, size, x.dtype)
             if gx5 is not None:
                 gx5[...] = 0  # col2im adds
-            _im2col.conv_backward_samples(cols, go, w[0], products, transposed, gx5, workspace,
+            _im2col.conv_backward_samples(cols, go, w[0], products, True, gx5, workspace,
+                                          *g.kernel_args(), threads,
+                                          samples_per_product=per_run)
+            grad_w[0] = (products[0] if runs == 1 else products.sum(axis=0)).T
+        elif cols is not None:
+            size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, False, True)
+            workspace = thread_workspace(threads, size, x.dtype)
+            gx5[...] = 0  # col2im adds
+            _im2col.conv_backward_samples(cols, go, w[0], None, False, gx5, workspace,
                                           *g.kernel_args(), threads)
-            total = products.sum(axis=0)
-            grad_w[0] = total.T if transposed else total
-            return
-        workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
-        grad_w[0] = weight_gradient_by_samples(x5, w[0], go, g, threads, workspace).T
-        if gx5 is not None:
+        else:
+            workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
             _im2col.fold_samples(go, w[0], None, gx5, workspace, *g.kernel_args(), threads)
 
 
@@ -478,14 +550,13 @@ def _backward_tiles(go, x, w, grad_w, grad_x, g, threads, cols):
         cols = np.empty((n, g.rows, g.positions), dtype=x.dtype)
         _run_im2col(x.reshape((n, g.c_in) + g.in3), cols.reshape(-1), g, 0, n, 0, g.out_rows,
                     threads, per_sample=True)
-    products = np.empty((n, g.c_out, g.rows), dtype=x.dtype)
-    grad_cols = np.empty_like(cols) if grad_x is not None else None
+    grad_w[0] = weight_grad(go, x, cols, g, threads)
+    if grad_x is None:
+        return
     with blas_on_one_thread():
         _im2col.conv_backward_tiles(
-            cols, go, w[0], products,
-            grad_x.reshape((n, g.c_in) + g.in3) if grad_x is not None else None, grad_cols,
+            cols, go, w[0], None, grad_x.reshape((n, g.c_in) + g.in3), np.empty_like(cols),
             row_block(g.rows), position_tile(g.positions), *g.kernel_args(), threads)
-    grad_w[0] = products.sum(axis=0)
 
 
 def _backward_chunks(go, x, w, grad_w, grad_x, g):
@@ -547,14 +618,6 @@ def _backward_chunks(go, x, w, grad_w, grad_x, g):
 #: The algorithms a convolution plan can pick, in the order :class:`ConvPlan` tries them.
 CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "groups", "chunks", "direct")
 
-#: Rows of the column matrix from which the per-sample backward (with the
-#: forward's columns) takes each weight-gradient product transposed,
-#: ``cols[n] @ go[n]^T``: OpenBLAS ran it 2x faster on LeNet's second layer
-#: (K = 150), and slower below K = 128. (The recomputing and chunked paths have
-#: their own forms: :func:`weight_gradient_by_samples` always transposes, and
-#: the chunks transpose below ``_WEIGHT_GRAD_TRANSPOSED_BELOW_ROWS`` rows.)
-WEIGHT_GRAD_TRANSPOSED_FROM_ROWS = 128
-
 #: Batches of fewer samples than this run by ``"tiles"``, so that one image uses every
 #: core. Set by the shape alone, never by the thread count: ``"samples"`` and
 #: ``"tiles"`` cut their products differently (tiles narrower than the own GEMM's
@@ -597,8 +660,8 @@ _forced_algorithm = None
 def conv_algorithm(name):
     """Force every convolution planned inside the block to use algorithm ``name``.
 
-    For tests and benchmarks: ``"pointwise"`` (1x1, stride 1, no padding, as a
-    plain GEMM), ``"tiles"`` (one image on many threads: im2col of the whole
+    For tests and benchmarks: ``"pointwise"`` (1x1, stride 1, no padding, one
+    group: the input is the column matrix), ``"tiles"`` (one image on many threads: im2col of the whole
     sample, GEMMs by position tiles), ``"samples"`` (one nogil loop over
     samples, each thread on its own column buffer), ``"groups"`` (one task per
     sample and group, for grouped convolutions), ``"chunks"`` (NumPy matmul
@@ -641,7 +704,7 @@ class ConvPlan:
     small cache (:func:`conv_plan`); layers keep theirs.
 
     The choice, in order: ``"pointwise"`` for 1x1 kernels with stride 1 and no
-    padding; ``"tiles"`` for batches of fewer than :data:`TILES_BELOW_SAMPLES`
+    padding, one group; ``"tiles"`` for batches of fewer than :data:`TILES_BELOW_SAMPLES`
     samples, so that one image uses every core; ``"samples"`` otherwise;
     ``"groups"`` for grouped (and depthwise) convolutions, one task per
     (sample, group); ``"chunks"`` when a sample's columns pass the workspace
@@ -712,10 +775,10 @@ class ConvPlan:
 
     def _choose(self, forced):
         g, itemsize = self.g, self.dtype.itemsize
-        runnable = {"pointwise": g.is_pointwise, "chunks": True}
         per_sample = g.rows * g.positions
         limit = get_workspace_limit()
         direct = g.groups == 1 and ensure_gemm() and g.n >= 1
+        runnable = {"pointwise": g.is_pointwise and direct, "chunks": True}
         runnable["tiles"] = direct and g.n * per_sample * itemsize <= limit
         sample_count = sample_threads(g, per_sample, itemsize) if direct else 0
         runnable["samples"] = sample_count > 0
@@ -732,7 +795,7 @@ class ConvPlan:
                                  f"(groups={g.groups}, kernel {g.kernel}, stride {g.stride}, "
                                  f"{g.n} samples of {per_sample * itemsize} column bytes)")
             choice = forced
-        elif g.is_pointwise:
+        elif runnable["pointwise"]:
             choice = "pointwise"
         elif runnable["tiles"] and g.n < TILES_BELOW_SAMPLES:
             choice = "tiles"
@@ -744,6 +807,9 @@ class ConvPlan:
             choice = "chunks"
         if choice == "tiles":
             return choice, max(1, tile_threads)
+        if choice == "pointwise":
+            tasks = g.n * -(-g.positions // pointwise_tile(g))
+            return choice, max(1, min(self.max_threads, threads_for(g.n * per_sample), tasks))
         if choice == "groups":
             return choice, group_threads
         if choice == "samples":
@@ -796,7 +862,8 @@ class ConvPlan:
             _forward_direct(x, w, bias, out, self, relu)
             bias, relu = None, False  # done in the kernel
         elif self.algorithm == "pointwise":
-            _forward_pointwise(x, w, out, g)
+            _forward_pointwise(x, w, bias, out, g, self.threads, relu)
+            bias, relu = None, False  # done in the loop
         elif self.algorithm in ("samples", "tiles") and not keep_columns:
             _forward_panels(x, w, bias, out, self, relu)
             bias, relu = None, False  # done in the loop
@@ -886,7 +953,7 @@ class ConvPlan:
         grad_w = np.zeros(w.shape, dtype=x.dtype)
         grad_x = np.empty(x.shape, dtype=x.dtype) if needs_input_grad else None
         if self.algorithm == "pointwise":
-            _backward_pointwise(go, x, w, grad_w, grad_x, g)
+            _backward_pointwise(go, x, w, grad_w, grad_x, g, self.threads)
         elif self.algorithm == "samples":
             _backward_samples(go, x, w, grad_w, grad_x, g, self.threads, columns)
         elif self.algorithm == "tiles":
