@@ -323,3 +323,67 @@ def test_the_linear_kernel_refuses_mismatched_arrays():
         _im2col.linear_forward(x, w, np.ones(3, np.float32), np.empty((2, 4), np.float32))
     with pytest.raises(TypeError, match="2-D"):
         _im2col.linear_forward(np.ones(3, np.float32), w, None, np.empty(4, np.float32))
+
+
+def _linear_backward_by_loops(g, x, w):
+    x2, g2 = x.reshape(-1, w.shape[1]).astype(np.float64), g.reshape(-1, w.shape[0])
+    grad_x = np.zeros(x2.shape)
+    grad_w = np.zeros(w.shape)
+    for r in range(x2.shape[0]):
+        for j in range(w.shape[0]):
+            for i in range(w.shape[1]):
+                grad_x[r, i] += float(g2[r, j]) * float(w[j, i])
+                grad_w[j, i] += float(g2[r, j]) * float(x2[r, i])
+    return grad_x.reshape(x.shape), grad_w, g2.astype(np.float64).sum(axis=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape", [(1, 7), (4, 7), (2, 3, 7), (7,), (0, 7)])
+def test_linear_backward_matches_the_loops(dtype, x_shape):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((5, 7)).astype(dtype)
+    g = rng.standard_normal(x_shape[:-1] + (5,)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    got = F.linear_backward(g, x, w)
+    for a, b in zip(got, _linear_backward_by_loops(g, x, w)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    grad_x, grad_w, grad_b = F.linear_backward(g, x, w, needs_input_grad=False)
+    assert grad_x is None
+    np.testing.assert_array_equal(grad_w, got[1])
+
+
+def test_linear_layer_backward_matches_torch_and_accumulates():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((8, 400)).astype(np.float32)
+    nn.manual_seed(3)
+    layer = nn.Linear(400, 120)
+    g = rng.standard_normal((8, 120)).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    tw = torch.from_numpy(layer.weight.data.copy()).requires_grad_()
+    tb = torch.from_numpy(layer.bias.data.copy()).requires_grad_()
+    torch.nn.functional.linear(tx, tw, tb).backward(torch.from_numpy(g))
+    for _ in range(2):  # gradients add up over backward calls, as torch's do
+        layer(x)
+        grad_x = layer.backward(g)
+    np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.weight.grad, 2 * tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.bias.grad, 2 * tb.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_linear_backward_kernel_refuses_mismatched_arrays():
+    x, w, g = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        _im2col.linear_backward(x, w, g, np.empty((4, 2), np.float32), None)
+    with pytest.raises(ValueError, match="do not fit"):
+        _im2col.linear_backward(x, w, g, np.empty((4, 3), np.float32), np.empty((2, 2), np.float32))
+    with pytest.raises(TypeError, match="grad_weight must be a C-contiguous writeable"):
+        _im2col.linear_backward(x, w, g, np.empty((4, 3)), None)
+    with pytest.raises(ValueError, match="read-only"):
+        read_only = np.empty((4, 3), np.float32)
+        read_only.flags.writeable = False
+        _im2col.linear_backward(x, w, g, read_only, None)
+    with pytest.raises(TypeError, match="2-D"):
+        _im2col.linear_backward(x, w, np.ones(8, np.float32), np.empty((4, 3), np.float32), None)

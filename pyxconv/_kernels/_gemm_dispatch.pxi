@@ -188,6 +188,14 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
             pyxconv_sgemm_isa(_gemm_isa, m, n, k, a, 1 if trans_a else lda,
                               lda if trans_a else 1, b, ldb, c, ldc, accumulate)
             return
+    _blas_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+
+
+cdef inline void _blas_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
+                            Py_ssize_t k, const floating* a, Py_ssize_t lda,
+                            const floating* b, Py_ssize_t ldb, floating* c, Py_ssize_t ldc,
+                            bint accumulate) noexcept nogil:
+    """:func:`_gemm` on the BLAS whatever the size, on the calling thread's BLAS threads."""
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the Fortran
     # BLAS gets the operands swapped, each still with its own transpose flag.
     cdef char ta = b'T' if trans_a else b'N'

@@ -71,3 +71,66 @@ def linear_forward(x, weight, bias, out, bint relu=False):
                 _gemm(False, True, n, f, k, <const double*>xd, k, <const double*>wd, k,
                       <double*>od, f)
             _bias_relu(<double*>od, <const double*>bd, n, f, relu)
+
+
+def linear_backward(x, weight, grad_out, grad_weight, grad_x, bint accumulate=False):
+    """A fully connected layer's backward: ``grad_weight = grad_out.T @ x`` (``+=`` with
+    ``accumulate``) and ``grad_x = grad_out @ weight`` (unless grad_x is None).
+
+    x (N, I), weight (F, I), grad_out (N, F), grad_weight (F, I) and grad_x
+    (N, I): C-contiguous ndarrays of one float dtype, TypeError otherwise
+    (ValueError for a read-only output). Both products run on the BLAS (scipy's
+    cython_blas, as :func:`linear_forward`'s), on the calling thread's BLAS
+    threads.
+    """
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"x must be an ndarray, got {type(x).__name__}")
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    for name, array in (("x", x), ("weight", weight), ("grad_out", grad_out),
+                        ("grad_weight", grad_weight), ("grad_x", grad_x)):
+        if array is not None and (not cnp.PyArray_Check(array) or cnp.PyArray_NDIM(array) != 2):
+            raise TypeError(f"{name} must be a 2-D ndarray")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0), k = cnp.PyArray_DIM(x, 1)
+    cdef Py_ssize_t f = cnp.PyArray_DIM(weight, 0)
+    if (cnp.PyArray_DIM(weight, 1) != k or cnp.PyArray_DIM(grad_out, 0) != n
+            or cnp.PyArray_DIM(grad_out, 1) != f or cnp.PyArray_DIM(grad_weight, 0) != f
+            or cnp.PyArray_DIM(grad_weight, 1) != k
+            or (grad_x is not None and (cnp.PyArray_DIM(grad_x, 0) != n
+                                        or cnp.PyArray_DIM(grad_x, 1) != k))):
+        raise ValueError(f"linear_backward's shapes do not fit x ({n}, {k}) and weight "
+                         f"({f}, {k})")
+    if max(n, k, f) > _GEMM_INT_MAX:
+        raise ValueError(f"a dimension of ({n}, {k}) @ ({f}, {k}).T passes the BLAS's limit")
+    cdef void* xd = array_data(x, "x", typenum, n * k)
+    cdef void* wd = array_data(weight, "weight", typenum, f * k)
+    cdef void* gd = array_data(grad_out, "grad_out", typenum, n * f)
+    cdef void* gwd = array_data(grad_weight, "grad_weight", typenum, f * k, True)
+    cdef void* gxd = array_data(grad_x, "grad_x", typenum, n * k, True) \
+        if grad_x is not None else NULL
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if n > 0:
+                _blas_gemm(True, False, f, k, n, <const float*>gd, f, <const float*>xd, k,
+                           <float*>gwd, k, accumulate)
+            elif not accumulate:
+                memset(gwd, 0, f * k * sizeof(float))
+            if gxd != NULL:
+                if f == 0:
+                    memset(gxd, 0, n * k * sizeof(float))
+                else:
+                    _blas_gemm(False, False, n, k, f, <const float*>gd, f, <const float*>wd,
+                               k, <float*>gxd, k, False)
+        else:
+            if n > 0:
+                _blas_gemm(True, False, f, k, n, <const double*>gd, f, <const double*>xd, k,
+                           <double*>gwd, k, accumulate)
+            elif not accumulate:
+                memset(gwd, 0, f * k * sizeof(double))
+            if gxd != NULL:
+                if f == 0:
+                    memset(gxd, 0, n * k * sizeof(double))
+                else:
+                    _blas_gemm(False, False, n, k, f, <const double*>gd, f,
+                               <const double*>wd, k, <double*>gxd, k, False)

@@ -15,16 +15,17 @@
 # of enough runs would not fit the caller's bound. The memory is ``runs`` weight-sized partial sums, which the
 # caller bounds, instead of one product per sample.
 
-cpdef Py_ssize_t weight_grad_workspace_size(bint kept, Py_ssize_t block_rows, Py_ssize_t c_out,
-                                             Py_ssize_t positions):
-    """Elements a thread needs in :func:`weight_grad_blocks`'s workspace: grad_out[n]^T,
-    and without kept columns a block of them."""
-    return _aligned_count(positions * c_out, 8) + (0 if kept else block_rows * positions)
+cpdef Py_ssize_t weight_grad_workspace_size(bint kept, bint transposed, Py_ssize_t block_rows,
+                                             Py_ssize_t c_out, Py_ssize_t positions):
+    """Elements a thread needs in :func:`weight_grad_blocks`'s workspace: grad_out[n]^T
+    when ``transposed``, and without kept columns a block of them."""
+    return ((_aligned_count(positions * c_out, 8) if transposed else 0)
+            + (0 if kept else block_rows * positions))
 
 
 def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, ::1] cols,
                        const floating[:, :, ::1] grad_out, floating[:, :, ::1] partial,
-                       floating[:, ::1] workspace,
+                       floating[:, ::1] workspace, bint transposed,
                        Py_ssize_t block_channels, Py_ssize_t samples_per_run,
                        Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
                        Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
@@ -32,16 +33,20 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
                        Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
                        Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
                        int n_threads):
-    """``partial[r] = sum over the samples n of run r of cols[n] @ grad_out[n]^T`` (K, C_out).
+    """``partial[r] = sum over the samples n of run r of grad_out[n] @ cols[n]^T`` (C_out, K),
+    or with ``transposed`` its transpose ``cols[n] @ grad_out[n]^T`` (K, C_out).
 
     x (N, C, D, H, W), the convolution's input; cols (N, K, L) its columns, or
-    None to unfold them from x; grad_out (N, C_out, L); partial (runs, K,
-    C_out) with runs = ceil(N / samples_per_run), overwritten; workspace
-    (n_threads, >= :func:`weight_grad_workspace_size`). Each product takes
-    grad_out[n]^T, copied to the thread's workspace: pyxconv's own float32
-    GEMM reads its right operand by rows, and OpenBLAS too ran (K, L) @ (L,
-    C_out) faster from a contiguous right operand than with its transpose
-    flag (LeNet's second layer: 0.35 against 0.52 ms).
+    None to unfold them from x; grad_out (N, C_out, L); partial (runs, C_out,
+    K), transposed (runs, K, C_out), with runs = ceil(N / samples_per_run),
+    overwritten; workspace (n_threads, >= :func:`weight_grad_workspace_size`), or None
+    when that size is 0.
+    The transposed form takes grad_out[n]^T, copied to the thread's workspace:
+    pyxconv's own float32 GEMM reads its right operand by rows, and OpenBLAS
+    too ran (K, L) @ (L, C_out) faster from a contiguous right operand than
+    with its transpose flag (LeNet's second layer, K = 150: 0.35 against 0.52
+    ms). With few rows the other form is faster (LeNet's first layer, K = 25:
+    0.45 against 0.67 ms at batch 32).
     """
     cdef Py_ssize_t n = grad_out.shape[0], c_out = grad_out.shape[1]
     cdef Py_ssize_t positions = grad_out.shape[2]
@@ -64,10 +69,15 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t runs = (n + samples_per_run - 1) // samples_per_run
     cdef Py_ssize_t blocks = (channels + block_channels - 1) // block_channels
     cdef Py_ssize_t block_rows = block_channels * kernel_volume
-    if partial.shape[0] != runs or partial.shape[1] != k or partial.shape[2] != c_out:
-        raise ValueError(f"partial must be ({runs}, {k}, {c_out})")
-    cdef Py_ssize_t needed = weight_grad_workspace_size(kept, block_rows, c_out, positions)
-    if workspace is None or workspace.shape[0] < n_threads or workspace.shape[1] < needed:
+    if (partial.shape[0] != runs or partial.shape[1] != (k if transposed else c_out)
+            or partial.shape[2] != (c_out if transposed else k)):
+        raise ValueError(f"partial must be ({runs}, {k if transposed else c_out}, "
+                         f"{c_out if transposed else k})")
+    cdef Py_ssize_t needed = weight_grad_workspace_size(kept, transposed, block_rows, c_out,
+                                                        positions)
+    cdef bint has_workspace = workspace is not None
+    if needed and (not has_workspace or workspace.shape[0] < n_threads
+                   or workspace.shape[1] < needed):
         raise ValueError(f"workspace must be ({n_threads}, >= {needed})")
     if n == 0 or k == 0 or c_out == 0:
         return
@@ -91,12 +101,13 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
         rows = (c1 - c0) * kernel_volume
         s0 = run * samples_per_run
         s1 = s0 + samples_per_run if s0 + samples_per_run < n else n
-        grad_t = &workspace[threadid(), 0]
-        buffer = grad_t + _aligned_count(positions * c_out, 8)
+        grad_t = &workspace[threadid(), 0] if has_workspace else NULL
+        buffer = grad_t + (_aligned_count(positions * c_out, 8) if transposed else 0)
         for s in range(s0, s1):
-            for o in range(c_out):
-                for p in range(positions):
-                    grad_t[p * c_out + o] = grad_out[s, o, p]
+            if transposed:
+                for o in range(c_out):
+                    for p in range(positions):
+                        grad_t[p * c_out + o] = grad_out[s, o, p]
             if kept:
                 a = &cols[s, c0 * kernel_volume, 0]
             else:
@@ -106,8 +117,12 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
                                   k_d, k_h, k_w, stride_d, stride_h, stride_w,
                                   pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
                 a = buffer
-            _gemm(False, False, rows, c_out, positions, a, positions, grad_t, c_out,
-                  &partial[run, c0 * kernel_volume, 0], c_out, s > s0)
+            if transposed:
+                _gemm(False, False, rows, c_out, positions, a, positions, grad_t, c_out,
+                      &partial[run, c0 * kernel_volume, 0], c_out, s > s0)
+            else:
+                _gemm(False, True, c_out, rows, positions, &grad_out[s, 0, 0], positions,
+                      a, positions, &partial[run, 0, c0 * kernel_volume], k, s > s0)
     pyxconv_interrupt_raise(stp)
 
 

@@ -44,7 +44,7 @@ from pyxconv.functional._conv_transpose import (
     conv_transpose3d_backward,
     conv_transpose_output_size,
 )
-from pyxconv.functional._linear import linear, prepare_linear
+from pyxconv.functional._linear import linear, linear_backward, prepare_linear
 from pyxconv.functional._loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -122,6 +122,7 @@ __all__ = [
     "prepare_max_pool",
     "same_padding",
     "linear",
+    "linear_backward",
     "prepare_linear",
     "avg_pool1d",
     "avg_pool1d_backward",

@@ -344,15 +344,18 @@ def weight_grad(go, x, cols, g, threads):
     """
     block, per_run = weight_grad_split(g, x.dtype.itemsize)
     runs = -(-g.n // per_run)
-    partial = np.empty((runs, g.rows, g.c_out), dtype=x.dtype)
-    size = _im2col.weight_grad_workspace_size(cols is not None, block * g.kernel_volume,
-                                              g.c_out, g.positions)
-    workspace = thread_workspace(threads, size, x.dtype)
+    transposed = g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
+    partial = np.empty((runs, g.rows, g.c_out) if transposed else (runs, g.c_out, g.rows),
+                       dtype=x.dtype)
+    size = _im2col.weight_grad_workspace_size(cols is not None, transposed,
+                                              block * g.kernel_volume, g.c_out, g.positions)
+    workspace = thread_workspace(threads, size, x.dtype) if size else None
     with blas_on_one_thread():
         _im2col.weight_grad_blocks(x.reshape((g.n, g.c_in) + g.in3), cols, go, partial,
-                                   workspace, block, per_run, *g.kernel_args(), threads)
+                                   workspace, transposed, block, per_run, *g.kernel_args(),
+                                   threads)
     total = partial[0] if runs == 1 else partial.sum(axis=0)
-    return total.T
+    return total.T if transposed else total
 
 
 def _forward_samples(x, w, bias, out, g, threads, keep_columns):
@@ -522,16 +525,19 @@ def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
             # whole products: one loop makes each sample's share of grad_W and its
             # grad_x while grad_out[n] is in cache, the products of weight_grad
             runs = -(-n // per_run)
-            products = np.empty((runs, g.rows, g.c_out), dtype=x.dtype)
-            size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, True,
+            transposed = g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
+            products = np.empty((runs, g.rows, g.c_out) if transposed
+                                else (runs, g.c_out, g.rows), dtype=x.dtype)
+            size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, transposed,
                                                    gx5 is not None)
-            workspace = thread_workspace(threads, size, x.dtype)
+            workspace = thread_workspace(threads, size, x.dtype) if size else None
             if gx5 is not None:
                 gx5[...] = 0  # col2im adds
-            _im2col.conv_backward_samples(cols, go, w[0], products, True, gx5, workspace,
-                                          *g.kernel_args(), threads,
+            _im2col.conv_backward_samples(cols, go, w[0], products, transposed, gx5,
+                                          workspace, *g.kernel_args(), threads,
                                           samples_per_product=per_run)
-            grad_w[0] = (products[0] if runs == 1 else products.sum(axis=0)).T
+            total = products[0] if runs == 1 else products.sum(axis=0)
+            grad_w[0] = total.T if transposed else total
         elif cols is not None:
             size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, False, True)
             workspace = thread_workspace(threads, size, x.dtype)
@@ -617,6 +623,13 @@ def _backward_chunks(go, x, w, grad_w, grad_x, g):
 
 #: The algorithms a convolution plan can pick, in the order :class:`ConvPlan` tries them.
 CONV_ALGORITHMS = ("pointwise", "tiles", "samples", "groups", "chunks", "direct")
+
+#: Column rows from which the weight gradient's products are made transposed,
+#: ``cols[n] @ go[n]^T`` (K, C_out), with go[n]^T copied first: OpenBLAS ran it 2x
+#: faster on LeNet's second layer (K = 150), and the own GEMM needs it; below,
+#: ``go[n] @ cols[n]^T`` (C_out, K) with the BLAS's transpose flag was faster
+#: (LeNet's first layer, K = 25: 0.45 against 0.67 ms at batch 32).
+WEIGHT_GRAD_TRANSPOSED_FROM_ROWS = 128
 
 #: Batches of fewer samples than this run by ``"tiles"``, so that one image uses every
 #: core. Set by the shape alone, never by the thread count: ``"samples"`` and

@@ -57,6 +57,56 @@ def linear(x, weight, bias=None):
     return out
 
 
+def linear_backward(grad_out, x, weight, needs_input_grad=True):
+    """Gradients of :func:`linear`: ``(grad_x, grad_weight, grad_bias)``.
+
+    ``grad_x = grad_out @ weight``, ``grad_weight = grad_out^T @ x`` (over
+    every leading dimension of x) and ``grad_bias`` the sum of grad_out over
+    them, as torch's autograd gives for ``torch.nn.functional.linear``. The
+    products run on the BLAS :func:`linear` calls (scipy's ``cython_blas``).
+
+    Parameters
+    ----------
+    grad_out : array_like, shape (..., out_features)
+    x : array_like, shape (..., in_features)
+    weight : array_like, shape (out_features, in_features)
+    needs_input_grad : bool, default True
+        False skips grad_x (returned as None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyxconv.functional import linear_backward
+    >>> x = np.array([[1.0, 2.0, 3.0]])
+    >>> weight = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+    >>> grad_x, grad_weight, grad_bias = linear_backward(np.array([[1.0, 2.0]]), x, weight)
+    >>> grad_x, grad_weight, grad_bias
+    (array([[2., 1., 0.]]), array([[1., 2., 3.],
+           [2., 4., 6.]]), array([1., 2.]))
+    """
+    if not (type(x) is np.ndarray and type(weight) is np.ndarray and x.dtype in FLOAT_DTYPES
+            and weight.dtype == x.dtype and type(grad_out) is np.ndarray
+            and grad_out.dtype == x.dtype):
+        grad_out, x, weight = float_arrays(grad_out=grad_out, x=x, weight=weight)
+    check_ndim(weight, 2, "weight", "(out_features, in_features)")
+    out_features, in_features = weight.shape
+    if x.ndim < 1 or x.shape[-1] != in_features:
+        raise ValueError(f"x must have shape (..., {in_features}) for a weight of shape "
+                         f"{weight.shape}, got {x.shape}")
+    if grad_out.shape != x.shape[:-1] + (out_features,):
+        raise ValueError(f"grad_out must have shape {x.shape[:-1] + (out_features,)} for x of "
+                         f"shape {x.shape} and weight {weight.shape}, got {grad_out.shape}")
+    rows = math.prod(x.shape[:-1])
+    x2 = np.ascontiguousarray(x).reshape(rows, in_features)
+    g2 = np.ascontiguousarray(grad_out).reshape(rows, out_features)
+    grad_weight = np.empty(weight.shape, x.dtype)
+    grad_x = np.empty(x.shape, x.dtype) if needs_input_grad else None
+    with small_product(rows * in_features * out_features):
+        _im2col.linear_backward(x2, np.ascontiguousarray(weight), g2, grad_weight,
+                                None if grad_x is None else grad_x.reshape(rows, in_features))
+    return grad_x, grad_weight, g2.sum(axis=0)
+
+
 def prepare_linear(input_shape, weight, bias=None, relu=False):
     """:func:`linear` for inputs of one shape, checked once: a callable ``x -> out``.
 

@@ -288,9 +288,15 @@ class Linear(Module):
                 "Linear.backward needs a forward call outside no_grad() first")
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
+        weight = self.weight
         with small_product(x2.size * self.out_features):
-            self.weight.grad += g2.T @ x2
-            grad_x = grad_out @ self.weight.data
+            if type(grad_out) is np.ndarray and x2.dtype == weight.data.dtype == g2.dtype:
+                # the BLAS the forward calls (scipy's), whatever NumPy's is
+                grad_x, grad_weight, _ = F.linear_backward(grad_out, self._x, weight.data)
+                weight.grad += grad_weight
+            else:  # NumPy's promotion, as in forward
+                weight.grad += g2.T @ x2
+                grad_x = grad_out @ weight.data
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
         return grad_x
