@@ -61,11 +61,13 @@ import numpy as np
 
 from pyxconv._kernels import _im2col
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
-from pyxconv._threads import get_num_threads
+from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit, thread_workspace
 from pyxconv.functional._conv import (
     _Geometry,
+    pointwise_tile,
     sample_threads,
+    weight_grad,
     weight_gradient_by_samples,
     _run_col2im,
     _run_im2col,
@@ -263,6 +265,12 @@ def _column_block(a, n0, nb, start, m):
     return np.ascontiguousarray(block.transpose(1, 0, 2)).reshape(a.shape[1], nb * m)
 
 
+def _pointwise_threads(g):
+    """Threads for the pointwise kernel: by the work, at most one per (sample, tile) task."""
+    return max(1, min(threads_for(g.n * g.rows * g.positions),
+                      g.n * -(-g.positions // pointwise_tile(g))))
+
+
 def _transpose_forward(x, weight, bias, g):
     """out of shape (N, C_out) + output spatial; x and weight contiguous."""
     n, groups = g.n, g.groups
@@ -272,6 +280,14 @@ def _transpose_forward(x, weight, bias, g):
     kg = cyg * g.kernel_volume
     w = weight.reshape(groups, cxg, kg)
     xs = x.reshape(n, g.c_out, g.positions)
+    if g.is_pointwise and groups == 1 and sample_threads(g, 0, x.itemsize):
+        # out[n] = W^T @ x[n]: the pointwise kernel, bias in its pass
+        out = np.empty((n, g.c_in, g.positions), dtype=x.dtype)
+        with blas_on_one_thread():
+            _im2col.pointwise_products(w[0], True, xs, out, None if bias is None
+                                       else np.ascontiguousarray(bias), False,
+                                       pointwise_tile(g), _pointwise_threads(g))
+        return out.reshape((n, g.c_in) + g.in_spatial)
     if g.is_pointwise:
         out = np.empty((n, g.c_in, g.positions), dtype=x.dtype)
         for gi in range(groups):
@@ -331,7 +347,18 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
     go = grad_out.reshape(n, g.c_in, -1)
     grad_bias = None
     grad_x = np.empty((n, g.c_out, g.positions), dtype=x.dtype) if needs_input_grad else None
-    if g.is_pointwise:
+    if g.is_pointwise and groups == 1 and sample_threads(g, 0, x.itemsize):
+        # grad_x[n] = W @ go[n] by the pointwise kernel; grad_W = sum x[n] @ go[n]^T,
+        # the weight gradient of the 1x1 convolution from x to grad_out
+        threads = _pointwise_threads(g)
+        if needs_input_grad:
+            with blas_on_one_thread():
+                _im2col.pointwise_products(w[0], False, go, grad_x, None, False,
+                                           pointwise_tile(g), threads)
+        conv = _Geometry(g.out_spatial, (1,) * g.nd, (1,) * g.nd, ((0, 0),) * g.nd,
+                         (1,) * g.nd, 1, n, g.c_out, g.c_in)
+        grad_w = weight_grad(go, x, xs, conv, threads).T.reshape(1, cxg, kg)
+    elif g.is_pointwise:
         grad_w = np.zeros((groups, cxg, kg), dtype=x.dtype)
         for gi in range(groups):
             go_g = go[:, gi * cyg:(gi + 1) * cyg]
