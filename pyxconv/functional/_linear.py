@@ -13,6 +13,16 @@ from pyxconv._parallel import small_product
 from pyxconv._validation import FLOAT_DTYPES, check_ndim, float_arrays
 
 
+def _features(x, weight):
+    """``(out_features, in_features)`` of a 2-D weight that x's last dimension fits, or ValueError."""
+    check_ndim(weight, 2, "weight", "(out_features, in_features)")
+    out_features, in_features = weight.shape
+    if x.ndim < 1 or x.shape[-1] != in_features:
+        raise ValueError(f"x must have shape (..., {in_features}) for a weight of shape "
+                         f"{weight.shape}, got {x.shape}")
+    return out_features, in_features
+
+
 def linear(x, weight, bias=None):
     """``x @ weight.T + bias``: a fully connected layer, as ``torch.nn.functional.linear``.
 
@@ -41,11 +51,7 @@ def linear(x, weight, bias=None):
             and weight.dtype == x.dtype
             and (bias is None or (type(bias) is np.ndarray and bias.dtype == x.dtype))):
         x, weight, bias = float_arrays(x=x, weight=weight, bias=bias)
-    check_ndim(weight, 2, "weight", "(out_features, in_features)")
-    out_features, in_features = weight.shape
-    if x.ndim < 1 or x.shape[-1] != in_features:
-        raise ValueError(f"x must have shape (..., {in_features}) for a weight of shape "
-                         f"{weight.shape}, got {x.shape}")
+    out_features, in_features = _features(x, weight)
     if bias is not None and bias.shape != (out_features,):
         raise ValueError(f"bias must have shape ({out_features},), got {bias.shape}")
     out = np.empty(x.shape[:-1] + (out_features,), x.dtype)
@@ -88,11 +94,7 @@ def linear_backward(grad_out, x, weight, needs_input_grad=True):
             and weight.dtype == x.dtype and type(grad_out) is np.ndarray
             and grad_out.dtype == x.dtype):
         grad_out, x, weight = float_arrays(grad_out=grad_out, x=x, weight=weight)
-    check_ndim(weight, 2, "weight", "(out_features, in_features)")
-    out_features, in_features = weight.shape
-    if x.ndim < 1 or x.shape[-1] != in_features:
-        raise ValueError(f"x must have shape (..., {in_features}) for a weight of shape "
-                         f"{weight.shape}, got {x.shape}")
+    out_features, in_features = _features(x, weight)
     if grad_out.shape != x.shape[:-1] + (out_features,):
         raise ValueError(f"grad_out must have shape {x.shape[:-1] + (out_features,)} for x of "
                          f"shape {x.shape} and weight {weight.shape}, got {grad_out.shape}")
