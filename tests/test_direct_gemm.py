@@ -87,7 +87,9 @@ def test_direct_and_numpy_paths_agree(c_in):
             _blas.set_isa(old_isa)
             _blas.allow_direct_gemm(old)
     for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        # to rounding of the terms: grad_x's sums of 45 products (weights up to 0.09) cancel;
+        # values of 0.15 differed by 6e-6 between OpenBLAS 0.3.30 (SciPy) and 0.3.31 (NumPy)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=3e-5 * np.abs(b).max())
 
 
 @needs_direct

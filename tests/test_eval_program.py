@@ -387,3 +387,8 @@ def test_the_linear_backward_kernel_refuses_mismatched_arrays():
         _im2col.linear_backward(x, w, g, read_only, None)
     with pytest.raises(TypeError, match="2-D"):
         _im2col.linear_backward(x, w, np.ones(8, np.float32), np.empty((4, 3), np.float32), None)
+    # None where an array is due (found in review: it crashed the interpreter)
+    for args in ((x, None, g, np.empty((4, 3), np.float32)), (x, w, None, np.empty((4, 3), np.float32)),
+                 (x, w, g, None), (None, w, g, np.empty((4, 3), np.float32))):
+        with pytest.raises(TypeError, match="must be"):
+            _im2col.linear_backward(*args, None)

@@ -90,8 +90,10 @@ def linear_backward(x, weight, grad_out, grad_weight, grad_x, bint accumulate=Fa
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     for name, array in (("x", x), ("weight", weight), ("grad_out", grad_out),
                         ("grad_weight", grad_weight), ("grad_x", grad_x)):
-        if array is not None and (not cnp.PyArray_Check(array) or cnp.PyArray_NDIM(array) != 2):
-            raise TypeError(f"{name} must be a 2-D ndarray")
+        if array is None and name == "grad_x":
+            continue  # the only optional one
+        if not cnp.PyArray_Check(array) or cnp.PyArray_NDIM(array) != 2:
+            raise TypeError(f"{name} must be a 2-D ndarray, got {type(array).__name__}")
     cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0), k = cnp.PyArray_DIM(x, 1)
     cdef Py_ssize_t f = cnp.PyArray_DIM(weight, 0)
     if (cnp.PyArray_DIM(weight, 1) != k or cnp.PyArray_DIM(grad_out, 0) != n

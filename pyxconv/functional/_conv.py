@@ -333,6 +333,17 @@ def weight_grad_split(g, itemsize):
     return -(-max(1, g.c_in) // blocks), -(-g.n // runs) if g.n else 1
 
 
+def weight_grad_transposed(g, itemsize):
+    """Whether the weight gradient's products are made transposed (:data:`WEIGHT_GRAD_TRANSPOSED_FROM_ROWS`).
+
+    Only where one thread's copy of grad_out[n]^T fits in the workspace limit:
+    a 1x1 layer of 2048 channels on 256x256 would need 512 MB a thread. Set by
+    the shapes and the limit, never by the thread count.
+    """
+    return (g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
+            and g.c_out * g.positions * itemsize <= get_workspace_limit())
+
+
 def weight_grad(go, x, cols, g, threads):
     """grad_W (C_out, K) of a one-group convolution, from its kept columns or from x.
 
@@ -344,11 +355,13 @@ def weight_grad(go, x, cols, g, threads):
     """
     block, per_run = weight_grad_split(g, x.dtype.itemsize)
     runs = -(-g.n // per_run)
-    transposed = g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
+    transposed = weight_grad_transposed(g, x.dtype.itemsize)
     partial = np.empty((runs, g.rows, g.c_out) if transposed else (runs, g.c_out, g.rows),
                        dtype=x.dtype)
     size = _im2col.weight_grad_workspace_size(cols is not None, transposed,
                                               block * g.kernel_volume, g.c_out, g.positions)
+    # the threads' buffers within the workspace limit (fewer threads: the same bits)
+    threads = max(1, min(threads, get_workspace_limit() // max(1, size * x.dtype.itemsize)))
     workspace = thread_workspace(threads, size, x.dtype) if size else None
     with blas_on_one_thread():
         _im2col.weight_grad_blocks(x.reshape((g.n, g.c_in) + g.in3), cols, go, partial,
@@ -525,7 +538,7 @@ def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
             # whole products: one loop makes each sample's share of grad_W and its
             # grad_x while grad_out[n] is in cache, the products of weight_grad
             runs = -(-n // per_run)
-            transposed = g.rows >= WEIGHT_GRAD_TRANSPOSED_FROM_ROWS
+            transposed = weight_grad_transposed(g, x.dtype.itemsize)
             products = np.empty((runs, g.rows, g.c_out) if transposed
                                 else (runs, g.c_out, g.rows), dtype=x.dtype)
             size = _im2col.backward_workspace_size(g.rows, g.c_out, g.positions, transposed,

@@ -292,7 +292,8 @@ class Linear(Module):
         with small_product(x2.size * self.out_features):
             if type(grad_out) is np.ndarray and x2.dtype == weight.data.dtype == g2.dtype:
                 # the BLAS the forward calls (scipy's), whatever NumPy's is
-                grad_x, grad_weight, _ = F.linear_backward(grad_out, self._x, weight.data)
+                grad_x, grad_weight, _ = F.linear_backward(g2, x2, weight.data)
+                grad_x = grad_x.reshape(self._x.shape)
                 weight.grad += grad_weight
             else:  # NumPy's promotion, as in forward
                 weight.grad += g2.T @ x2
