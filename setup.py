@@ -235,7 +235,8 @@ def extensions():
                 [str(pyx.relative_to(HERE))],
                 include_dirs=[numpy.get_include(), str(KERNEL_DIR.relative_to(HERE))],
                 depends=[str(h.relative_to(HERE))
-                         for h in sorted(KERNEL_DIR.glob("*.h")) + included_sources()],
+                         for h in (sorted(KERNEL_DIR.glob("*.h")) + sorted(KERNEL_DIR.glob("*.pxd"))
+                                   + included_sources())],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
                 extra_compile_args=compile_args,
                 extra_link_args=link_args,

@@ -782,7 +782,7 @@ def test_im2col_and_col2im_kernels_never_write_outside_their_buffers(
         sample_stride, row_stride = ((g.rows * g.positions, g.positions) if per_sample
                                      else (g.positions, slots * g.positions))
         _im2col.im2col(x, buffer[:full], sample_stride, row_stride, 0, n, 0, g.out_rows,
-                       *g.kernel_args(), 2)
+                       g.kernel_geometry, 2)
         spare = (buffer[:full].reshape(slots, g.rows, g.positions)[n] if per_sample else
                  buffer[:full].reshape(g.rows, slots, g.positions)[:, n])
         assert (spare == sentinel).all(), "im2col wrote into another sample's columns"
@@ -791,7 +791,7 @@ def test_im2col_and_col2im_kernels_never_write_outside_their_buffers(
     grad = np.full(x.size + 64, sentinel)
     grad[:x.size] = 0
     _im2col.col2im(buffer[:size], grad[:x.size].reshape(x.shape), g.positions,
-                   n * g.positions, 0, n, 0, g.out_rows, *g.kernel_args(), 2)
+                   n * g.positions, 0, n, 0, g.out_rows, g.kernel_geometry, 2)
     assert (grad[x.size:] == sentinel).all()
     # And the values: every column is its window of the padded input.
     cols = im2col(x.reshape(n, c, 1, width), (1, kernel), stride=(1, stride),

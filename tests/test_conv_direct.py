@@ -15,6 +15,7 @@ from pyxconv import functional as F
 from pyxconv import nn
 from pyxconv._blas import available_isas, get_isa, set_isa
 from pyxconv._kernels import _direct, _im2col
+from pyxconv._kernels._geometry import ConvGeometry
 from pyxconv.functional import conv_algorithm
 from pyxconv.functional._conv import DIRECT_MIN_ROWS_PER_CHANNEL, _Geometry, conv_plan
 from reference import conv2d_by_loops
@@ -53,7 +54,7 @@ def _direct_forward(x, w, b, geometry, isa, threads, relu=False):
     g = _Geometry(spatial, kernel, stride, pads, dilation, 1, n, c_in, w.shape[0])
     out = np.full((n, w.shape[0], g.positions), np.nan, np.float32)
     _direct.conv_forward_direct(x.reshape((n, c_in) + g.in3), w.reshape(w.shape[0], -1), b,
-                                out, isa, *g.kernel_args(), threads, relu=relu)
+                                out, isa, g.kernel_geometry, threads, relu=relu)
     return out, g
 
 
@@ -219,8 +220,12 @@ def test_the_kernel_refuses_arguments_that_disagree():
     isa = DIRECT_ISAS[0]
     x = np.ones((1, 2, 1, 6, 6), np.float32)
     w = np.ones((4, 18), np.float32)
-    args = (1, 4, 4, 1, 3, 3, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1)
+    geometry = ConvGeometry((1, 6, 6), (1, 4, 4), (1, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1))
+    args = (geometry, 1)
     _direct.conv_forward_direct(x, w, None, np.empty((1, 4, 16), np.float32), isa, *args)
+    with pytest.raises(ValueError, match="planes of 1 x 6 x 7"):
+        _direct.conv_forward_direct(np.ones((1, 2, 1, 6, 7), np.float32), w, None,
+                                    np.empty((1, 4, 16), np.float32), isa, *args)
     with pytest.raises(ValueError, match="inconsistent"):
         _direct.conv_forward_direct(x, w, None, np.empty((1, 4, 15), np.float32), isa, *args)
     with pytest.raises(ValueError, match="inconsistent"):
@@ -242,6 +247,7 @@ _GUARD_PAGE_SCRIPT = r"""
 import ctypes, mmap, sys
 import numpy as np
 from pyxconv._kernels import _direct
+from pyxconv._kernels._geometry import ConvGeometry
 page = mmap.PAGESIZE
 buf = mmap.mmap(-1, 2 * page)
 libc = ctypes.CDLL(None, use_errno=True)
@@ -255,8 +261,9 @@ w = np.ones((2, k), np.float32)
 out = np.empty((n, 2, length - k + 1), np.float32)
 for isa in sys.argv[1:]:
     for threads in (1, 2):
-        _direct.conv_forward_direct(x, w, None, out, isa, 1, 1, length - k + 1, 1, 1, k,
-                                    1, 1, 1, 0, 0, 0, 1, 1, 1, threads)
+        geometry = ConvGeometry((1, 1, length), (1, 1, length - k + 1), (1, 1, k), (1, 1, 1),
+                                (0, 0, 0), (1, 1, 1))
+        _direct.conv_forward_direct(x, w, None, out, isa, geometry, threads)
         want = np.stack([np.convolve(x[s, 0, 0, 0], np.ones(k), "valid") for s in range(n)])
         assert np.array_equal(out[:, 0], want) and np.array_equal(out[:, 1], want), isa
 print("ok")
@@ -281,9 +288,8 @@ def test_workspace_bytes_counts_the_packed_weights_and_a_padded_sample_per_threa
     # LeNet's second layer, 64 samples, 2 threads, by hand: weights 150 rows x one block of
     # 16 channels = 2400 floats; a sample 6 x 14 x 14 = 1176 floats (plus at most one read
     # past it), rounded up to 1184; two buffers; 64 bytes of alignment.
+    geometry = ConvGeometry((1, 14, 14), (1, 10, 10), (1, 5, 5), (1, 1, 1), (0, 0, 0), (1, 1, 1))
     for isa in DIRECT_ISAS:
-        got = _direct.workspace_bytes(64, 6, 16, isa, 1, 14, 14, 1, 10, 10, 1, 5, 5,
-                                      1, 1, 1, 0, 0, 0, 1, 1, 1, 2)
+        got = _direct.workspace_bytes(64, 6, 16, isa, geometry, 2)
         assert got == (2400 + 2 * 1184) * 4 + 64, isa
-    assert _direct.workspace_bytes(64, 6, 16, "none", 1, 14, 14, 1, 10, 10, 1, 5, 5,
-                                   1, 1, 1, 0, 0, 0, 1, 1, 1, 2) == 0
+    assert _direct.workspace_bytes(64, 6, 16, "none", geometry, 2) == 0

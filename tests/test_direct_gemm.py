@@ -17,6 +17,7 @@ from reference import conv2d_by_loops
 import pyxconv
 from pyxconv import _blas, functional as F, nn
 from pyxconv._kernels import _im2col
+from pyxconv._kernels._geometry import ConvGeometry
 
 DIRECT = _blas.ensure_gemm()
 needs_direct = pytest.mark.skipif(not DIRECT, reason="PYXCONV_DIRECT_GEMM=0 in the environment")
@@ -116,7 +117,7 @@ def _run_direct(conv, x, n_threads):
     cols = np.empty((n, k, positions), x.dtype)
     out = np.empty((n, conv.out_channels, positions), x.dtype)
     _im2col.conv_forward_samples(x.reshape((n, 3, 1) + x.shape[2:]), w2, conv.bias.data, cols,
-                                 out, *g.kernel_args(), n_threads)
+                                 out, g.kernel_geometry, n_threads)
     grad_out = np.cos(out)
     products = np.empty((n, conv.out_channels, k), x.dtype)
     grad_x = np.zeros_like(x)
@@ -124,7 +125,7 @@ def _run_direct(conv, x, n_threads):
     workspace = np.empty((n_threads, size), x.dtype)
     _im2col.conv_backward_samples(cols, grad_out, w2, products, False,
                                   grad_x.reshape((n, 3, 1) + x.shape[2:]), workspace,
-                                  *g.kernel_args(), n_threads)
+                                  g.kernel_geometry, n_threads)
     return out, products, grad_x
 
 
@@ -136,12 +137,18 @@ def _forward_args(n=2, c_in=2, c_out=3, hw=5, k=3, dtype=np.float32):
                 bias=np.zeros(c_out, dtype),
                 cols=np.zeros((n, c_in * k * k, out_hw * out_hw), dtype),
                 out=np.zeros((n, c_out, out_hw * out_hw), dtype),
-                geometry=(1, out_hw, out_hw, 1, k, k, 1, 1, 1, 0, 0, 0, 1, 1, 1))
+                geometry=_plain_geometry(hw, out_hw, k))
+
+
+def _plain_geometry(hw, out_hw, k):
+    """A 2-D k x k convolution's geometry, stride 1, no padding."""
+    return ConvGeometry((1, hw, hw), (1, out_hw, out_hw), (1, k, k), (1, 1, 1), (0, 0, 0),
+                        (1, 1, 1))
 
 
 def _call_forward(args, n_threads=1):
     _im2col.conv_forward_samples(args["x"], args["weight"], args["bias"], args["cols"],
-                                 args["out"], *args["geometry"], n_threads)
+                                 args["out"], args["geometry"], n_threads)
 
 
 @needs_direct
@@ -165,13 +172,20 @@ def test_forward_kernel_refuses_inconsistent_shapes(name, bad):
 @needs_direct
 def test_forward_kernel_refuses_a_geometry_that_does_not_fit_the_arrays():
     args = _forward_args()
-    args["geometry"] = (1, 4, 4) + args["geometry"][3:]  # claims 16 output positions
-    with pytest.raises(ValueError):
+    args["geometry"] = _plain_geometry(5, 4, 3)  # claims 16 output positions
+    with pytest.raises(ValueError, match="inconsistent"):
         _call_forward(args)
     args = _forward_args()
-    args["geometry"] = (1, 3, 3, 1, 2, 2) + args["geometry"][6:]  # 2x2 kernel, K = 8
-    with pytest.raises(ValueError):
+    args["geometry"] = _plain_geometry(5, 3, 2)  # 2x2 kernel, K = 8
+    with pytest.raises(ValueError, match="inconsistent"):
         _call_forward(args)
+    args = _forward_args()
+    args["geometry"] = _plain_geometry(6, 3, 3)  # planes of 6 x 6, not x's 5 x 5
+    with pytest.raises(ValueError, match="planes of 1 x 5 x 5"):
+        _call_forward(args)
+    with pytest.raises(TypeError):
+        _im2col.conv_forward_samples(args["x"], args["weight"], args["bias"], args["cols"],
+                                     args["out"], None, 1)
 
 
 @needs_direct
@@ -188,7 +202,7 @@ def test_backward_kernel_refuses_a_short_workspace_and_wrong_products(transposed
 
     def call(workspace, products=products, n_threads=2):
         _im2col.conv_backward_samples(f["cols"], f["out"], f["weight"], products, transposed,
-                                      grad_x, workspace, *f["geometry"], n_threads)
+                                      grad_x, workspace, f["geometry"], n_threads)
 
     call(np.zeros((2, size), np.float32))
     for workspace in (None, np.zeros((1, size), np.float32), np.zeros((2, size - 1), np.float32)):
@@ -227,7 +241,7 @@ def _fold_args(n=2, m=3, c=2, hw=5, k=3):
     rows = c * k * k
     return dict(x=np.zeros((n, m, positions)), weight=np.zeros((m, rows)),
                 out=np.zeros((n, c, 1, hw, hw)), bias=np.zeros(c),
-                geometry=(1, hw - k + 1, hw - k + 1, 1, k, k, 1, 1, 1, 0, 0, 0, 1, 1, 1),
+                geometry=_plain_geometry(hw, hw - k + 1, k),
                 rows=rows, positions=positions)
 
 
@@ -237,7 +251,7 @@ def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
     rows, positions = a["rows"], a["positions"]
 
     def fold(workspace, bias=a["bias"], out=a["out"], threads=2):
-        _im2col.fold_samples(a["x"], a["weight"], bias, out, workspace, *a["geometry"], threads)
+        _im2col.fold_samples(a["x"], a["weight"], bias, out, workspace, a["geometry"], threads)
 
     fold(np.zeros((2, rows * positions)))
     for workspace in (np.zeros((1, rows * positions)), np.zeros((2, rows * positions - 1))):
@@ -251,7 +265,7 @@ def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
     def unfold(workspace, grad_x=np.zeros((2, 3, positions)),
                products=np.zeros((2, rows, 3))):
         _im2col.unfold_samples(a["out"], a["weight"], grad_x, a["x"], products, workspace,
-                               *a["geometry"], 2)
+                               a["geometry"], 2)
 
     unfold(np.zeros((2, rows * positions)))
     unfold(np.zeros((2, rows * positions)), grad_x=None)
@@ -263,7 +277,7 @@ def test_fold_and_unfold_kernels_refuse_inconsistent_arrays():
         unfold(np.zeros((2, rows * positions)), grad_x=np.zeros((2, 3, positions + 1)))
     with pytest.raises(ValueError, match="products need x"):
         _im2col.unfold_samples(a["out"], a["weight"], None, None, np.zeros((2, rows, 3)),
-                               np.zeros((2, rows * positions)), *a["geometry"], 2)
+                               np.zeros((2, rows * positions)), a["geometry"], 2)
 
 
 def _conv2d_layer(x, w):
@@ -431,6 +445,11 @@ _FOLD_GEOMETRIES = [
 ]
 
 
+def _out_rows(args):
+    """Output rows (depth x height) of the geometry in ``args``."""
+    return args[0].out_size[0] * args[0].out_size[1]
+
+
 def _fold_case(geometry, dtype, n=3, channels=2, seed=0):
     size, kernel, stride, pad, pad_after, dilation = geometry
     out = tuple((i + p + q - d * (k - 1) - 1) // s + 1
@@ -438,7 +457,7 @@ def _fold_case(geometry, dtype, n=3, channels=2, seed=0):
     assert min(out) >= 1, geometry
     k_rows = channels * math.prod(kernel)
     positions = math.prod(out)
-    args = (*out, *kernel, *stride, *pad, *dilation)
+    args = (ConvGeometry(size, out, kernel, stride, pad, dilation),)
     rng = np.random.default_rng(seed)
     return rng, args, k_rows, positions, np.eye(k_rows, dtype=dtype)
 
@@ -450,7 +469,7 @@ def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, av
     rng, args, k_rows, positions, eye = _fold_case(geometry, dtype)
     y = rng.standard_normal((3, 2) + geometry[0]).astype(dtype)
     expected = np.empty(3 * k_rows * positions, dtype)
-    _im2col.im2col(y, expected, k_rows * positions, positions, 0, 3, 0, args[0] * args[1],
+    _im2col.im2col(y, expected, k_rows * positions, positions, 0, 3, 0, _out_rows(args),
                    *args, 1)
     old = _blas.use_avx512(avx512)
     try:
@@ -475,7 +494,7 @@ def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, avx512):
     bias = rng.standard_normal(2).astype(dtype)
     expected = np.zeros((3, 2) + geometry[0], dtype)
     _im2col.col2im(cols.ravel(), expected, k_rows * positions, positions, 0, 3, 0,
-                   args[0] * args[1], *args, 1)
+                   _out_rows(args), *args, 1)
     old = _blas.use_avx512(avx512)
     try:
         for threads, b in ((1, None), (2, bias)):
@@ -502,7 +521,7 @@ def test_weight_gradient_runs_sum_their_samples_in_the_kernel(samples_per_produc
     x = rng.standard_normal((5, m, positions)).astype(dtype)
     weight = rng.standard_normal((m, k_rows)).astype(dtype)
     cols = np.empty(5 * k_rows * positions, dtype)
-    _im2col.im2col(y, cols, k_rows * positions, positions, 0, 5, 0, args[0] * args[1], *args, 1)
+    _im2col.im2col(y, cols, k_rows * positions, positions, 0, 5, 0, _out_rows(args), *args, 1)
     cols = cols.reshape(5, k_rows, positions).astype(np.float64)
     runs = -(-5 // samples_per_product)
     products = np.full((runs, k_rows, m), np.nan, dtype)  # the first sample of a run overwrites

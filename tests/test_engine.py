@@ -6,6 +6,8 @@ larger than the kernel, one sample, one input channel), at 1 and 2 threads
 with the same bits; and the planner's own choices are checked to be the ones
 documented.
 """
+import pickle
+
 import numpy as np
 import pytest
 
@@ -531,3 +533,53 @@ def test_the_weight_gradient_drops_its_transposed_copy_where_the_limit_is_too_sm
     finally:
         pyxconv.set_workspace_limit(None)
 
+
+def test_the_kernel_geometry_checks_its_sizes_once():
+    from pyxconv._kernels._geometry import ConvGeometry
+    good = ((1, 9, 8), (1, 4, 3), (1, 3, 2), (1, 2, 3), (0, 1, 0), (1, 1, 2))
+    g = ConvGeometry(*good)
+    assert (g.in_size, g.out_size, g.kernel_size, g.stride, g.padding, g.dilation) == good
+    assert (g.kernel_volume, g.positions) == (6, 12)
+    assert pickle.loads(pickle.dumps(g)) == g and hash(g) == hash(ConvGeometry(*good))
+    names = ("in_size", "out_size", "kernel_size", "stride", "padding", "dilation")
+    for i, name in enumerate(names):
+        bad = list(good)
+        bad[i] = (1, -1 if name == "padding" else 0, 2)
+        with pytest.raises(ValueError, match=f"{name} must be >= "):
+            ConvGeometry(*bad)
+        bad[i] = (1, 2)
+        with pytest.raises(ValueError, match=f"{name} must have 3 values"):
+            ConvGeometry(*bad)
+        bad[i] = (1, 2.0, 3)
+        with pytest.raises(TypeError, match=f"{name} must be integers"):
+            ConvGeometry(*bad)
+    with pytest.raises(ValueError, match="too large"):
+        ConvGeometry((2**31, 2**31, 2), *good[1:])
+    # the plan makes its geometry once, and every call passes the same object
+    plan = conv_plan((9, 8), (3, 2), (2, 3), ((1, 1), (0, 0)), (1, 2), 1, 2, 3, 4, np.float32)
+    assert plan.g.kernel_geometry is plan.g.kernel_geometry
+    assert plan.g.kernel_geometry.out_size == (1,) + plan.g.out_spatial
+
+
+def test_unfold_kernels_refuse_chunks_and_buffers_outside_their_arrays():
+    from pyxconv.functional._conv import _Geometry
+    g = _Geometry((6, 6), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, 2, 3, 1)
+    size = 2 * g.rows * g.positions  # two samples' (K, L) columns
+
+    def call(kernel, planes=(6, 6), cols_size=size, samples=(0, 2), rows=(0, 4)):
+        x = np.ones((2, 3, 1) + planes)
+        cols = np.zeros(cols_size)
+        arrays = (x, cols) if kernel is _im2col.im2col else (cols, x)
+        kernel(*arrays, g.rows * g.positions, g.positions, *samples, *rows,
+               g.kernel_geometry, 1)
+
+    for kernel in (_im2col.im2col, _im2col.col2im):
+        call(kernel)
+        with pytest.raises(ValueError, match="too small"):
+            call(kernel, cols_size=size - 1)
+        with pytest.raises(ValueError, match="not all in"):
+            call(kernel, samples=(1, 2))  # samples 1 and 2 of 2
+        with pytest.raises(ValueError, match="not all in"):
+            call(kernel, rows=(2, 3))  # output rows 2 to 4 of 4
+        with pytest.raises(ValueError, match="planes of 1 x 6 x 5"):
+            call(kernel, planes=(6, 5))

@@ -193,8 +193,7 @@ def test_the_direct_kernel_object_refuses_arrays_of_other_sizes():
                                    np.ones((6, 1, 5, 5), np.float32))
     if plan.inference_algorithm != "direct":
         pytest.skip("no direct kernel on this instruction set")
-    conv = _direct.DirectConv(plan.isa, 1, 1, 6, 1, 8, 8, 1, 4, 4, 1, 5, 5, 1, 1, 1,
-                              0, 0, 0, 1, 1, 1, 1)
+    conv = _direct.DirectConv(plan.isa, 1, 1, 6, plan.g.kernel_geometry, 1)
     assert conv.workspace_bytes > 6 * 25 * 4
     out = np.empty((1, 6, 16), np.float32)
     for bad in (np.ones((1, 1, 8, 7), np.float32), np.ones((1, 1, 8, 8)), [[1.0]]):
@@ -209,8 +208,9 @@ def test_the_direct_kernel_object_refuses_arrays_of_other_sizes():
     with pytest.raises(ValueError, match="read-only"):
         conv(x, w, None, read_only)
     with pytest.raises(ValueError, match="no direct kernel"):
-        _direct.DirectConv("none", 1, 1, 6, 1, 8, 8, 1, 4, 4, 1, 5, 5, 1, 1, 1,
-                           0, 0, 0, 1, 1, 1, 1)
+        _direct.DirectConv("none", 1, 1, 6, plan.g.kernel_geometry, 1)
+    with pytest.raises(TypeError):
+        _direct.DirectConv(plan.isa, 1, 1, 6, None, 1)
 
 
 def _max_pool_by_loops(x, k, s, p):

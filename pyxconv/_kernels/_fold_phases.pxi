@@ -45,13 +45,7 @@ cdef inline void _tap_phase(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t pad
     shift[0] = shifted // stride - lift
 
 
-cdef Py_ssize_t* _fold_tables(Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
-                              Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                              Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                              Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                              Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                              Py_ssize_t dil_d, Py_ssize_t dil_h,
-                              Py_ssize_t dil_w) except NULL:
+cdef Py_ssize_t* _fold_tables(const conv_geometry* g) except NULL:
     """Index tables shared by every plane of a fold (free them with ``free``).
 
     First ``in_d * k_d`` values: the output depth od that plane depth id_
@@ -60,6 +54,9 @@ cdef Py_ssize_t* _fold_tables(Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
     output row (column) whose tap lies inside the plane, and the tap's phase
     and shift (:func:`_tap_phase`).
     """
+    cdef Py_ssize_t in_d = g.in_d, in_h = g.in_h, in_w = g.in_w
+    cdef Py_ssize_t out_d = g.out_d, out_h = g.out_h, out_w = g.out_w
+    cdef Py_ssize_t k_d = g.k_d, k_h = g.k_h, k_w = g.k_w
     cdef Py_ssize_t n_d = in_d * k_d
     cdef Py_ssize_t* tables = <Py_ssize_t*>malloc((n_d + 4 * (k_h + k_w)) * sizeof(Py_ssize_t))
     if tables == NULL:
@@ -68,19 +65,19 @@ cdef Py_ssize_t* _fold_tables(Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
     cdef Py_ssize_t* entry
     for i in range(in_d):
         for t in range(k_d):
-            tables[i * k_d + t] = _output_index(i, pad_d, t * dil_d, stride_d, out_d)
+            tables[i * k_d + t] = _output_index(i, g.pad_d, t * g.dil_d, g.stride_d, out_d)
     for t in range(k_h + k_w):
         entry = tables + n_d + 4 * t
         if t < k_h:
-            offset = t * dil_h - pad_h  # output row o lands on plane row o * s_h + offset
-            entry[0] = _valid_range_lo(offset, stride_h, out_h)
-            entry[1] = _valid_range_hi(offset, stride_h, in_h, out_h, entry[0])
-            _tap_phase(offset, stride_h, pad_h, &entry[2], &entry[3])
+            offset = t * g.dil_h - g.pad_h  # output row o lands on plane row o * s_h + offset
+            entry[0] = _valid_range_lo(offset, g.stride_h, out_h)
+            entry[1] = _valid_range_hi(offset, g.stride_h, in_h, out_h, entry[0])
+            _tap_phase(offset, g.stride_h, g.pad_h, &entry[2], &entry[3])
         else:
-            offset = (t - k_h) * dil_w - pad_w
-            entry[0] = _valid_range_lo(offset, stride_w, out_w)
-            entry[1] = _valid_range_hi(offset, stride_w, in_w, out_w, entry[0])
-            _tap_phase(offset, stride_w, pad_w, &entry[2], &entry[3])
+            offset = (t - k_h) * g.dil_w - g.pad_w
+            entry[0] = _valid_range_lo(offset, g.stride_w, out_w)
+            entry[1] = _valid_range_hi(offset, g.stride_w, in_w, out_w, entry[0])
+            _tap_phase(offset, g.stride_w, g.pad_w, &entry[2], &entry[3])
     return tables
 
 
@@ -95,10 +92,7 @@ cdef inline Py_ssize_t _band_rows(Py_ssize_t span_h, Py_ssize_t stride_h, Py_ssi
 
 cdef inline void _fold_plane(const floating* cols, floating* plane, floating* buffer,
                              bint has_bias, floating bias, Py_ssize_t c,
-                             Py_ssize_t positions, Py_ssize_t in_d, Py_ssize_t in_h,
-                             Py_ssize_t in_w, Py_ssize_t out_h, Py_ssize_t out_w,
-                             Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                             Py_ssize_t stride_h, Py_ssize_t stride_w,
+                             Py_ssize_t positions, const conv_geometry* g,
                              const Py_ssize_t* tables) noexcept nogil:
     """``plane = col2im(channel c's column rows) (+ bias)``, written whole.
 
@@ -106,6 +100,10 @@ cdef inline void _fold_plane(const floating* cols, floating* plane, floating* bu
     ``stride_h * stride_w * band_rows * span_w`` values (:func:`_band_rows`),
     with span_h and span_w the phase rows and columns, ceil(in / stride).
     """
+    cdef Py_ssize_t in_d = g.in_d, in_h = g.in_h, in_w = g.in_w
+    cdef Py_ssize_t out_h = g.out_h, out_w = g.out_w
+    cdef Py_ssize_t k_d = g.k_d, k_h = g.k_h, k_w = g.k_w
+    cdef Py_ssize_t stride_h = g.stride_h, stride_w = g.stride_w
     cdef Py_ssize_t span_h = (in_h + stride_h - 1) // stride_h
     cdef Py_ssize_t span_w = (in_w + stride_w - 1) // stride_w
     cdef Py_ssize_t band_rows = _band_rows(span_h, stride_h, stride_w, span_w)
@@ -256,12 +254,8 @@ cdef inline void _zero_short(floating* dst, Py_ssize_t count) noexcept nogil:
 
 
 cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, floating* buffer,
-                                      Py_ssize_t c, Py_ssize_t positions, Py_ssize_t in_d,
-                                      Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t out_d,
-                                      Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t k_d,
-                                      Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t stride_d,
-                                      Py_ssize_t stride_h, Py_ssize_t stride_w,
-                                      Py_ssize_t pad_d, Py_ssize_t dil_d,
+                                      Py_ssize_t c, Py_ssize_t positions,
+                                      const conv_geometry* g,
                                       const Py_ssize_t* tables) noexcept nogil:
     """im2col of channel c's plane into one sample's (K, L) columns, by phases.
 
@@ -273,6 +267,11 @@ cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, flo
     :func:`_fold_tables` makes them. The columns are those of im2col, value
     for value: copies, and zeros in the padding.
     """
+    cdef Py_ssize_t in_d = g.in_d, in_h = g.in_h, in_w = g.in_w
+    cdef Py_ssize_t out_d = g.out_d, out_h = g.out_h, out_w = g.out_w
+    cdef Py_ssize_t k_d = g.k_d, k_h = g.k_h, k_w = g.k_w
+    cdef Py_ssize_t stride_d = g.stride_d, stride_h = g.stride_h, stride_w = g.stride_w
+    cdef Py_ssize_t pad_d = g.pad_d, dil_d = g.dil_d
     cdef Py_ssize_t span_h = (in_h + stride_h - 1) // stride_h
     cdef Py_ssize_t span_w = (in_w + stride_w - 1) // stride_w
     cdef Py_ssize_t phase_size = span_h * span_w
@@ -332,12 +331,7 @@ cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, flo
 def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
                  const floating[::1] bias, floating[:, :, :, :, ::1] out,
                  floating[:, ::1] workspace,
-                 Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                 Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                 Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                 Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                 Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                 int n_threads):
+                 ConvGeometry geometry not None, int n_threads):
     """Per sample n: ``out[n] = col2im(weight^T @ x[n]) (+ bias)``, a transposed convolution.
 
     x (N, M, L); weight (M, K) with K = C * k_d * k_h * k_w; bias (C,) or
@@ -349,17 +343,19 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     same bits. The columns go to the
     thread's row of ``workspace`` (n_threads, >= K * L).
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], positions = x.shape[2]
     cdef Py_ssize_t k = weight.shape[1], channels = out.shape[1]
-    cdef Py_ssize_t in_d = out.shape[2], in_h = out.shape[3], in_w = out.shape[4]
-    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, m, k, positions,
+    cdef Py_ssize_t in_h = g.in_h, in_w = g.in_w, stride_h = g.stride_h, stride_w = g.stride_w
+    _check_planes(g, out.shape, "out")
+    _check_sample_arrays(n, channels, g, m, k, positions,
                          out.shape[0], weight.shape[0], n, k, positions, n_threads)
     if workspace.shape[0] < n_threads or workspace.shape[1] < k * positions:
         raise ValueError(f"workspace must be ({n_threads}, >= {k * positions})")
     cdef bint has_bias = bias is not None
     if has_bias and bias.shape[0] != channels:
         raise ValueError(f"bias has {bias.shape[0]} values for {channels} output channels")
-    cdef Py_ssize_t plane = in_d * in_h * in_w
+    cdef Py_ssize_t plane = g.plane
     cdef Py_ssize_t s, c, t, p
     cdef floating* cols
     cdef floating* target
@@ -386,9 +382,7 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
             band_rows = _band_rows((in_h + stride_h - 1) // stride_h, stride_h, stride_w,
                                    (in_w + stride_w - 1) // stride_w)
             band_size = stride_h * stride_w * ((in_w + stride_w - 1) // stride_w) * band_rows
-            tables = _fold_tables(in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
-                                  stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                                  dil_d, dil_h, dil_w)
+            tables = _fold_tables(g)
             bands = <floating*>malloc(n_threads * band_size * sizeof(floating))
             if bands == NULL:
                 raise MemoryError("no memory for col2im's band buffers")
@@ -422,20 +416,16 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
                         if _use_avx512 and stride_w > 1:
                             pyxconv_fold_plane_avx512(
                                 cols, target + c * plane, band, has_bias,
-                                bias[c] if has_bias else 0, c, positions, in_d, in_h, in_w,
-                                out_h, out_w, k_d, k_h, k_w, stride_h, stride_w, band_rows,
-                                tables)
+                                bias[c] if has_bias else 0, c, positions, g.in_d, in_h, in_w,
+                                g.out_h, g.out_w, g.k_d, g.k_h, g.k_w, stride_h, stride_w,
+                                band_rows, tables)
                             folded = True
                     if not folded:
                         _fold_plane(cols, target + c * plane, band, has_bias,
-                                    bias[c] if has_bias else 0, c, positions, in_d, in_h,
-                                    in_w, out_h, out_w, k_d, k_h, k_w, stride_h, stride_w,
-                                    tables)
+                                    bias[c] if has_bias else 0, c, positions, g, tables)
             else:
                 memset(target, 0, channels * plane * sizeof(floating))
-                _unfold_sample(target, cols, True, channels, positions, in_d, in_h, in_w,
-                               out_d, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h,
-                               stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+                _unfold_sample(target, cols, True, channels, g)
                 if has_bias:
                     for c in range(channels):
                         b = bias[c]
@@ -451,12 +441,7 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
 def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] weight,
                    floating[:, :, ::1] out, const floating[:, :, ::1] x,
                    floating[:, :, ::1] products, floating[:, ::1] workspace,
-                   Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                   Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                   Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                   Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                   Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                   int n_threads, *, Py_ssize_t samples_per_product=1,
+                   ConvGeometry geometry not None, int n_threads, *, Py_ssize_t samples_per_product=1,
                    floating[:, ::1] channel_sums=None):
     """Per sample n, with ``cols = im2col(y[n])`` in the thread's row of ``workspace``:
 
@@ -477,12 +462,13 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
     pyxconv's own GEMM makes it: that kernel reads its right operand by rows,
     so x[n]^T is first copied to a line-aligned buffer of the thread's.
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = y.shape[0], channels = y.shape[1]
-    cdef Py_ssize_t in_d = y.shape[2], in_h = y.shape[3], in_w = y.shape[4]
     cdef Py_ssize_t m = weight.shape[0], k = weight.shape[1]
-    cdef Py_ssize_t positions = out_d * out_h * out_w
+    cdef Py_ssize_t positions = g.positions
+    _check_planes(g, y.shape, "y")
     cdef bint has_out = out is not None, has_products = products is not None
-    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, m, k, positions,
+    _check_sample_arrays(n, channels, g, m, k, positions,
                          n, m, n, k, positions, n_threads)
     if has_out and (out.shape[0] != n or out.shape[1] != m or out.shape[2] != positions):
         raise ValueError(f"out must be ({n}, {m}, {positions})")
@@ -514,16 +500,14 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
     cdef void* copies_block = NULL
     cdef floating* x_copies = NULL
     # strided: im2col through a buffer of each depth slice split by phases
-    cdef bint phased = _phases_fit(in_h, in_w, stride_h, stride_w)
+    cdef bint phased = _phases_fit(g.in_h, g.in_w, g.stride_h, g.stride_w)
     cdef Py_ssize_t* tables = NULL
     cdef floating* phase_buffers = NULL
     cdef floating* phase_buffer
     cdef Py_ssize_t c
-    cdef Py_ssize_t plane = in_d * in_h * in_w
+    cdef Py_ssize_t plane = g.plane
     if phased:
-        tables = _fold_tables(in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
-                              stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                              dil_d, dil_h, dil_w)
+        tables = _fold_tables(g)
         # zeroed once: a tap's run may copy phase values that no row of the plane
         # filled (odd sizes), before zeros overwrite them
         phase_buffers = <floating*>calloc(n_threads * _BAND_VALUES, sizeof(floating))
@@ -555,13 +539,9 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
                     phase_buffer = phase_buffers + t * _BAND_VALUES
                     for c in range(channels):
                         _unfold_plane_phased(&y[s, c, 0, 0, 0], cols, phase_buffer, c, positions,
-                                             in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h,
-                                             k_w, stride_d, stride_h, stride_w, pad_d, dil_d,
-                                             tables)
+                                             g, tables)
                 else:
-                    _unfold_sample(&y[s, 0, 0, 0, 0], cols, False, channels, positions, in_d,
-                                   in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w, stride_d,
-                                   stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+                    _unfold_sample(&y[s, 0, 0, 0, 0], cols, False, channels, g)
                 if has_out:
                     _gemm(False, False, m, positions, k, &weight[0, 0], k, cols, positions,
                           &out[s, 0, 0], positions)

@@ -11,21 +11,13 @@
 # per (sample, group), each folding into the group's own planes.
 
 cdef inline void _unfold_group(const floating* sample, floating* cols, bint fold,
-                               Py_ssize_t first, Py_ssize_t count, Py_ssize_t positions,
-                               Py_ssize_t out_rows, Py_ssize_t in_d, Py_ssize_t in_h,
-                               Py_ssize_t in_w, Py_ssize_t out_h, Py_ssize_t out_w,
-                               Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                               Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                               Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                               Py_ssize_t dil_d, Py_ssize_t dil_h,
-                               Py_ssize_t dil_w) noexcept nogil:
+                               Py_ssize_t first, Py_ssize_t count,
+                               const conv_geometry* g) noexcept nogil:
     """im2col (col2im with fold) of planes [first, first + count) of one sample as (K_g, L)."""
     cdef Py_ssize_t c
-    cdef Py_ssize_t plane = in_d * in_h * in_w
     for c in range(count):
-        _unfold_plane(sample + (first + c) * plane, cols, fold, c, 0, positions, 0, out_rows,
-                      in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h,
-                      stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        _unfold_plane(sample + (first + c) * g.plane, cols, fold, c, 0, g.positions, 0,
+                      g.out_d * g.out_h, g)
 
 
 cdef inline void _check_group_arrays(Py_ssize_t n, Py_ssize_t channels, Py_ssize_t c_out,
@@ -44,22 +36,18 @@ cdef inline void _check_group_arrays(Py_ssize_t n, Py_ssize_t channels, Py_ssize
 def conv_forward_groups(const floating[:, :, :, :, ::1] x, const floating[:, ::1] weight,
                         const floating[::1] bias, floating[:, :, ::1] out,
                         floating[:, ::1] workspace, Py_ssize_t groups,
-                        Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                        Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                        Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                        Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                        Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                        int n_threads):
+                        ConvGeometry geometry not None, int n_threads):
     """``out[n, group] = weight[group] @ im2col(x[n, group]) (+ bias)`` per (sample, group).
 
     x (N, C, D, H, W); weight (C_out, K_g); bias (C_out,) or None; out (N,
     C_out, L); workspace (n_threads, >= K_g * L).
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t c_out = out.shape[1], k_g = weight.shape[1], positions = out.shape[2]
-    _check_group_arrays(n, channels, c_out, groups, k_d * k_h * k_w, k_g, positions,
-                        out_d * out_h * out_w, weight.shape[0], workspace.shape[0],
+    _check_planes(g, x.shape, "x")
+    _check_group_arrays(n, channels, c_out, groups, g.kernel_volume, k_g, positions,
+                        g.positions, weight.shape[0], workspace.shape[0],
                         workspace.shape[1], n_threads)
     if out.shape[0] != n:
         raise ValueError(f"out has {out.shape[0]} samples, x {n}")
@@ -82,9 +70,7 @@ def conv_forward_groups(const floating[:, :, :, :, ::1] x, const floating[:, ::1
         s = task // groups
         gi = task - s * groups
         cols = &workspace[threadid(), 0]
-        _unfold_group(&x[s, 0, 0, 0, 0], cols, False, gi * cig, cig, positions,
-                      out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
-                      stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        _unfold_group(&x[s, 0, 0, 0, 0], cols, False, gi * cig, cig, g)
         _gemm(False, False, cog, positions, k_g, &weight[gi * cog, 0], k_g, cols, positions,
               &out[s, gi * cog, 0], positions)
         if has_bias:
@@ -100,32 +86,27 @@ def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :,
                          const floating[:, ::1] weight, floating[:, ::1] grad_weight,
                          floating[:, :, :, :, ::1] grad_x, floating[:, ::1] workspace,
                          Py_ssize_t groups,
-                         Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                         Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                         Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                         Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                         Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                         int n_threads):
+                         ConvGeometry geometry not None, int n_threads):
     """grad_weight (C_out, K_g) = sum_n grad_out[n, group] @ im2col(x[n, group])^T, in sample
     order (overwritten); with grad_x given, grad_x[n, group] = col2im(weight[group]^T @
     grad_out[n, group]) (overwritten)."""
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t c_out = grad_out.shape[1], k_g = weight.shape[1]
     cdef Py_ssize_t positions = grad_out.shape[2]
-    _check_group_arrays(n, channels, c_out, groups, k_d * k_h * k_w, k_g, positions,
-                        out_d * out_h * out_w, weight.shape[0], workspace.shape[0],
+    _check_planes(g, x.shape, "x")
+    _check_group_arrays(n, channels, c_out, groups, g.kernel_volume, k_g, positions,
+                        g.positions, weight.shape[0], workspace.shape[0],
                         workspace.shape[1], n_threads)
     if (grad_out.shape[0] != n or grad_weight.shape[0] != c_out
             or grad_weight.shape[1] != k_g):
         raise ValueError("grad_out or grad_weight has the wrong shape")
     cdef bint needs_input_grad = grad_x is not None
     if needs_input_grad and (grad_x.shape[0] != n or grad_x.shape[1] != channels
-                             or grad_x.shape[2] != in_d or grad_x.shape[3] != in_h
-                             or grad_x.shape[4] != in_w):
+                             or grad_x.shape[2] != g.in_d or grad_x.shape[3] != g.in_h
+                             or grad_x.shape[4] != g.in_w):
         raise ValueError("grad_x must have x's shape")
     cdef Py_ssize_t cig = channels // groups, cog = c_out // groups
-    cdef Py_ssize_t plane = in_d * in_h * in_w
     cdef Py_ssize_t task, s, gi
     cdef floating* cols
     if n == 0:
@@ -141,10 +122,7 @@ def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :,
         for s in range(n):
             if pyxconv_interrupt_poll(stp):
                 break  # grad_weight is the kernel's own output: not returned on an interrupt
-            _unfold_group(&x[s, 0, 0, 0, 0], cols, False, gi * cig, cig, positions,
-                          out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
-                          stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                          dil_d, dil_h, dil_w)
+            _unfold_group(&x[s, 0, 0, 0, 0], cols, False, gi * cig, cig, g)
             _gemm(False, True, cog, k_g, positions, &grad_out[s, gi * cog, 0], positions,
                   cols, positions, &grad_weight[gi * cog, 0], k_g, s > 0)
     pyxconv_interrupt_raise(stp)
@@ -158,8 +136,6 @@ def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :,
         cols = &workspace[threadid(), 0]
         _gemm(True, False, k_g, positions, cog, &weight[gi * cog, 0], k_g,
               &grad_out[s, gi * cog, 0], positions, cols, positions)
-        memset(&grad_x[s, gi * cig, 0, 0, 0], 0, cig * plane * sizeof(floating))
-        _unfold_group(&grad_x[s, 0, 0, 0, 0], cols, True, gi * cig, cig, positions,
-                      out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
-                      stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        memset(&grad_x[s, gi * cig, 0, 0, 0], 0, cig * g.plane * sizeof(floating))
+        _unfold_group(&grad_x[s, 0, 0, 0, 0], cols, True, gi * cig, cig, g)
     pyxconv_interrupt_raise(stp)

@@ -50,13 +50,16 @@ per-sample steps), ``_weight_grad.pxi`` (the weight gradient by blocks of
 channels; the pointwise products), ``_fold_phases.pxi`` (col2im by phases),
 ``_tiles_panels.pxi`` (one image on many threads; the inference panels) and ``_groups.pxi``
 (grouped convolutions). The direct convolution kernels are a module of their
-own (``_direct.pyx``).
+own (``_direct.pyx``). Every kernel takes the convolution's sizes as one
+``ConvGeometry`` (``_geometry.pxd``), whose ``conv_geometry`` struct the inner
+loops get by pointer, and checks its arrays against it.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
+from pyxconv._kernels._geometry cimport ConvGeometry, conv_geometry
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 

@@ -7,25 +7,15 @@
 # without the GIL, so a thread never waits for another between the steps.
 
 cdef inline void _unfold_sample(const floating* sample, floating* cols, bint fold,
-                                Py_ssize_t channels, Py_ssize_t positions,
-                                Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
-                                Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                                Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                                Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                                Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                                Py_ssize_t dil_d, Py_ssize_t dil_h,
-                                Py_ssize_t dil_w) noexcept nogil:
+                                Py_ssize_t channels, const conv_geometry* g) noexcept nogil:
     """im2col (or with ``fold`` col2im) of one whole sample, columns as (K, L)."""
     cdef Py_ssize_t c
-    cdef Py_ssize_t plane = in_d * in_h * in_w
     for c in range(channels):
-        _unfold_plane(sample + c * plane, cols, fold, c, 0, positions, 0, out_d * out_h,
-                      in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w, stride_d, stride_h,
-                      stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        _unfold_plane(sample + c * g.plane, cols, fold, c, 0, g.positions, 0, g.out_d * g.out_h,
+                      g)
 
 
-cdef inline void _check_sample_arrays(Py_ssize_t n, Py_ssize_t channels, Py_ssize_t kernel_volume,
-                                      Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
+cdef inline void _check_sample_arrays(Py_ssize_t n, Py_ssize_t channels, const conv_geometry* g,
                                       Py_ssize_t c_out, Py_ssize_t k, Py_ssize_t positions,
                                       Py_ssize_t n_second, Py_ssize_t weight_rows,
                                       Py_ssize_t cols_n, Py_ssize_t cols_k, Py_ssize_t cols_l,
@@ -34,8 +24,8 @@ cdef inline void _check_sample_arrays(Py_ssize_t n, Py_ssize_t channels, Py_ssiz
     if (c_out > _GEMM_INT_MAX or k > _GEMM_INT_MAX or positions > _GEMM_INT_MAX
             or n_threads < 1):
         raise ValueError("a per-sample GEMM dimension exceeds the BLAS's 32-bit integers")
-    if (weight_rows != c_out or k != channels * kernel_volume or n_second != n
-            or positions != out_d * out_h * out_w or n_threads < 1
+    if (weight_rows != c_out or k != channels * g.kernel_volume or n_second != n
+            or positions != g.positions or n_threads < 1
             or cols_n != n or cols_k != k or cols_l != positions):
         raise ValueError("inconsistent array shapes for a per-sample convolution step")
 
@@ -43,12 +33,7 @@ cdef inline void _check_sample_arrays(Py_ssize_t n, Py_ssize_t channels, Py_ssiz
 def conv_forward_samples(const floating[:, :, :, :, ::1] x, const floating[:, ::1] weight,
                          const floating[::1] bias, floating[:, :, ::1] cols,
                          floating[:, :, ::1] out,
-                         Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                         Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                         Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                         Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                         Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                         int n_threads):
+                         ConvGeometry geometry not None, int n_threads):
     """Per sample n: ``cols[n] = im2col(x[n])``, ``out[n] = weight @ cols[n] (+ bias)``.
 
     x (N, C, D, H, W); weight (C_out, K) with K = C * k_d * k_h * k_w; bias
@@ -56,12 +41,12 @@ def conv_forward_samples(const floating[:, :, :, :, ::1] x, const floating[:, ::
     pass, and out (N, C_out, L), with L the output positions. Samples are
     independent, so any thread count gives the same bits.
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
-    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, c_out, k,
-                         positions, out.shape[0], weight.shape[0], cols.shape[0],
-                         cols.shape[1], cols.shape[2], n_threads)
+    _check_planes(g, x.shape, "x")
+    _check_sample_arrays(n, channels, g, c_out, k, positions, out.shape[0], weight.shape[0],
+                         cols.shape[0], cols.shape[1], cols.shape[2], n_threads)
     cdef bint has_bias = bias is not None
     if has_bias and bias.shape[0] != c_out:
         raise ValueError(f"bias has {bias.shape[0]} values for {c_out} output channels")
@@ -74,9 +59,7 @@ def conv_forward_samples(const floating[:, :, :, :, ::1] x, const floating[:, ::
     for s in prange(n, nogil=True, schedule="guided", num_threads=n_threads):
         if pyxconv_interrupt_poll(stp):
             continue
-        _unfold_sample(&x[s, 0, 0, 0, 0], &cols[s, 0, 0], False, channels, positions,
-                       in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
-                       stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+        _unfold_sample(&x[s, 0, 0, 0, 0], &cols[s, 0, 0], False, channels, g)
         _gemm(False, False, c_out, positions, k, &weight[0, 0], k, &cols[s, 0, 0], positions,
               &out[s, 0, 0], positions)
         if has_bias:
@@ -101,12 +84,8 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
                           const floating[:, ::1] weight, floating[:, :, ::1] products,
                           bint transposed, floating[:, :, :, :, ::1] grad_x,
                           floating[:, ::1] workspace,
-                          Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                          Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                          Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                          Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                          Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                          int n_threads, *, Py_ssize_t samples_per_product=1):
+                          ConvGeometry geometry not None, int n_threads, *,
+                          Py_ssize_t samples_per_product=1):
     """Per sample n, the weight gradient's product and (optionally) the input gradient.
 
     cols (N, K, L) as :func:`conv_forward_samples` left them.
@@ -124,17 +103,16 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
     """
     cdef Py_ssize_t n = cols.shape[0], k = cols.shape[1], positions = cols.shape[2]
     cdef Py_ssize_t c_out = grad_out.shape[1]
+    cdef const conv_geometry* g = &geometry.g
     cdef bint needs_input_grad = grad_x is not None
-    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
-    cdef Py_ssize_t channels = k // kernel_volume
-    cdef Py_ssize_t in_d = 0, in_h = 0, in_w = 0
+    cdef Py_ssize_t channels = k // g.kernel_volume
     if needs_input_grad:
         if grad_x.shape[0] != n:
             raise ValueError(f"grad_x has {grad_x.shape[0]} samples, cols {n}")
-        channels, in_d, in_h, in_w = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3], grad_x.shape[4]
-    _check_sample_arrays(n, channels, kernel_volume, out_d, out_h, out_w, c_out, k, positions,
-                         grad_out.shape[0], weight.shape[0], n, weight.shape[1],
-                         grad_out.shape[2], n_threads)
+        _check_planes(g, grad_x.shape, "grad_x")
+        channels = grad_x.shape[1]
+    _check_sample_arrays(n, channels, g, c_out, k, positions, grad_out.shape[0],
+                         weight.shape[0], n, weight.shape[1], grad_out.shape[2], n_threads)
     cdef Py_ssize_t needed = backward_workspace_size(k, c_out, positions, transposed,
                                                      needs_input_grad)
     if needed and (workspace is None or workspace.shape[0] < n_threads
@@ -178,8 +156,5 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
                 grad_cols = &workspace[threadid(), 0]
                 _gemm(True, False, k, positions, c_out, &weight[0, 0], k, &grad_out[s, 0, 0],
                       positions, grad_cols, positions)
-                _unfold_sample(&grad_x[s, 0, 0, 0, 0], grad_cols, True, channels, positions,
-                               in_d, in_h, in_w, out_d, out_h, out_w, k_d, k_h, k_w,
-                               stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                               dil_d, dil_h, dil_w)
+                _unfold_sample(&grad_x[s, 0, 0, 0, 0], grad_cols, True, channels, g)
     pyxconv_interrupt_raise(stp)

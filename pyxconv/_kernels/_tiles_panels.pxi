@@ -18,21 +18,18 @@
 def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1] weight,
                        const floating[::1] bias, floating[:, :, ::1] cols,
                        floating[:, :, ::1] out, Py_ssize_t tile,
-                       Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                       Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                       Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                       Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                       Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                       ConvGeometry geometry not None,
                        int n_threads):
     """``cols[n] = im2col(x[n])``, then ``out[n] = weight @ cols[n] (+ bias)`` by position tiles.
 
     Shapes as in :func:`conv_forward_samples`; ``tile`` (>= 1) output positions
     a product.
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
-    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, c_out, k,
+    _check_planes(g, x.shape, "x")
+    _check_sample_arrays(n, channels, g, c_out, k,
                          positions, out.shape[0], weight.shape[0], cols.shape[0],
                          cols.shape[1], cols.shape[2], n_threads)
     cdef bint has_bias = bias is not None
@@ -46,7 +43,6 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
     cdef Py_ssize_t task, s, c, t, p0, width, o, p
     cdef floating* out_row
     cdef floating b
-    cdef Py_ssize_t plane = in_d * in_h * in_w
     cdef pyxconv_interrupt st
     cdef pyxconv_interrupt* stp = &st
     pyxconv_interrupt_init(stp)
@@ -57,9 +53,7 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
             s = task // channels
             c = task - s * channels
             _unfold_plane(&x[s, c, 0, 0, 0], &cols[s, 0, 0], False, c, 0, positions, 0,
-                          out_d * out_h, in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
-                          stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                          dil_d, dil_h, dil_w)
+                          g.out_d * g.out_h, g)
         for task in prange(n * tiles, schedule="static"):
             if pyxconv_interrupt_poll(stp):
                 continue
@@ -82,11 +76,7 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
                         const floating[:, ::1] weight, floating[:, :, ::1] products,
                         floating[:, :, :, :, ::1] grad_x, floating[:, :, ::1] grad_cols,
                         Py_ssize_t row_block, Py_ssize_t tile,
-                        Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                        Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                        Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                        Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                        Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                        ConvGeometry geometry not None,
                         int n_threads):
     """Per sample n: ``products[n] = grad_out[n] @ cols[n]^T`` (C_out, K) in blocks of
     ``row_block`` columns, and, with grad_x (N, C, D, H, W) given, ``grad_cols[n] =
@@ -97,18 +87,18 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
     """
     cdef Py_ssize_t n = cols.shape[0], k = cols.shape[1], positions = cols.shape[2]
     cdef Py_ssize_t c_out = grad_out.shape[1]
+    cdef const conv_geometry* g = &geometry.g
     cdef bint needs_input_grad = grad_x is not None
-    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
-    cdef Py_ssize_t channels = k // kernel_volume
-    cdef Py_ssize_t in_d = 0, in_h = 0, in_w = 0
+    cdef Py_ssize_t channels = k // g.kernel_volume
     if needs_input_grad:
         if grad_x.shape[0] != n:
             raise ValueError(f"grad_x has {grad_x.shape[0]} samples, cols {n}")
         if (grad_cols is None or grad_cols.shape[0] != n or grad_cols.shape[1] != k
                 or grad_cols.shape[2] != positions):
             raise ValueError(f"grad_cols must be ({n}, {k}, {positions})")
-        channels, in_d, in_h, in_w = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3], grad_x.shape[4]
-    _check_sample_arrays(n, channels, kernel_volume, out_d, out_h, out_w, c_out, k, positions,
+        _check_planes(g, grad_x.shape, "grad_x")
+        channels = grad_x.shape[1]
+    _check_sample_arrays(n, channels, g, c_out, k, positions,
                          grad_out.shape[0], weight.shape[0], n, weight.shape[1],
                          grad_out.shape[2], n_threads)
     cdef bint has_products = products is not None
@@ -122,7 +112,6 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
     cdef Py_ssize_t blocks = (k + row_block - 1) // row_block
     cdef Py_ssize_t tiles = _position_tiles(positions, tile)
     cdef Py_ssize_t task, s, c, j0, rows, p0, width
-    cdef Py_ssize_t plane = in_d * in_h * in_w
     cdef pyxconv_interrupt st
     cdef pyxconv_interrupt* stp = &st
     pyxconv_interrupt_init(stp)
@@ -149,11 +138,9 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
                     continue
                 s = task // channels
                 c = task - s * channels
-                memset(&grad_x[s, c, 0, 0, 0], 0, plane * sizeof(floating))
+                memset(&grad_x[s, c, 0, 0, 0], 0, g.plane * sizeof(floating))
                 _unfold_plane(&grad_x[s, c, 0, 0, 0], &grad_cols[s, 0, 0], True, c, 0,
-                              positions, 0, out_d * out_h, in_d, in_h, in_w, out_h, out_w,
-                              k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h,
-                              pad_w, dil_d, dil_h, dil_w)
+                              positions, 0, g.out_d * g.out_h, g)
     pyxconv_interrupt_raise(stp)
 
 
@@ -170,11 +157,7 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
 def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1] weight,
                         const floating[::1] bias, floating[:, :, ::1] out,
                         Py_ssize_t rows_per_panel,
-                        Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                        Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                        Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                        Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                        Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                        ConvGeometry geometry not None,
                         int n_threads, bint relu=False):
     """``out[n] = weight @ im2col(x[n]) (+ bias)``, panel by panel of output rows.
 
@@ -184,15 +167,16 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     ``relu``, the bias pass also applies ReLU as pyxconv's ReLU kernel does
     (``0 if v < 0 else v``: NaN and -0.0 stay), while the panel is in cache.
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
-    _check_sample_arrays(n, channels, k_d * k_h * k_w, out_d, out_h, out_w, c_out, k,
+    _check_planes(g, x.shape, "x")
+    _check_sample_arrays(n, channels, g, c_out, k,
                          positions, out.shape[0], weight.shape[0], n, k, positions, n_threads)
     cdef bint has_bias = bias is not None
     if has_bias and bias.shape[0] != c_out:
         raise ValueError(f"bias has {bias.shape[0]} values for {c_out} output channels")
-    cdef Py_ssize_t out_rows = out_d * out_h
+    cdef Py_ssize_t out_rows = g.out_d * g.out_h, out_w = g.out_w
     if rows_per_panel < 1 or rows_per_panel > out_rows:
         raise ValueError(f"rows_per_panel must be in [1, {out_rows}], got {rows_per_panel}")
     if n == 0 or positions == 0:
@@ -204,7 +188,6 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     cdef floating* panel
     cdef void* block
     cdef floating b, v
-    cdef Py_ssize_t plane = in_d * in_h * in_w
     block = malloc(n_threads * panel_size * sizeof(floating) + 64)
     if block == NULL:
         raise MemoryError("no memory for the threads' panel buffers")
@@ -223,9 +206,7 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
             width = rows * out_w
             for c in range(channels):
                 _unfold_plane(&x[s, c, 0, 0, 0], panel, False, c, 0, width, r0, rows,
-                              in_d, in_h, in_w, out_h, out_w, k_d, k_h, k_w,
-                              stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                              dil_d, dil_h, dil_w)
+                              g)
             _gemm(False, False, c_out, width, k, &weight[0, 0], k, panel, width,
                   &out[s, 0, r0 * out_w], positions)
             if has_bias or relu:

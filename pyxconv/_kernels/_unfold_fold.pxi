@@ -69,11 +69,9 @@ cdef inline void _copy_row(const floating* src, floating* dst, Py_ssize_t n_out,
         dst[o] = 0
 
 
-cdef inline void _copy_rows(const floating* plane, floating* dst, Py_ssize_t id_,
-                            Py_ssize_t ih0, Py_ssize_t row_count, Py_ssize_t in_d,
-                            Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t out_w,
-                            Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t offset_w,
-                            Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+cdef inline void _copy_rows(const floating* plane, floating* dst, const conv_geometry* g,
+                            Py_ssize_t id_, Py_ssize_t ih0, Py_ssize_t row_count,
+                            Py_ssize_t offset_w, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """im2col of one tap over ``row_count`` output rows of one depth slice.
 
     Output row r reads input row ``ih0 + r * stride_h`` of depth ``id_``; rows
@@ -83,8 +81,10 @@ cdef inline void _copy_rows(const floating* plane, floating* dst, Py_ssize_t id_
     copies.
     """
     cdef Py_ssize_t r, r_lo, r_hi
+    cdef Py_ssize_t in_h = g.in_h, in_w = g.in_w, out_w = g.out_w
+    cdef Py_ssize_t stride_h = g.stride_h, stride_w = g.stride_w
     cdef const floating* src
-    if id_ < 0 or id_ >= in_d:
+    if id_ < 0 or id_ >= g.in_d:
         r_lo = r_hi = row_count
     else:
         r_lo = _valid_range_lo(ih0, stride_h, row_count)
@@ -100,11 +100,9 @@ cdef inline void _copy_rows(const floating* plane, floating* dst, Py_ssize_t id_
         memset(dst + r_hi * out_w, 0, (row_count - r_hi) * out_w * sizeof(floating))
 
 
-cdef inline void _add_rows(const floating* src, floating* plane, Py_ssize_t id_,
-                           Py_ssize_t ih0, Py_ssize_t row_count, Py_ssize_t in_d,
-                           Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t out_w,
-                           Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t offset_w,
-                           Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+cdef inline void _add_rows(const floating* src, floating* plane, const conv_geometry* g,
+                           Py_ssize_t id_, Py_ssize_t ih0, Py_ssize_t row_count,
+                           Py_ssize_t offset_w, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """col2im of one tap over ``row_count`` output rows of one depth slice.
 
     The adjoint of _copy_rows: column row r is added into input row
@@ -112,8 +110,10 @@ cdef inline void _add_rows(const floating* src, floating* plane, Py_ssize_t id_,
     The same rows in the same order as the general loop, so the same sums.
     """
     cdef Py_ssize_t r, r_lo, r_hi
+    cdef Py_ssize_t in_h = g.in_h, in_w = g.in_w, out_w = g.out_w
+    cdef Py_ssize_t stride_h = g.stride_h, stride_w = g.stride_w
     cdef floating* row
-    if id_ < 0 or id_ >= in_d:
+    if id_ < 0 or id_ >= g.in_d:
         return
     r_lo = _valid_range_lo(ih0, stride_h, row_count)
     r_hi = _valid_range_hi(ih0, stride_h, in_h, row_count, r_lo)
@@ -153,14 +153,10 @@ cdef inline Py_ssize_t _valid_range_hi(Py_ssize_t offset, Py_ssize_t stride, Py_
 
 
 cdef inline void _tap_pair(const floating* plane, floating* src, bint fold, Py_ssize_t row_stride,
-                                Py_ssize_t row_start, Py_ssize_t row_count,
-                                Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
-                                Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t a, Py_ssize_t b,
-                                Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t pad_d,
-                                Py_ssize_t pad_h, Py_ssize_t dil_d, Py_ssize_t dil_h,
-                                Py_ssize_t offset_w, Py_ssize_t lo0, Py_ssize_t hi0,
-                                Py_ssize_t lo1, Py_ssize_t hi1, Py_ssize_t pair_lo,
-                                Py_ssize_t pair_hi) noexcept nogil:
+                           Py_ssize_t row_start, Py_ssize_t row_count, const conv_geometry* g,
+                           Py_ssize_t a, Py_ssize_t b, Py_ssize_t offset_w,
+                           Py_ssize_t lo0, Py_ssize_t hi0, Py_ssize_t lo1, Py_ssize_t hi1,
+                           Py_ssize_t pair_lo, Py_ssize_t pair_hi) noexcept nogil:
     """im2col or col2im of taps e and e + 1 of one kernel row (stride 2 along the width,
     no dilation).
 
@@ -171,6 +167,10 @@ cdef inline void _tap_pair(const floating* plane, floating* src, bint fold, Py_s
     edges one tap at a time.
     """
     cdef Py_ssize_t r, od, oh, id_, ih, o
+    cdef Py_ssize_t in_d = g.in_d, in_h = g.in_h, in_w = g.in_w
+    cdef Py_ssize_t out_h = g.out_h, out_w = g.out_w
+    cdef Py_ssize_t stride_d = g.stride_d, stride_h = g.stride_h
+    cdef Py_ssize_t pad_d = g.pad_d, pad_h = g.pad_h, dil_d = g.dil_d, dil_h = g.dil_h
     cdef floating* src1 = src + row_stride
     cdef floating* plane_row
     od = row_start // out_h
@@ -253,13 +253,7 @@ cdef inline void _add_row_pair(const floating* src0, const floating* src1, float
 cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                                Py_ssize_t c, Py_ssize_t sample_offset, Py_ssize_t row_stride,
                                Py_ssize_t row_start, Py_ssize_t row_count,
-                               Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
-                               Py_ssize_t out_h, Py_ssize_t out_w,
-                               Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                               Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                               Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                               Py_ssize_t dil_d, Py_ssize_t dil_h,
-                               Py_ssize_t dil_w) noexcept nogil:
+                               const conv_geometry* g) noexcept nogil:
     """im2col (fold false) or col2im (fold true) of one (sample, channel) plane.
 
     For col2im ``plane`` is written through (it is the gradient plane); the
@@ -267,7 +261,13 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
     """
     cdef Py_ssize_t a, b, e, r, od, oh, id_, ih, row, lo, hi, offset_w
     cdef Py_ssize_t lo1, hi1, pair_lo, pair_hi
-    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
+    cdef Py_ssize_t in_d = g.in_d, in_h = g.in_h, in_w = g.in_w
+    cdef Py_ssize_t out_h = g.out_h, out_w = g.out_w
+    cdef Py_ssize_t k_d = g.k_d, k_h = g.k_h, k_w = g.k_w
+    cdef Py_ssize_t stride_d = g.stride_d, stride_h = g.stride_h, stride_w = g.stride_w
+    cdef Py_ssize_t pad_d = g.pad_d, pad_h = g.pad_h, pad_w = g.pad_w
+    cdef Py_ssize_t dil_d = g.dil_d, dil_h = g.dil_h, dil_w = g.dil_w
+    cdef Py_ssize_t kernel_volume = g.kernel_volume
     cdef floating* dst
     cdef Py_ssize_t o
     cdef bint paired = stride_w == 2 and dil_w == 1
@@ -291,9 +291,8 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                     if pair_hi < pair_lo:
                         pair_hi = pair_lo
                     _tap_pair(plane, cols + sample_offset + row * row_stride, fold, row_stride,
-                                   row_start, row_count, in_d, in_h, in_w, out_h, out_w,
-                                   a, b, stride_d, stride_h, pad_d, pad_h, dil_d, dil_h,
-                                   offset_w, lo, hi, lo1, hi1, pair_lo, pair_hi)
+                              row_start, row_count, g, a, b, offset_w, lo, hi, lo1, hi1,
+                              pair_lo, pair_hi)
                     continue
                 od = row_start // out_h
                 oh = row_start - od * out_h
@@ -302,13 +301,11 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                     # All rows in one depth slice (always so in 1-D and 2-D): the
                     # input rows they touch are known in advance, no test per row.
                     if fold:
-                        _add_rows(dst, <floating*>plane, od * stride_d - pad_d + a * dil_d,
-                                  oh * stride_h - pad_h + b * dil_h, row_count, in_d, in_h,
-                                  in_w, out_w, stride_h, stride_w, offset_w, lo, hi)
+                        _add_rows(dst, <floating*>plane, g, od * stride_d - pad_d + a * dil_d,
+                                  oh * stride_h - pad_h + b * dil_h, row_count, offset_w, lo, hi)
                     else:
-                        _copy_rows(plane, dst, od * stride_d - pad_d + a * dil_d,
-                                   oh * stride_h - pad_h + b * dil_h, row_count, in_d, in_h,
-                                   in_w, out_w, stride_h, stride_w, offset_w, lo, hi)
+                        _copy_rows(plane, dst, g, od * stride_d - pad_d + a * dil_d,
+                                   oh * stride_h - pad_h + b * dil_h, row_count, offset_w, lo, hi)
                     continue
                 for r in range(row_count):
                     id_ = od * stride_d - pad_d + a * dil_d
@@ -330,20 +327,49 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                         od = od + 1
 
 
+cdef inline int _check_planes(const conv_geometry* g, Py_ssize_t* shape, str name) except -1:
+    """ValueError unless the array's planes (D, H, W), shape[2:5], are the geometry's input."""
+    if shape[2] != g.in_d or shape[3] != g.in_h or shape[4] != g.in_w:
+        raise ValueError(f"{name} has planes of {shape[2]} x {shape[3]} x {shape[4]}; the "
+                         f"geometry's input is {g.in_d} x {g.in_h} x {g.in_w}")
+    return 0
+
+
+cdef int _check_unfold_arguments(const conv_geometry* g, Py_ssize_t* shape, Py_ssize_t cols_size,
+                                 Py_ssize_t sample_stride, Py_ssize_t row_stride,
+                                 Py_ssize_t n_start, Py_ssize_t n_count, Py_ssize_t row_start,
+                                 Py_ssize_t row_count, int n_threads, str name) except -1:
+    """The chunk lies in the array and the column buffer holds every value it writes or reads."""
+    _check_planes(g, shape, name)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if n_count <= 0 or row_count <= 0:
+        return 0
+    if (n_start < 0 or n_start + n_count > shape[0] or row_start < 0
+            or row_start + row_count > g.out_d * g.out_h):
+        raise ValueError(f"samples [{n_start}, {n_start + n_count}) and output rows "
+                         f"[{row_start}, {row_start + row_count}) are not all in {name} "
+                         f"({shape[0]} samples, {g.out_d * g.out_h} output rows)")
+    cdef Py_ssize_t rows = shape[1] * g.kernel_volume
+    cdef Py_ssize_t last = ((n_count - 1) * sample_stride + (rows - 1) * row_stride
+                            + row_count * g.out_w)
+    if sample_stride < 0 or row_stride < 0 or last > cols_size:
+        raise ValueError(f"the column buffer of {cols_size} values is too small for strides "
+                         f"({sample_stride}, {row_stride}): it needs {last}")
+    return 0
+
+
 def im2col(const floating[:, :, :, :, ::1] x, floating[::1] cols,
            Py_ssize_t sample_stride, Py_ssize_t row_stride,
            Py_ssize_t n_start, Py_ssize_t n_count,
-           Py_ssize_t row_start, Py_ssize_t row_count,
-           Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-           Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-           Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-           Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-           Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+           Py_ssize_t row_start, Py_ssize_t row_count, ConvGeometry geometry not None,
            int n_threads):
     """Unfold x of shape (N, C, D, H, W) into ``cols`` (see the module notes)."""
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
     cdef Py_ssize_t task, n, c
+    _check_unfold_arguments(g, x.shape, cols.shape[0], sample_stride, row_stride, n_start,
+                            n_count, row_start, row_count, n_threads, "x")
     if n_count <= 0 or row_count <= 0 or cols.shape[0] == 0:
         return  # nothing to unfold (and no first element to point at)
     cdef floating* cols_ptr = &cols[0]
@@ -357,21 +383,14 @@ def im2col(const floating[:, :, :, :, ::1] x, floating[::1] cols,
         n = task // channels
         c = task - n * channels
         _unfold_plane(&x[n_start + n, c, 0, 0, 0], cols_ptr, False, c, n * sample_stride,
-                      row_stride, row_start, row_count, in_d, in_h, in_w, out_h, out_w,
-                      k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                      dil_d, dil_h, dil_w)
+                      row_stride, row_start, row_count, g)
     pyxconv_interrupt_raise(stp)
 
 
 def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
            Py_ssize_t sample_stride, Py_ssize_t row_stride,
            Py_ssize_t n_start, Py_ssize_t n_count,
-           Py_ssize_t row_start, Py_ssize_t row_count,
-           Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-           Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-           Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-           Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-           Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
+           Py_ssize_t row_start, Py_ssize_t row_count, ConvGeometry geometry not None,
            int n_threads):
     """Fold ``cols`` back, adding into grad_x of shape (N, C, D, H, W).
 
@@ -379,9 +398,11 @@ def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
     not overwritten, so chunks over output rows accumulate. Each task owns one
     (sample, channel) plane of grad_x and adds into it in a fixed order.
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t channels = grad_x.shape[1]
-    cdef Py_ssize_t in_d = grad_x.shape[2], in_h = grad_x.shape[3], in_w = grad_x.shape[4]
     cdef Py_ssize_t task, n, c
+    _check_unfold_arguments(g, grad_x.shape, cols.shape[0], sample_stride, row_stride, n_start,
+                            n_count, row_start, row_count, n_threads, "grad_x")
     if n_count <= 0 or row_count <= 0 or cols.shape[0] == 0:
         return  # nothing to fold (and no first element to point at)
     cdef floating* cols_ptr = <floating*>&cols[0]  # only read when folding
@@ -395,7 +416,5 @@ def col2im(const floating[::1] cols, floating[:, :, :, :, ::1] grad_x,
         n = task // channels
         c = task - n * channels
         _unfold_plane(&grad_x[n_start + n, c, 0, 0, 0], cols_ptr, True, c, n * sample_stride,
-                      row_stride, row_start, row_count, in_d, in_h, in_w, out_h, out_w,
-                      k_d, k_h, k_w, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
-                      dil_d, dil_h, dil_w)
+                      row_stride, row_start, row_count, g)
     pyxconv_interrupt_raise(stp)

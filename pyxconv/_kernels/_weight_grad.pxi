@@ -27,12 +27,7 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
                        const floating[:, :, ::1] grad_out, floating[:, :, ::1] partial,
                        floating[:, ::1] workspace, bint transposed,
                        Py_ssize_t block_channels, Py_ssize_t samples_per_run,
-                       Py_ssize_t out_d, Py_ssize_t out_h, Py_ssize_t out_w,
-                       Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                       Py_ssize_t stride_d, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                       Py_ssize_t pad_d, Py_ssize_t pad_h, Py_ssize_t pad_w,
-                       Py_ssize_t dil_d, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                       int n_threads):
+                       ConvGeometry geometry not None, int n_threads):
     """``partial[r] = sum over the samples n of run r of grad_out[n] @ cols[n]^T`` (C_out, K),
     or with ``transposed`` its transpose ``cols[n] @ grad_out[n]^T`` (K, C_out).
 
@@ -48,14 +43,15 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
     ms). With few rows the other form is faster (LeNet's first layer, K = 25:
     0.45 against 0.67 ms at batch 32).
     """
+    cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = grad_out.shape[0], c_out = grad_out.shape[1]
     cdef Py_ssize_t positions = grad_out.shape[2]
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t in_d = x.shape[2], in_h = x.shape[3], in_w = x.shape[4]
-    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
+    cdef Py_ssize_t kernel_volume = g.kernel_volume
+    _check_planes(g, x.shape, "x")
     cdef Py_ssize_t k = channels * kernel_volume
     cdef bint kept = cols is not None
-    _check_sample_arrays(n, channels, kernel_volume, out_d, out_h, out_w, c_out, k, positions,
+    _check_sample_arrays(n, channels, g, c_out, k, positions,
                          x.shape[0], c_out, n, k, positions, n_threads)
     if kept and (cols.shape[0] != n or cols.shape[1] != k or cols.shape[2] != positions):
         raise ValueError(f"cols must be ({n}, {k}, {positions})")
@@ -113,9 +109,7 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
             else:
                 for c in range(c0, c1):
                     _unfold_plane(&x[s, c, 0, 0, 0], buffer, False, c - c0, 0, positions,
-                                  0, out_d * out_h, in_d, in_h, in_w, out_h, out_w,
-                                  k_d, k_h, k_w, stride_d, stride_h, stride_w,
-                                  pad_d, pad_h, pad_w, dil_d, dil_h, dil_w)
+                                  0, g.out_d * g.out_h, g)
                 a = buffer
             if transposed:
                 _gemm(False, False, rows, c_out, positions, a, positions, grad_t, c_out,

@@ -27,6 +27,7 @@ import numpy as np
 
 from pyxconv._blas import ensure_gemm, gemms_single_threaded_below, get_isa
 from pyxconv._kernels import _direct, _im2col
+from pyxconv._kernels._geometry import ConvGeometry
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit, thread_workspace
@@ -105,8 +106,11 @@ class _Geometry:
         return (all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
                 and all(p == (0, 0) for p in self.pads))
 
-    def kernel_args(self):
-        return (*self.out3, *self.k3, *self.s3, *self.p3, *self.d3)
+    @functools.cached_property
+    def kernel_geometry(self):
+        """The :class:`~pyxconv._kernels._geometry.ConvGeometry` every kernel of this
+        convolution takes: the 3-D sizes, checked once."""
+        return ConvGeometry(self.in3, self.out3, self.k3, self.s3, self.p3, self.d3)
 
     def chunks(self, itemsize, n_buffers=1):
         """Split the work into (n_start, n_count, row_start, row_count) pieces.
@@ -179,13 +183,13 @@ def _column_strides(geometry, nb, rc, per_sample):
 def _run_im2col(x5, cols, geometry, n0, nb, r0, rc, n_threads, per_sample=False):
     """Fill ``cols`` as (K, nb*m) for one large GEMM, or (nb, K, m) for one GEMM a sample."""
     _im2col.im2col(x5, cols, *_column_strides(geometry, nb, rc, per_sample), n0, nb, r0, rc,
-                   *geometry.kernel_args(), n_threads)
+                   geometry.kernel_geometry, n_threads)
 
 
 def _run_col2im(cols, grad_x5, geometry, n0, nb, r0, rc, n_threads, per_sample=False):
     """Add ``cols``, laid out as for :func:`_run_im2col`, back onto grad_x5."""
     _im2col.col2im(cols, grad_x5, *_column_strides(geometry, nb, rc, per_sample), n0, nb, r0,
-                   rc, *geometry.kernel_args(), n_threads)
+                   rc, geometry.kernel_geometry, n_threads)
 
 
 def parallel_threads(g, itemsize, chunks, n_buffers=1):
@@ -268,7 +272,7 @@ def weight_gradient_by_samples(y5, weight2, x3, g, threads, workspace, out3=None
         runs = -(-nb // per_run)
         _im2col.unfold_samples(y5[n0:n0 + nb], weight2,
                                None if out3 is None else out3[n0:n0 + nb], x3[n0:n0 + nb],
-                               products[:runs], workspace, *g.kernel_args(), threads,
+                               products[:runs], workspace, g.kernel_geometry, threads,
                                samples_per_product=per_run,
                                channel_sums=None if channel_sums is None
                                else channel_sums[n0:n0 + nb])
@@ -365,7 +369,7 @@ def weight_grad(go, x, cols, g, threads):
     workspace = thread_workspace(threads, size, x.dtype) if size else None
     with blas_on_one_thread():
         _im2col.weight_grad_blocks(x.reshape((g.n, g.c_in) + g.in3), cols, go, partial,
-                                   workspace, transposed, block, per_run, *g.kernel_args(),
+                                   workspace, transposed, block, per_run, g.kernel_geometry,
                                    threads)
     total = partial[0] if runs == 1 else partial.sum(axis=0)
     return total.T if transposed else total
@@ -382,10 +386,10 @@ def _forward_samples(x, w, bias, out, g, threads, keep_columns):
     with blas_on_one_thread():
         if keep_columns:
             cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
-            _im2col.conv_forward_samples(x5, w[0], bias, cols, out, *g.kernel_args(), threads)
+            _im2col.conv_forward_samples(x5, w[0], bias, cols, out, g.kernel_geometry, threads)
             return cols
         workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
-        _im2col.unfold_samples(x5, w[0], out, None, None, workspace, *g.kernel_args(), threads)
+        _im2col.unfold_samples(x5, w[0], out, None, None, workspace, g.kernel_geometry, threads)
         if bias is not None:
             out += bias.reshape(1, -1, 1)
     return None
@@ -425,14 +429,14 @@ def _forward_panels(x, w, bias, out, plan, relu):
     """Inference: im2col of a few output rows at a time into the thread's panel, then the GEMM."""
     with plan._blas_limit:
         _im2col.conv_forward_panels(x.reshape(plan._x5_shape), w[0], bias, out,
-                                    plan._panel_rows, *plan._kernel_args, plan.panel_threads,
+                                    plan._panel_rows, plan.g.kernel_geometry, plan.panel_threads,
                                     relu=relu)
 
 
 def _forward_direct(x, w, bias, out, plan, relu):
     """Inference by the direct kernel: no columns (:mod:`pyxconv._kernels._direct`)."""
     _direct.conv_forward_direct(x.reshape(plan._x5_shape), w[0], bias, out, plan.isa,
-                                *plan._kernel_args, plan.direct_threads, relu=relu)
+                                plan.g.kernel_geometry, plan.direct_threads, relu=relu)
 
 
 #: The direct kernel runs an inference forward when the column rows (K values,
@@ -457,7 +461,7 @@ def _forward_tiles(x, w, bias, out, g, threads):
     cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
     with blas_on_one_thread():
         _im2col.conv_forward_tiles(x.reshape((g.n, g.c_in) + g.in3), w[0], bias, cols, out,
-                                   position_tile(g.positions), *g.kernel_args(), threads)
+                                   position_tile(g.positions), g.kernel_geometry, threads)
     return cols
 
 
@@ -467,7 +471,7 @@ def _forward_groups(x, weight, bias, out, g, threads):
     with blas_on_one_thread():
         _im2col.conv_forward_groups(x.reshape((g.n, g.c_in) + g.in3),
                                     weight.reshape(g.c_out, -1), bias, out, workspace, g.groups,
-                                    *g.kernel_args(), threads)
+                                    g.kernel_geometry, threads)
 
 
 def _backward_groups(go, x, weight, grad_w, grad_x, g, threads):
@@ -477,7 +481,7 @@ def _backward_groups(go, x, weight, grad_w, grad_x, g, threads):
         _im2col.conv_backward_groups(
             x.reshape((g.n, g.c_in) + g.in3), go, weight.reshape(g.c_out, -1), gw,
             None if grad_x is None else grad_x.reshape((g.n, g.c_in) + g.in3), workspace,
-            g.groups, *g.kernel_args(), threads)
+            g.groups, g.kernel_geometry, threads)
     grad_w[...] = gw.reshape(grad_w.shape)
 
 
@@ -547,7 +551,7 @@ def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
             if gx5 is not None:
                 gx5[...] = 0  # col2im adds
             _im2col.conv_backward_samples(cols, go, w[0], products, transposed, gx5,
-                                          workspace, *g.kernel_args(), threads,
+                                          workspace, g.kernel_geometry, threads,
                                           samples_per_product=per_run)
             total = products[0] if runs == 1 else products.sum(axis=0)
             grad_w[0] = total.T if transposed else total
@@ -556,10 +560,10 @@ def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
             workspace = thread_workspace(threads, size, x.dtype)
             gx5[...] = 0  # col2im adds
             _im2col.conv_backward_samples(cols, go, w[0], None, False, gx5, workspace,
-                                          *g.kernel_args(), threads)
+                                          g.kernel_geometry, threads)
         else:
             workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
-            _im2col.fold_samples(go, w[0], None, gx5, workspace, *g.kernel_args(), threads)
+            _im2col.fold_samples(go, w[0], None, gx5, workspace, g.kernel_geometry, threads)
 
 
 def _backward_tiles(go, x, w, grad_w, grad_x, g, threads, cols):
@@ -575,7 +579,7 @@ def _backward_tiles(go, x, w, grad_w, grad_x, g, threads, cols):
     with blas_on_one_thread():
         _im2col.conv_backward_tiles(
             cols, go, w[0], None, grad_x.reshape((n, g.c_in) + g.in3), np.empty_like(cols),
-            row_block(g.rows), position_tile(g.positions), *g.kernel_args(), threads)
+            row_block(g.rows), position_tile(g.positions), g.kernel_geometry, threads)
 
 
 def _backward_chunks(go, x, w, grad_w, grad_x, g):
@@ -770,7 +774,6 @@ class ConvPlan:
                                         panels))
         # what every forward call passes the kernels, worked out once
         self._x5_shape = (g.n, g.c_in) + g.in3
-        self._kernel_args = g.kernel_args()
         self._panel_rows = panel_rows(g, self.dtype.itemsize)
         # no product of a sample's (or group's) GEMMs exceeds this, forward or backward
         self._blas_limit = (blas_on_one_thread() if g.c_out * g.rows * g.positions
@@ -781,8 +784,8 @@ class ConvPlan:
         g = self.g
         return (self.dtype == np.float32 and g.groups == 1 and ensure_gemm()
                 and self._direct_width > 0
-                and _direct.workspace_bytes(g.n, g.c_in, g.c_out, self.isa, *g.in3,
-                                            *g.kernel_args(), self.direct_threads)
+                and _direct.workspace_bytes(g.n, g.c_in, g.c_out, self.isa, g.kernel_geometry,
+                                            self.direct_threads)
                 <= get_workspace_limit())
 
     def _direct_pays(self):
@@ -945,7 +948,7 @@ class ConvPlan:
                 self._check("x", x, x_shape)
                 return self._forward(x, weight, bias, relu=relu)[0].reshape(out_shape)
             return forward
-        conv = _direct.DirectConv(self.isa, g.n, g.c_in, g.c_out, *g.in3, *self._kernel_args,
+        conv = _direct.DirectConv(self.isa, g.n, g.c_in, g.c_out, g.kernel_geometry,
                                   self.direct_threads)
         dtype = self.dtype
 

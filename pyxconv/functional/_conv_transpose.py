@@ -305,7 +305,7 @@ def _transpose_forward(x, weight, bias, g):
             b = None if bias is None else np.ascontiguousarray(bias)
             with blas_on_one_thread():
                 _im2col.fold_samples(xs, w[0], b, out.reshape((n, g.c_in) + g.in3), workspace,
-                                     *g.kernel_args(), threads)
+                                     g.kernel_geometry, threads)
             return out
         out = np.zeros((n, g.c_in) + g.in_spatial, dtype=x.dtype)
         out5 = out.reshape((n, g.c_in) + g.in3)
