@@ -11,13 +11,16 @@ looked up by symbol name at run time, so every installation takes the same
 path, whichever BLAS NumPy itself uses.
 
 float32 products of at least 24 x 32 x 32 go instead to pyxconv's own GEMM
-(``_kernels/simd_kernels.h``) where the CPU has AVX2 with FMA or AVX-512:
-the same C source compiled for each instruction set, chosen at import.
+(``_kernels/gemm_kernels.h``) where the CPU has AVX2 with FMA, AVX-512 or
+NEON: the same C source compiled for each instruction set, chosen at import.
 ``PYXCONV_ISA`` in the environment (``avx512``, ``avx2`` or ``none``) or
 :func:`set_isa` picks a lower one, so an AVX-512 machine can run and time
 the AVX2 code; ``none`` leaves every product to the BLAS. Each element of an
 own-GEMM product is the same chain of fused multiply-adds on either
-instruction set, so the choice does not change a result's bits.
+instruction set, so the choice does not change a result's bits. The same
+switch picks the instance of the fold helpers (``_kernels/simd_kernels.h``:
+col2im by phases, its adds and interleaves), which give the same bits on
+every instruction set.
 
 ``PYXCONV_DIRECT_GEMM=0``, or :func:`allow_direct_gemm`, sends the callers
 down their NumPy path instead (chunks of ``numpy.matmul`` on Python threads),
@@ -93,8 +96,8 @@ def set_isa(isa):
 
     Asking for an instruction set this CPU or build lacks raises
     ``ValueError`` naming the ones available (:func:`available_isas`).
-    AVX-512's other helpers (col2im's adds and folds) run only under
-    ``"avx512"``; elsewhere their portable loops, with the same bits, run.
+    The fold helpers (col2im by phases) follow it: their instance for ``isa``,
+    the compiler's baseline under ``"none"``, all with the same bits.
     """
     if isa not in ISA_CHOICES:
         raise ValueError(f"isa must be one of {', '.join(ISA_CHOICES)}; got {isa!r}")
@@ -102,19 +105,6 @@ def set_isa(isa):
         raise ValueError(f"isa {isa!r} is not available on this CPU or build; "
                          f"available: {', '.join(available_isas())}")
     return _im2col.set_isa(isa)
-
-
-def use_avx512(enabled):
-    """Older switch: the best instruction set (True) or at most AVX2 (False); returns the old state.
-
-    Returns whether AVX-512 was in use.
-    """
-    was = get_isa() == "avx512"
-    if enabled:
-        set_isa(available_isas()[0])
-    elif was:
-        set_isa("avx2" if _im2col.isa_available("avx2") else "none")
-    return was
 
 
 def ensure_gemm():

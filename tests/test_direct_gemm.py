@@ -462,16 +462,17 @@ def _fold_case(geometry, dtype, n=3, channels=2, seed=0):
     return rng, args, k_rows, positions, np.eye(k_rows, dtype=dtype)
 
 
-@pytest.mark.parametrize("avx512", [True, False])
+# every instance of the fold helpers (simd_kernels.h): one per instruction set here
+@pytest.mark.parametrize("isa", _blas.available_isas())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geometry", _FOLD_GEOMETRIES)
-def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, avx512):
+def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, isa):
     rng, args, k_rows, positions, eye = _fold_case(geometry, dtype)
     y = rng.standard_normal((3, 2) + geometry[0]).astype(dtype)
     expected = np.empty(3 * k_rows * positions, dtype)
     _im2col.im2col(y, expected, k_rows * positions, positions, 0, 3, 0, _out_rows(args),
                    *args, 1)
-    old = _blas.use_avx512(avx512)
+    old = _blas.set_isa(isa)
     try:
         for threads in (1, 2):
             out = np.empty((3, k_rows, positions), dtype)
@@ -482,20 +483,20 @@ def test_per_sample_im2col_gives_the_chunked_kernels_columns(geometry, dtype, av
             np.testing.assert_array_equal(out.ravel(), expected)
             np.testing.assert_allclose(sums, y.sum(axis=(2, 3, 4)), rtol=1e-5, atol=1e-5)
     finally:
-        _blas.use_avx512(old)
+        _blas.set_isa(old)
 
 
-@pytest.mark.parametrize("avx512", [True, False])
+@pytest.mark.parametrize("isa", _blas.available_isas())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geometry", _FOLD_GEOMETRIES)
-def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, avx512):
+def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, isa):
     rng, args, k_rows, positions, eye = _fold_case(geometry, dtype, seed=1)
     cols = rng.standard_normal((3, k_rows, positions)).astype(dtype)
     bias = rng.standard_normal(2).astype(dtype)
     expected = np.zeros((3, 2) + geometry[0], dtype)
     _im2col.col2im(cols.ravel(), expected, k_rows * positions, positions, 0, 3, 0,
                    _out_rows(args), *args, 1)
-    old = _blas.use_avx512(avx512)
+    old = _blas.set_isa(isa)
     try:
         for threads, b in ((1, None), (2, bias)):
             out = np.full((3, 2) + geometry[0], np.nan, dtype)  # every value must be written
@@ -504,7 +505,7 @@ def test_per_sample_col2im_sums_as_the_chunked_kernel(geometry, dtype, avx512):
             want = expected if b is None else expected + b.reshape(1, 2, 1, 1, 1)
             np.testing.assert_array_equal(out, want)
     finally:
-        _blas.use_avx512(old)
+        _blas.set_isa(old)
 
 
 @pytest.mark.parametrize("samples_per_product", [1, 2, 3, 5])

@@ -17,8 +17,10 @@
 # Each element still receives its taps in (a, b, e) order, starting from zero,
 # so the sums are col2im's to the bit (tested). On the 4x4, stride-2 transposed
 # convolution of the benchmarks, this took the fold from about 2.4 ms (with the
-# zeroing and the bias pass) to about 1.2 ms; float32 on AVX-512 CPUs runs the same
-# loops compiled for AVX-512 (pyxconv_fold_plane_avx512), about 0.6 ms.
+# zeroing and the bias pass) to about 1.2 ms, and to about 0.6 ms with the loops
+# in C compiled for AVX-512. The fold of a plane is pyxconv_fold_plane_f32/_f64
+# (fold_kernels_template.h, one instance per instruction set); this file makes
+# its tables and calls it.
 
 cdef enum:
     # values of one buffer band or phase buffer: 16 KiB in float32 (32 KiB in
@@ -90,104 +92,6 @@ cdef inline Py_ssize_t _band_rows(Py_ssize_t span_h, Py_ssize_t stride_h, Py_ssi
     return rows if rows < span_h else span_h
 
 
-cdef inline void _fold_plane(const floating* cols, floating* plane, floating* buffer,
-                             bint has_bias, floating bias, Py_ssize_t c,
-                             Py_ssize_t positions, const conv_geometry* g,
-                             const Py_ssize_t* tables) noexcept nogil:
-    """``plane = col2im(channel c's column rows) (+ bias)``, written whole.
-
-    cols is one sample's (K, L) column matrix; ``buffer`` holds
-    ``stride_h * stride_w * band_rows * span_w`` values (:func:`_band_rows`),
-    with span_h and span_w the phase rows and columns, ceil(in / stride).
-    """
-    cdef Py_ssize_t in_d = g.in_d, in_h = g.in_h, in_w = g.in_w
-    cdef Py_ssize_t out_h = g.out_h, out_w = g.out_w
-    cdef Py_ssize_t k_d = g.k_d, k_h = g.k_h, k_w = g.k_w
-    cdef Py_ssize_t stride_h = g.stride_h, stride_w = g.stride_w
-    cdef Py_ssize_t span_h = (in_h + stride_h - 1) // stride_h
-    cdef Py_ssize_t span_w = (in_w + stride_w - 1) // stride_w
-    cdef Py_ssize_t band_rows = _band_rows(span_h, stride_h, stride_w, span_w)
-    cdef Py_ssize_t phase_size = band_rows * span_w  # values of one phase in the band
-    cdef const Py_ssize_t* depth_table = tables
-    cdef const Py_ssize_t* row_taps = tables + in_d * k_d
-    cdef const Py_ssize_t* col_taps = row_taps + 4 * k_h
-    cdef Py_ssize_t kernel_volume = k_d * k_h * k_w
-    cdef Py_ssize_t id_, a, b, e, od, oh, oh_lo, oh_hi, lo, hi, i
-    cdef Py_ssize_t band, band_lo, band_hi, mh, ph, pw, ih, m
-    cdef bint whole_rows
-    cdef const floating* src
-    cdef floating* dst
-    cdef floating* row
-    cdef const floating* even
-    cdef const floating* odd
-    for id_ in range(in_d):
-        for band in range((span_h + band_rows - 1) // band_rows):
-            band_lo = band * band_rows
-            band_hi = band_lo + band_rows if band_lo + band_rows < span_h else span_h
-            for i in range(stride_h * stride_w * phase_size):
-                buffer[i] = 0
-            for a in range(k_d):
-                od = depth_table[id_ * k_d + a]
-                if od < 0:
-                    continue
-                for b in range(k_h):
-                    # rows of tap b that land in the band: mh = oh + shift
-                    oh_lo = row_taps[4 * b]
-                    if oh_lo < band_lo - row_taps[4 * b + 3]:
-                        oh_lo = band_lo - row_taps[4 * b + 3]
-                    oh_hi = row_taps[4 * b + 1]
-                    if oh_hi > band_hi - row_taps[4 * b + 3]:
-                        oh_hi = band_hi - row_taps[4 * b + 3]
-                    src = cols + (c * kernel_volume + (a * k_h + b) * k_w) * positions \
-                        + od * out_h * out_w
-                    if oh_lo >= oh_hi:
-                        continue
-                    for e in range(k_w):
-                        lo = col_taps[4 * e]
-                        hi = col_taps[4 * e + 1]
-                        # buffer position of output (oh, ow): dst + oh * span_w + ow
-                        dst = buffer + (row_taps[4 * b + 2] * stride_w + col_taps[4 * e + 2]) \
-                            * phase_size + (row_taps[4 * b + 3] - band_lo) * span_w \
-                            + col_taps[4 * e + 3]
-                        whole_rows = lo == 0 and hi == out_w and span_w == out_w
-                        if whole_rows:
-                            _add(dst, src, oh_lo * out_w, oh_hi * out_w)
-                        else:
-                            for oh in range(oh_lo, oh_hi):
-                                _add(dst + oh * span_w, src + oh * out_w, lo, hi)
-                        src = src + positions
-            # the band's plane rows: ih = stride_h * mh + ph
-            for ph in range(stride_h):
-                for mh in range(band_lo, band_hi):
-                    ih = mh * stride_h + ph
-                    if ih >= in_h:
-                        break
-                    row = plane + (id_ * in_h + ih) * in_w
-                    even = buffer + (ph * stride_w) * phase_size + (mh - band_lo) * span_w
-                    if stride_w == 1:
-                        if has_bias:
-                            for i in range(in_w):
-                                row[i] = even[i] + bias
-                        else:
-                            memcpy(row, even, in_w * sizeof(floating))
-                    elif stride_w == 2:
-                        odd = even + phase_size
-                        for m in range(in_w // 2):
-                            row[2 * m] = even[m] + bias if has_bias else even[m]
-                            row[2 * m + 1] = odd[m] + bias if has_bias else odd[m]
-                        if in_w % 2:
-                            m = in_w // 2
-                            row[2 * m] = even[m] + bias if has_bias else even[m]
-                    else:
-                        for pw in range(stride_w):
-                            for m in range(span_w):
-                                i = m * stride_w + pw
-                                if i >= in_w:
-                                    break
-                                row[i] = even[pw * phase_size + m] + bias if has_bias \
-                                    else even[pw * phase_size + m]
-
-
 cdef inline bint _phases_fit(Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t stride_h,
                              Py_ssize_t stride_w) noexcept nogil:
     """Whether :func:`_unfold_plane_phased` applies: a stride, and one depth slice
@@ -202,7 +106,7 @@ cdef inline bint _phases_fit(Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t stride
 
 cdef inline bint _fold_phases_fit(Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t stride_h,
                                   Py_ssize_t stride_w) noexcept nogil:
-    """Whether :func:`_fold_plane` applies: one phase row of every phase fits in a band."""
+    """Whether the fold by phases applies: one phase row of every phase fits in a band."""
     if stride_h > in_h or stride_w > in_w:  # mostly padding; and keeps the product small
         return False
     return stride_h * stride_w * ((in_w + stride_w - 1) // stride_w) <= _BAND_VALUES
@@ -213,8 +117,7 @@ cdef inline void _split_phases(const floating* plane_slice, floating* buffer, Py
                                Py_ssize_t span_h, Py_ssize_t span_w) noexcept nogil:
     """buffer[ph][pw][mh][mw] = plane_slice[s_h * mh + ph, s_w * mw + pw]."""
     cdef Py_ssize_t phase_size = span_h * span_w
-    cdef Py_ssize_t ih, iw, m
-    cdef bint split
+    cdef Py_ssize_t ih, iw
     cdef const floating* row
     cdef floating* even
     cdef floating* odd
@@ -225,15 +128,10 @@ cdef inline void _split_phases(const floating* plane_slice, floating* buffer, Py
             memcpy(even, row, in_w * sizeof(floating))
         elif stride_w == 2:
             odd = even + phase_size
-            split = False
             if floating is float:
-                if _use_avx512:
-                    pyxconv_deinterleave_avx512(row, even, odd, in_w // 2)
-                    split = True
-            if not split:
-                for m in range(in_w // 2):
-                    even[m] = row[2 * m]
-                    odd[m] = row[2 * m + 1]
+                pyxconv_deinterleave_f32(_gemm_isa, row, even, odd, in_w // 2)
+            else:
+                pyxconv_deinterleave_f64(_gemm_isa, row, even, odd, in_w // 2)
             if in_w % 2:
                 even[in_w // 2] = row[in_w - 1]
         else:
@@ -259,8 +157,8 @@ cdef inline void _unfold_plane_phased(const floating* plane, floating* cols, flo
                                       const Py_ssize_t* tables) noexcept nogil:
     """im2col of channel c's plane into one sample's (K, L) columns, by phases.
 
-    The adjoint of :func:`_fold_plane`, for strided convolutions: each depth
-    slice is first split by phases into ``buffer`` (:func:`_split_phases`;
+    The adjoint of the fold by phases (pyxconv_fold_plane), for strided
+    convolutions: each depth slice is first split by phases into ``buffer`` (:func:`_split_phases`;
     :func:`_phases_fit` must hold), where a tap's source rows are then
     contiguous, at a fixed shift: an interior tap's whole column block is
     one memcpy, and no loop reads with a stride. ``tables`` as
@@ -338,8 +236,8 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     None; out (N, C, D, H, W), whose convolution with this geometry has L
     output positions. ``out`` is overwritten: each row of a sample's planes
     is summed in a buffer that stays in L1, given its bias and written once
-    (:func:`_fold_plane`, for float32 strided folds its AVX-512 port
-    pyxconv_fold_plane_avx512); adding the bias in a second pass would give the
+    (pyxconv_fold_plane_f32/_f64 of simd_kernels.h, on the instruction set
+    :func:`set_isa` chose); adding the bias in a second pass would give the
     same bits. The columns go to the
     thread's row of ``workspace`` (n_threads, >= K * L).
     """
@@ -361,8 +259,8 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     cdef floating* target
     cdef floating* band
     cdef floating b
-    cdef bint folded
-    # the planes summed band by band (_fold_plane), or else zeroed and folded into
+    cdef int fold_isa = _gemm_isa
+    # the planes summed band by band (pyxconv_fold_plane), or else zeroed and folded into
     cdef bint phased = _fold_phases_fit(in_h, in_w, stride_h, stride_w)
     cdef Py_ssize_t band_size = 0, band_rows = 0
     cdef Py_ssize_t* tables = NULL
@@ -407,22 +305,14 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
             if phased:
                 band = bands + t * band_size
                 for c in range(channels):
-                    folded = False
                     if floating is float:
-                        # the same loops, compiled for AVX-512; strided only: with stride
-                        # 1 a tap's short row is loaded right after the previous tap
-                        # stored it, one column over, and masked stores do not forward
-                        # (LeNet's second layer: backward 1.72 ms, against 1.41)
-                        if _use_avx512 and stride_w > 1:
-                            pyxconv_fold_plane_avx512(
-                                cols, target + c * plane, band, has_bias,
-                                bias[c] if has_bias else 0, c, positions, g.in_d, in_h, in_w,
-                                g.out_h, g.out_w, g.k_d, g.k_h, g.k_w, stride_h, stride_w,
-                                band_rows, tables)
-                            folded = True
-                    if not folded:
-                        _fold_plane(cols, target + c * plane, band, has_bias,
-                                    bias[c] if has_bias else 0, c, positions, g, tables)
+                        pyxconv_fold_plane_f32(fold_isa, cols, target + c * plane, band,
+                                               has_bias, bias[c] if has_bias else 0, c,
+                                               positions, g, band_rows, tables)
+                    else:
+                        pyxconv_fold_plane_f64(fold_isa, cols, target + c * plane, band,
+                                               has_bias, bias[c] if has_bias else 0, c,
+                                               positions, g, band_rows, tables)
             else:
                 memset(target, 0, channels * plane * sizeof(floating))
                 _unfold_sample(target, cols, True, channels, g)

@@ -21,21 +21,22 @@ def gemm_dimension_limit():
 
 
 cdef extern from "simd_kernels.h":
-    int PYXCONV_AVX512_KERNEL_BUILT
-    int pyxconv_cpu_has_avx512f() noexcept nogil
+    # one source for every instruction set; the `isa` argument picks the instance
     void pyxconv_transpose_f32(const float* src, float* dst, Py_ssize_t rows,
                                Py_ssize_t cols) noexcept nogil
     double pyxconv_sum_f32(const float* values, Py_ssize_t count) noexcept nogil
-    void pyxconv_add_avx512(float* dst, const float* src, Py_ssize_t n) noexcept nogil
-    void pyxconv_deinterleave_avx512(const float* row, float* even, float* odd,
-                                     Py_ssize_t half) noexcept nogil
-    void pyxconv_fold_plane_avx512(const float* cols, float* plane, float* buffer,
-                                   int has_bias, float bias, Py_ssize_t c, Py_ssize_t positions,
-                                   Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w,
-                                   Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t k_d,
-                                   Py_ssize_t k_h, Py_ssize_t k_w, Py_ssize_t stride_h,
-                                   Py_ssize_t stride_w, Py_ssize_t band_rows,
-                                   const Py_ssize_t* tables) noexcept nogil
+    void pyxconv_deinterleave_f32(int isa, const float* row, float* even, float* odd,
+                                  Py_ssize_t half) noexcept nogil
+    void pyxconv_deinterleave_f64(int isa, const double* row, double* even, double* odd,
+                                  Py_ssize_t half) noexcept nogil
+    void pyxconv_fold_plane_f32(int isa, const float* cols, float* plane, float* buffer,
+                                int has_bias, float bias, Py_ssize_t c, Py_ssize_t positions,
+                                const conv_geometry* g, Py_ssize_t band_rows,
+                                const Py_ssize_t* tables) noexcept nogil
+    void pyxconv_fold_plane_f64(int isa, const double* cols, double* plane, double* buffer,
+                                int has_bias, double bias, Py_ssize_t c, Py_ssize_t positions,
+                                const conv_geometry* g, Py_ssize_t band_rows,
+                                const Py_ssize_t* tables) noexcept nogil
 
 
 cdef extern from "gemm_kernels.h":
@@ -49,11 +50,11 @@ cdef extern from "gemm_kernels.h":
 
 # pyxconv's own float32 GEMM (gemm_kernels.h) serves the float32 products on the
 # best instruction set the CPU has (AVX-512, AVX2 + FMA or NEON) unless set_isa
-# picks a lower one; float64, small products and other CPUs use the BLAS.
-# AVX-512's other helpers (simd_kernels.h) run when the ISA is AVX-512.
+# picks a lower one; float64, small products and other CPUs use the BLAS. The
+# helpers of simd_kernels.h run their instance of the same instruction set
+# (the baseline under "none"): one switch for every kernel.
 _ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
               "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
-cdef bint _avx512_available = PYXCONV_AVX512_KERNEL_BUILT and pyxconv_cpu_has_avx512f()
 
 
 cdef int _best_isa():
@@ -64,7 +65,6 @@ cdef int _best_isa():
 
 
 cdef int _gemm_isa = _best_isa()
-cdef bint _use_avx512 = _gemm_isa == PYXCONV_ISA_AVX512 and _avx512_available
 
 
 cdef inline Py_ssize_t _aligned_count(Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
@@ -84,12 +84,17 @@ cdef inline void* _align_up(void* block) noexcept nogil:
 cdef inline floating _sum(const floating* values, Py_ssize_t count) noexcept nogil:
     """values[0] + ... + values[count - 1], accumulated in double in eight running
     sums added in a fixed order: the same bits on every run and thread. (float32
-    in SSE2 registers, pyxconv_sum_f32, where the AVX-512 kernels are in use;
-    the loop below gives the same sums.)"""
+    in C, pyxconv_sum_f32, which the compiler vectorises; the same sums.)"""
+    if floating is float:
+        return <floating>pyxconv_sum_f32(values, count)
+    else:
+        return _sum_f64(values, count)
+
+
+cdef inline double _sum_f64(const double* values, Py_ssize_t count) noexcept nogil:
+    """The float64 form of :func:`_sum` (pyxconv_sum_f32's order)."""
     cdef double lanes[8]
     cdef Py_ssize_t i, lane
-    if floating is float and _use_avx512:
-        return <floating>pyxconv_sum_f32(values, count)
     for lane in range(8):
         lanes[lane] = 0
     for i in range(count - count % 8):
@@ -98,7 +103,7 @@ cdef inline floating _sum(const floating* values, Py_ssize_t count) noexcept nog
                          + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))
     for i in range(count - count % 8, count):
         total += values[i]
-    return <floating>total
+    return total
 
 
 # Small products stay on the BLAS: the own kernel's tiles are 12 rows by 32 columns,
@@ -132,12 +137,11 @@ def get_isa():
 
 def set_isa(str isa):
     """Run the own float32 GEMM on ``isa``, which :func:`isa_available` allows; returns the old one."""
-    global _gemm_isa, _use_avx512
+    global _gemm_isa
     if not isa_available(isa):
         raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
     previous = get_isa()
     _gemm_isa = _ISA_NAMES[isa]
-    _use_avx512 = _gemm_isa == PYXCONV_ISA_AVX512 and _avx512_available
     return previous
 
 

@@ -1,38 +1,6 @@
 # Part of _im2col.pyx (included there, in order): unfold and fold of planes: im2col and
 # col2im, the primitives every step uses.
 
-cdef extern from *:
-    """
-    /* dst[i] += src[i] for lo <= i < hi; the two never overlap (restrict), which
-       spares the compiler's run-time overlap test on loops of a few values. */
-    static inline void pyxconv_add_float(float* restrict dst, const float* restrict src,
-                                         Py_ssize_t lo, Py_ssize_t hi) {
-        for (Py_ssize_t i = lo; i < hi; i++) dst[i] += src[i];
-    }
-    static inline void pyxconv_add_double(double* restrict dst, const double* restrict src,
-                                          Py_ssize_t lo, Py_ssize_t hi) {
-        for (Py_ssize_t i = lo; i < hi; i++) dst[i] += src[i];
-    }
-    """
-    void pyxconv_add_float(float* dst, const float* src, Py_ssize_t lo,
-                           Py_ssize_t hi) noexcept nogil
-    void pyxconv_add_double(double* dst, const double* src, Py_ssize_t lo,
-                            Py_ssize_t hi) noexcept nogil
-
-
-cdef inline void _add(floating* dst, const floating* src, Py_ssize_t lo,
-                      Py_ssize_t hi) noexcept nogil:
-    """dst[i] += src[i] for lo <= i < hi (the two do not overlap)."""
-    if floating is float:
-        # AVX-512 pays for its call on long runs only: LeNet's 10-value rows ran slower
-        if _use_avx512 and hi - lo >= 64:
-            pyxconv_add_avx512(dst + lo, src + lo, hi - lo)
-        else:
-            pyxconv_add_float(dst, src, lo, hi)
-    else:
-        pyxconv_add_double(dst, src, lo, hi)
-
-
 cdef inline Py_ssize_t _first_valid(Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:
     """Smallest o >= 0 with o * stride + offset >= 0."""
     if offset >= 0:
