@@ -8,7 +8,8 @@
 # GEMM serves them. The callers hold the BLAS to one thread while the kernels'
 # threads call it (pyxconv._parallel.blas_on_one_thread).
 
-from scipy.linalg.cython_blas cimport dgemm as _blas_dgemm, sgemm as _blas_sgemm
+from scipy.linalg.cython_blas cimport (dgemm as _blas_dgemm, dgemv as _blas_dgemv,
+                                       sgemm as _blas_sgemm, sgemv as _blas_sgemv)
 
 #: The largest size the BLAS's 32-bit integers hold; callers keep every GEMM
 #: dimension and leading dimension at or under it (:func:`gemm_dimension_limit`).
@@ -178,6 +179,33 @@ def sgemm_own(const float[:, :] a, const float[:, :] b, float[:, :] c,
                           &c[0, 0], c.strides[0] // sizeof(float), accumulate)
 
 
+def blas_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+                 bint transpose_a=False, bint transpose_b=False, bint accumulate=False):
+    """``c = op(a) @ op(b)`` (``+=`` with accumulate) on the BLAS path of the kernels, for tests.
+
+    op transposes with ``transpose_a`` / ``transpose_b``. One row or one column of
+    c goes to gemv, as in the kernels; the rest to gemm.
+    """
+    cdef Py_ssize_t m = a.shape[1] if transpose_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if transpose_a else a.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if transpose_b else b.shape[0]
+    cdef Py_ssize_t n = b.shape[0] if transpose_b else b.shape[1]
+    if kb != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"shapes do not match: a ({a.shape[0]}, {a.shape[1]}), "
+                         f"b ({b.shape[0]}, {b.shape[1]}), c ({c.shape[0]}, {c.shape[1]})")
+    if max(m, n, k, a.shape[1], b.shape[1]) > _GEMM_INT_MAX:
+        raise ValueError("a dimension passes the BLAS's 32-bit integers")
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        if not accumulate:
+            c[:, :] = 0
+        return
+    with nogil:
+        _blas_gemm(transpose_a, transpose_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
+                   b.shape[1], &c[0, 0], c.shape[1], accumulate)
+
+
 cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
                        floating* c, Py_ssize_t ldc, bint accumulate=False) noexcept nogil:
@@ -213,12 +241,53 @@ cdef inline void _blas_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t
     cdef floating beta = 1 if accumulate else 0
     if m == 0 or n == 0:
         return
+    if (m == 1 or n == 1) and k > 0:
+        # one row or one column of C: a matrix-vector product. OpenBLAS 0.3.30's
+        # sgemm took 24-32 us for (1, 400) @ (400, 120), LeNet's first Linear at
+        # batch 1 (on a Zen 5, which it runs with its Haswell kernels); sgemv 1-2 us.
+        _blas_gemv(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, beta)
+        return
     if floating is float:
         _blas_sgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <float*>b, &ldb_, <float*>a, &lda_,
                     &beta, c, &ldc_)
     else:
         _blas_dgemm(&tb, &ta, &n_, &m_, &k_, &alpha, <double*>b, &ldb_, <double*>a, &lda_,
                     &beta, c, &ldc_)
+
+
+cdef inline void _blas_gemv(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
+                            Py_ssize_t k, const floating* a, Py_ssize_t lda,
+                            const floating* b, Py_ssize_t ldb, floating* c, Py_ssize_t ldc,
+                            floating beta) noexcept nogil:
+    """:func:`_blas_gemm` where m == 1 or n == 1 (and k >= 1), as one gemv.
+
+    Row-major operands seen column-major: B (k x n, ldb) is an n x k matrix, A
+    (m x k, lda) a k x m one. With m == 1, C's row = op(B)^T op(A)'s row; with
+    n == 1, C's column (stride ldc) = op(A) op(B)'s column.
+    """
+    cdef char trans
+    cdef int rows, cols, ld, inc_x, inc_y
+    cdef const floating* matrix
+    cdef const floating* vector
+    cdef floating alpha = 1
+    if m == 1:
+        matrix, ld = b, <int>(ldb if ldb > 1 else 1)
+        trans = b'T' if trans_b else b'N'
+        rows, cols = (<int>k, <int>n) if trans_b else (<int>n, <int>k)
+        vector, inc_x = a, <int>(lda if trans_a and lda > 1 else 1)
+        inc_y = 1
+    else:
+        matrix, ld = a, <int>(lda if lda > 1 else 1)
+        trans = b'N' if trans_a else b'T'
+        rows, cols = (<int>m, <int>k) if trans_a else (<int>k, <int>m)
+        vector, inc_x = b, <int>(ldb if not trans_b and ldb > 1 else 1)
+        inc_y = <int>(ldc if ldc > 1 else 1)
+    if floating is float:
+        _blas_sgemv(&trans, &rows, &cols, &alpha, <float*>matrix, &ld, <float*>vector, &inc_x,
+                    &beta, c, &inc_y)
+    else:
+        _blas_dgemv(&trans, &rows, &cols, &alpha, <double*>matrix, &ld, <double*>vector,
+                    &inc_x, &beta, c, &inc_y)
 
 
 def own_sgemm_serves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
