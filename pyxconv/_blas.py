@@ -32,7 +32,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from pyxconv._kernels import _im2col
+from pyxconv._kernels import _im2col, _softmax
 
 _lock = threading.Lock()
 
@@ -75,7 +75,7 @@ def _isa_from_environment():
     if chosen != requested:
         warnings.warn(f"PYXCONV_ISA={requested}: not available on this CPU or build; "
                       f"using {chosen}", RuntimeWarning, stacklevel=2)
-    _im2col.set_isa(chosen)
+    set_isa(chosen)
 
 
 def available_isas():
@@ -96,14 +96,17 @@ def set_isa(isa):
 
     Asking for an instruction set this CPU or build lacks raises
     ``ValueError`` naming the ones available (:func:`available_isas`).
-    The fold helpers (col2im by phases) follow it: their instance for ``isa``,
-    the compiler's baseline under ``"none"``, all with the same bits.
+    Every other kernel with code per instruction set follows it: the fold
+    helpers (col2im by phases; the same bits on each), the direct
+    convolution (planned per call) and the softmax and cross-entropy row
+    loops (``"none"``: the compiler's baseline).
     """
     if isa not in ISA_CHOICES:
         raise ValueError(f"isa must be one of {', '.join(ISA_CHOICES)}; got {isa!r}")
     if not _im2col.isa_available(isa):
         raise ValueError(f"isa {isa!r} is not available on this CPU or build; "
                          f"available: {', '.join(available_isas())}")
+    _softmax.set_isa(isa)
     return _im2col.set_isa(isa)
 
 

@@ -56,3 +56,16 @@ def gemm_path(request):
     yield request.param
     _blas.set_isa(old_isa)
     _blas.allow_direct_gemm(old)
+
+
+@pytest.fixture(params=["avx512", "avx2", "none"])
+def isa(request):
+    """Run the test on each instruction set of the kernels here (pyxconv._blas.set_isa),
+    skipping those the CPU or build lacks."""
+    from pyxconv import _blas
+
+    if request.param not in _blas.available_isas():
+        pytest.skip(f"{request.param} is not available on this CPU or build")
+    old = _blas.set_isa(request.param)
+    yield request.param
+    _blas.set_isa(old)

@@ -128,8 +128,11 @@ def test_softmax_and_log_softmax_match_the_reference_on_any_axis(dtype, axis):
     np.testing.assert_allclose(softmax(x, axis), np.exp(expected), rtol=tol * 4, atol=tol)
 
 
-def test_float32_exponential_is_accurate_over_its_whole_range():
-    # the kernel's own vectorised expf: exponents from 0 down past the underflow point
+def test_float32_exponential_is_accurate_over_its_whole_range(isa):
+    # the kernel's own vectorised expf: exponents from 0 down past the underflow point,
+    # on each instruction set's instance of the row loops (softmax_kernels.h)
+    from pyxconv._kernels import _softmax
+    assert _softmax.get_isa() == isa
     x = np.concatenate([np.linspace(-100, 0, 200001), [-np.inf, -87.0, -87.5, -88.0]])
     x = x.astype(np.float32)[None]
     p = softmax(x)[0].astype(np.float64)
@@ -140,7 +143,7 @@ def test_float32_exponential_is_accurate_over_its_whole_range():
     assert p[-4] == 0.0  # exp(-inf)
 
 
-def test_float64_exponential_is_accurate_to_a_few_ulp_over_its_whole_range():
+def test_float64_exponential_is_accurate_to_a_few_ulp_over_its_whole_range(isa):
     # the kernel's float64 exp: rows whose maximum is 0, so softmax = exp(x) / sum
     x = RNG.uniform(-740, 0, (2000, 3))
     x[:, 0] = 0.0
@@ -243,7 +246,7 @@ def test_cross_entropy_with_class_probabilities_matches_the_reference(shape, wei
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(500, 7), (70, 31), (70, 32), (33, 100)])
-def test_short_rows_in_blocks_and_long_rows_one_by_one_match_the_reference(shape, dtype):
+def test_short_rows_in_blocks_and_long_rows_one_by_one_match_the_reference(shape, dtype, isa):
     # the kernel takes rows shorter than 32 classes in blocks of ~2048 values
     # (the last block partial) and longer rows one at a time
     z = (4 * RNG.standard_normal(shape)).astype(dtype)

@@ -33,8 +33,8 @@ float32 uses ``pyxconv_exp_nonpositive_f``, a branch-free Cephes-style expf
 1 ulp) that the C compiler can vectorise; the libm ``expf`` call cannot be.
 The float32 maximum is taken over integer keys that order like the floats, for
 the same reason. float64 has its own branch-free exp (degree-13 polynomial, a
-few ulp). These loops are C in a verbatim block, compiled per instruction set
-(see there). The sums use eight
+few ulp). These loops are C (``softmax_kernels.h``), compiled per instruction
+set (see there). The sums use eight
 independent accumulators in a fixed order (a single accumulator is a serial
 dependency chain that the compiler may not reorder), in double for float32
 rows too: over 2**26 float32 classes a float32 sum drifted by 6e-3.
@@ -53,182 +53,54 @@ from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 
 
-# ---------------------------------------------------------------- float32 row loops in C
+# ------------------------------------------------------------------ row loops in C
 #
-# The two float32 loops that dominate the time (maximum, exponentials and
-# their sum) are written in C so that gcc can compile them once per
-# instruction set ("target_clones": AVX-512, AVX2, baseline SSE2) and pick the
-# best at load time; Cython code is compiled for the baseline only. Every
-# thread runs the same clone, so results still do not depend on the thread
-# count. Elsewhere (clang, MSVC, non-x86) the same C is compiled once.
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
-        && defined(__GLIBC__) && !defined(PYXCONV_NO_TARGET_CLONES)
-    #  define PYXCONV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-    #else
-    #  define PYXCONV_CLONES
-    #endif
+# The loops that dominate the time (maximum, exponentials and their sum) are C
+# (softmax_kernels.h), compiled once per instruction set, as the GEMM and the
+# fold helpers are, and run on the one that pyxconv._blas.set_isa (PYXCONV_ISA)
+# chose: Cython code is compiled for the baseline only. Every thread runs the
+# same instance, so results do not depend on the thread count.
+cdef extern from "softmax_kernels.h":
+    int PYXCONV_ISA_NONE, PYXCONV_ISA_AVX2, PYXCONV_ISA_AVX512, PYXCONV_ISA_NEON
+    int pyxconv_cpu_has_isa(int isa) noexcept nogil
+    float pyxconv_row_max_f(int isa, const float* z, Py_ssize_t n) noexcept nogil
+    float pyxconv_exp_sum_f(int isa, const float* z, float m, float* e,
+                            Py_ssize_t n) noexcept nogil
+    void pyxconv_exp_inplace_f(int isa, float* e, Py_ssize_t count) noexcept nogil
+    double pyxconv_exp_sum_d(int isa, const double* z, double m, double* e,
+                             Py_ssize_t n) noexcept nogil
+    void pyxconv_exp_inplace_d(int isa, double* e, Py_ssize_t count) noexcept nogil
 
-    /* exp(x) for x <= 0 (or NaN), branch-free so that loops over it vectorise.
-       exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 (ln 2 in two
-       parts so that k ln 2 is exact), exp(r) by Cephes' expf polynomial
-       (about 1 ulp). Below -87, where 2^k would leave the normal range, the
-       result is 0 (the true value is < 1.7e-38); -inf gives 0, NaN stays NaN.
-       The clamp and the zeroing are integer bit masks, not if/?:, because
-       with gcc's default -ftrapping-math a floating-point branch is never
-       turned into a vector select and the loop would stay scalar. */
-    static inline float pyxconv_exp_nonpositive_f(float x) {
-        uint32_t u, mask, bits;
-        float xc, fk, r, r2, p, scale;
-        int32_t k;
-        memcpy(&u, &x, sizeof u);
-        /* all ones where 87 < |x| <= inf (x <= 0 is assumed), else 0 */
-        mask = 0u - (uint32_t)(((u & 0x7FFFFFFFu) > 0x42AE0000u)
-                               & ((u & 0x7FFFFFFFu) <= 0x7F800000u));
-        u = (u & ~mask) | (0xC2AE0000u & mask);  /* -87.0f */
-        memcpy(&xc, &u, sizeof xc);
-        /* round to nearest: adding 1.5 * 2^23 pushes the fraction bits out */
-        fk = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-        r = xc - fk * 0.693359375f;
-        r = r - fk * -2.12194440e-4f;
-        r2 = r * r;
-        p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
-              + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
-        p = p * r2 + r + 1.0f;
-        k = (int32_t)fk;
-        bits = ((uint32_t)(k + 127)) << 23;
-        memcpy(&scale, &bits, sizeof scale);
-        p = p * scale;
-        memcpy(&bits, &p, sizeof bits);
-        bits &= ~mask;
-        memcpy(&p, &bits, sizeof p);
-        return p;
-    }
 
-    /* An int32 that orders like the float v (negative floats: magnitude bits flipped). */
-    static inline int32_t pyxconv_order_key(float v) {
-        int32_t b;
-        memcpy(&b, &v, sizeof b);
-        return b ^ (int32_t)((uint32_t)(b >> 31) & 0x7FFFFFFFu);
-    }
+_ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
+              "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
 
-    /* max_j z[j], n >= 1, over integer keys: an integer maximum vectorises, a
-       float one does not (see above). A NaN with the sign bit clear wins, one
-       with it set loses; either way exp(z - m) is NaN later. */
-    PYXCONV_CLONES
-    static float pyxconv_row_max_f(const float *z, Py_ssize_t n) {
-        int32_t key = pyxconv_order_key(z[0]), other;
-        Py_ssize_t j;
-        float m;
-        for (j = 1; j < n; j++) {
-            other = pyxconv_order_key(z[j]);
-            key = other > key ? other : key;
-        }
-        key ^= (int32_t)((uint32_t)(key >> 31) & 0x7FFFFFFFu);  /* the key map is an involution */
-        memcpy(&m, &key, sizeof m);
-        return m;
-    }
 
-    /* e[j] = exp(e[j]) for a block of already shifted values (all <= 0). */
-    PYXCONV_CLONES
-    static void pyxconv_exp_inplace_f(float *e, Py_ssize_t count) {
-        Py_ssize_t j;
-        for (j = 0; j < count; j++)
-            e[j] = pyxconv_exp_nonpositive_f(e[j]);
-    }
+cdef int _best_isa():
+    for isa in (PYXCONV_ISA_AVX512, PYXCONV_ISA_AVX2, PYXCONV_ISA_NEON):
+        if pyxconv_cpu_has_isa(isa):
+            return isa
+    return PYXCONV_ISA_NONE
 
-    /* e[j] = exp(z[j] - m); returns sum_j e[j] (eight partial sums, fixed order),
-       accumulated in double: a float32 sum over 2**26 classes drifted by 6e-3
-       (softmax summing to 1.0063), the double one rounds once, at the end. */
-    PYXCONV_CLONES
-    static float pyxconv_exp_sum_f(const float *z, float m, float *e, Py_ssize_t n) {
-        Py_ssize_t j;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-        for (j = 0; j < n; j++)
-            e[j] = pyxconv_exp_nonpositive_f(z[j] - m);
-        for (j = 0; j + 8 <= n; j += 8) {
-            s0 += e[j];     s1 += e[j + 1]; s2 += e[j + 2]; s3 += e[j + 3];
-            s4 += e[j + 4]; s5 += e[j + 5]; s6 += e[j + 6]; s7 += e[j + 7];
-        }
-        for (; j < n; j++)
-            s0 += e[j];
-        return (float)(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)));
-    }
 
-    /* The float64 exp(x) for x <= 0 (or NaN), branch-free as the float32 one.
-       k = round(x / ln 2) by the 1.5 * 2^52 trick, whose sum t also holds k in
-       its low bits, so 2^k is built with integer operations only (no
-       double-to-int64 conversion, which does not vectorise before AVX-512).
-       r = x - k ln 2 with fdlibm's two-part ln 2, |r| <= 0.347, and exp(r) by
-       its Taylor polynomial to degree 13 (truncation < 5e-18, so the result is
-       within a few ulp). Below -708 the result is 0 (true value < 3.3e-308);
-       -inf gives 0, NaN stays NaN. */
-    static inline double pyxconv_exp_nonpositive_d(double x) {
-        uint64_t u, mask, bits, tb;
-        double xc, t, fk, r, p, scale;
-        memcpy(&u, &x, sizeof u);
-        mask = (uint64_t)0 - (uint64_t)(((u & 0x7FFFFFFFFFFFFFFFull) > 0x4086200000000000ull)
-                                        & ((u & 0x7FFFFFFFFFFFFFFFull) <= 0x7FF0000000000000ull));
-        u = (u & ~mask) | (0xC086200000000000ull & mask);  /* -708.0 */
-        memcpy(&xc, &u, sizeof xc);
-        t = xc * 1.4426950408889634074 + 6755399441055744.0;
-        fk = t - 6755399441055744.0;
-        memcpy(&tb, &t, sizeof tb);
-        bits = (tb - 0x4338000000000000ull + 1023u) << 52;  /* (k + 1023) << 52 */
-        r = xc - fk * 6.93147180369123816490e-01;
-        r = r - fk * 1.90821492927058770002e-10;
-        p = 1.6059043836821613e-10;
-        p = p * r + 2.08767569878681e-09;
-        p = p * r + 2.505210838544172e-08;
-        p = p * r + 2.755731922398589e-07;
-        p = p * r + 2.7557319223985893e-06;
-        p = p * r + 2.48015873015873e-05;
-        p = p * r + 1.984126984126984e-04;
-        p = p * r + 1.388888888888889e-03;
-        p = p * r + 8.333333333333333e-03;
-        p = p * r + 4.1666666666666664e-02;
-        p = p * r + 1.6666666666666666e-01;
-        p = p * r + 0.5;
-        p = p * r + 1.0;
-        p = p * r + 1.0;
-        memcpy(&scale, &bits, sizeof scale);
-        p = p * scale;
-        memcpy(&bits, &p, sizeof bits);
-        bits &= ~mask;
-        memcpy(&p, &bits, sizeof p);
-        return p;
-    }
+cdef int _isa = _best_isa()
 
-    PYXCONV_CLONES
-    static void pyxconv_exp_inplace_d(double *e, Py_ssize_t count) {
-        Py_ssize_t j;
-        for (j = 0; j < count; j++)
-            e[j] = pyxconv_exp_nonpositive_d(e[j]);
-    }
 
-    PYXCONV_CLONES
-    static double pyxconv_exp_sum_d(const double *z, double m, double *e, Py_ssize_t n) {
-        Py_ssize_t j;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-        for (j = 0; j < n; j++)
-            e[j] = pyxconv_exp_nonpositive_d(z[j] - m);
-        for (j = 0; j + 8 <= n; j += 8) {
-            s0 += e[j];     s1 += e[j + 1]; s2 += e[j + 2]; s3 += e[j + 3];
-            s4 += e[j + 4]; s5 += e[j + 5]; s6 += e[j + 6]; s7 += e[j + 7];
-        }
-        for (; j < n; j++)
-            s0 += e[j];
-        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
-    }
-    """
-    float pyxconv_row_max_f(const float* z, Py_ssize_t n) noexcept nogil
-    float pyxconv_exp_sum_f(const float* z, float m, float* e, Py_ssize_t n) noexcept nogil
-    void pyxconv_exp_inplace_f(float* e, Py_ssize_t count) noexcept nogil
-    double pyxconv_exp_sum_d(const double* z, double m, double* e, Py_ssize_t n) noexcept nogil
-    void pyxconv_exp_inplace_d(double* e, Py_ssize_t count) noexcept nogil
+def set_isa(str isa):
+    """Run the row loops on ``isa`` (as pyxconv._blas.set_isa, which calls this); returns the old one."""
+    global _isa
+    if isa not in _ISA_NAMES or not pyxconv_cpu_has_isa(_ISA_NAMES[isa]):
+        raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
+    previous = get_isa()
+    _isa = _ISA_NAMES[isa]
+    return previous
+
+
+def get_isa():
+    """The instruction set the row loops run on."""
+    for name, value in _ISA_NAMES.items():
+        if value == _isa:
+            return name
 
 
 # Rows shorter than SMALL_ROW are processed in blocks of about BLOCK_ELEMENTS
@@ -264,7 +136,7 @@ cdef inline double _row_max_d(const double* z, Py_ssize_t n) noexcept nogil:
 cdef inline floating _row_max(const floating* z, Py_ssize_t n) noexcept nogil:
     """max_j z[j] (n >= 1)."""
     if floating is float:
-        return pyxconv_row_max_f(z, n)
+        return pyxconv_row_max_f(_isa, z, n)
     else:
         return _row_max_d(z, n)
 
@@ -294,9 +166,9 @@ cdef inline floating _exp_shifted(const floating* z, floating m, floating* e,
                                   Py_ssize_t n) noexcept nogil:
     """e[j] = exp(z[j] - m); returns sum_j e[j]."""
     if floating is float:
-        return pyxconv_exp_sum_f(z, m, e, n)
+        return pyxconv_exp_sum_f(_isa, z, m, e, n)
     else:
-        return pyxconv_exp_sum_d(z, m, e, n)
+        return pyxconv_exp_sum_d(_isa, z, m, e, n)
 
 
 cdef inline void _block_exp(const floating* z, Py_ssize_t rows, Py_ssize_t n, floating* e,
@@ -310,9 +182,9 @@ cdef inline void _block_exp(const floating* z, Py_ssize_t rows, Py_ssize_t n, fl
         for j in range(n):
             e[r * n + j] = z[r * n + j] - m
     if floating is float:
-        pyxconv_exp_inplace_f(e, rows * n)
+        pyxconv_exp_inplace_f(_isa, e, rows * n)
     else:
-        pyxconv_exp_inplace_d(e, rows * n)
+        pyxconv_exp_inplace_d(_isa, e, rows * n)
     for r in range(rows):
         row_sum[r] = _row_sum(e + r * n, n)
 
