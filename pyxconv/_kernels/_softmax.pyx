@@ -77,6 +77,9 @@ _ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
 
 
 cdef int _best_isa():
+    # typed: left to inference, Cython 3.3 once made `isa` a bint here, and every
+    # AVX-512 machine started on AVX2 (tests/test_direct_gemm.py checks the default)
+    cdef int isa
     for isa in (PYXCONV_ISA_AVX512, PYXCONV_ISA_AVX2, PYXCONV_ISA_NEON):
         if pyxconv_cpu_has_isa(isa):
             return isa
