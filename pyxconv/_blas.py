@@ -10,7 +10,7 @@ OpenBLAS in SciPy's wheels, MKL under conda, Accelerate on macOS. Nothing is
 looked up by symbol name at run time, so every installation takes the same
 path, whichever BLAS NumPy itself uses.
 
-float32 products of at least 24 x 32 x 32 go instead to pyxconv's own GEMM
+float32 products of at least 32 columns and depth 8 go instead to pyxconv's own GEMM
 (``_kernels/gemm_kernels.h``) where the CPU has AVX2 with FMA, AVX-512 or
 NEON: the same C source compiled for each instruction set, chosen at import.
 ``PYXCONV_ISA`` in the environment (``avx512``, ``avx2`` or ``none``) or
@@ -129,7 +129,7 @@ def float32_gemm():
     """What makes the per-sample kernels' float32 products: a short description."""
     isa = get_isa()
     if isa != "none":
-        return (f"pyxconv's own GEMM, {isa.upper()} (products from 24 x 32 x 32; "
+        return (f"pyxconv's own GEMM, {isa.upper()} (products of >= 32 columns, depth >= 8; "
                 "smaller ones: the BLAS)")
     if available_isas() == ("none",):
         return "the BLAS (no AVX2 or AVX-512 on this CPU or build)"

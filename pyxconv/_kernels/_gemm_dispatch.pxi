@@ -110,13 +110,18 @@ cdef inline double _sum_f64(const double* values, Py_ssize_t count) noexcept nog
     return total
 
 
-# Small products stay on the BLAS: the own kernel's tiles are 12 rows by 32 columns,
-# and on LeNet's layers (6 and 16 output channels, 25 and 150 rows) it ran 5 to 8%
-# slower than OpenBLAS.
+# Which float32 products the own kernel makes: all but the narrowest and the
+# shallowest, whatever the BLAS. How fast a BLAS is on small products depends on
+# its build and on whether it knows the CPU: OpenBLAS 0.3.30 (SciPy's wheels) ran
+# LeNet's layers (6 and 16 output channels, 25 and 150 rows) 5-8% faster than the
+# own kernel on a Zen 4, which it knows, and 1.4-3.4x slower on a Zen 5, which it
+# runs with its Haswell kernels; there the own kernel was faster on every product
+# of 6-64 rows, depth 9-150 and 100-784 columns (AVX-512 and AVX2 alike). Its speed
+# and its bits are then the same whichever BLAS NumPy and SciPy bring.
 cdef enum:
-    _OWN_SGEMM_MIN_ROWS = 24
+    _OWN_SGEMM_MIN_ROWS = 1
     _OWN_SGEMM_MIN_COLUMNS = 32
-    _OWN_SGEMM_MIN_DEPTH = 32
+    _OWN_SGEMM_MIN_DEPTH = 8
 
 
 cdef inline bint _own_sgemm_serves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
