@@ -25,6 +25,8 @@ cdef extern from "simd_kernels.h":
     # one source for every instruction set; the `isa` argument picks the instance
     void pyxconv_transpose_f32(const float* src, float* dst, Py_ssize_t rows,
                                Py_ssize_t cols) noexcept nogil
+    void pyxconv_transpose_f64(const double* src, double* dst, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil
     double pyxconv_sum_f32(const float* values, Py_ssize_t count) noexcept nogil
     void pyxconv_deinterleave_f32(int isa, const float* row, float* even, float* odd,
                                   Py_ssize_t half) noexcept nogil
@@ -83,6 +85,15 @@ cdef inline void* _align_up(void* block) noexcept nogil:
     The own GEMM's loads of b are a tenth faster from line-aligned rows.
     """
     return <void*>((<size_t>block + 63) & ~(<size_t>63))
+
+
+cdef inline void _transpose(const floating* src, floating* dst, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    """dst (cols x rows) = src (rows x cols)^T, both contiguous, in blocks (simd_kernels.h)."""
+    if floating is float:
+        pyxconv_transpose_f32(src, dst, rows, cols)
+    else:
+        pyxconv_transpose_f64(src, dst, rows, cols)
 
 
 cdef inline floating _sum(const floating* values, Py_ssize_t count) noexcept nogil:

@@ -144,9 +144,7 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
                 # grad_out[n]^T copied first: OpenBLAS ran (K, L) @ (L, C_out) faster
                 # from a contiguous right operand than with its transpose flag
                 grad_t = &workspace[threadid(), 0]
-                for o in range(c_out):
-                    for p in range(positions):
-                        grad_t[p * c_out + o] = grad_out[s, o, p]
+                _transpose(&grad_out[s, 0, 0], grad_t, c_out, positions)
                 _gemm(False, False, k, c_out, positions, &cols[s, 0, 0], positions,
                       grad_t, c_out, &products[run, 0, 0], c_out, s > s0)
             elif has_products:

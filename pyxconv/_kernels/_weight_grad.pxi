@@ -101,9 +101,7 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
         buffer = grad_t + (_aligned_count(positions * c_out, 8) if transposed else 0)
         for s in range(s0, s1):
             if transposed:
-                for o in range(c_out):
-                    for p in range(positions):
-                        grad_t[p * c_out + o] = grad_out[s, o, p]
+                _transpose(&grad_out[s, 0, 0], grad_t, c_out, positions)
             if kept:
                 a = &cols[s, c0 * kernel_volume, 0]
             else:
