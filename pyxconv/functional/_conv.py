@@ -107,6 +107,16 @@ class _Geometry:
                 and all(p == (0, 0) for p in self.pads))
 
     @functools.cached_property
+    def blas_limit(self):
+        """``blas_on_one_thread()``, or a no-op where no product of this convolution's
+        GEMMs, forward or backward, reaches :func:`~pyxconv._blas.gemms_single_threaded_below`
+        (an OpenBLAS runs those on the calling thread anyway; limiting and restoring
+        its threads took 6 us a call, a tiny layer's whole backward)."""
+        if self.c_out * self.rows * self.positions >= gemms_single_threaded_below():
+            return blas_on_one_thread()
+        return contextlib.nullcontext()
+
+    @functools.cached_property
     def kernel_geometry(self):
         """The :class:`~pyxconv._kernels._geometry.ConvGeometry` every kernel of this
         convolution takes: the 3-D sizes, checked once."""
@@ -300,7 +310,7 @@ def pointwise_tile(g):
 
 def _forward_pointwise(x, w, bias, out, g, threads, relu):
     """1x1, stride 1, no padding: the columns are the input itself, one product a task."""
-    with blas_on_one_thread():
+    with g.blas_limit:
         _im2col.pointwise_products(w[0], False, x.reshape(g.n, g.c_in, g.positions), out,
                                    bias, relu, pointwise_tile(g), threads)
 
@@ -367,7 +377,7 @@ def weight_grad(go, x, cols, g, threads):
     # the threads' buffers within the workspace limit (fewer threads: the same bits)
     threads = max(1, min(threads, get_workspace_limit() // max(1, size * x.dtype.itemsize)))
     workspace = thread_workspace(threads, size, x.dtype) if size else None
-    with blas_on_one_thread():
+    with g.blas_limit:
         _im2col.weight_grad_blocks(x.reshape((g.n, g.c_in) + g.in3), cols, go, partial,
                                    workspace, transposed, block, per_run, g.kernel_geometry,
                                    threads)
@@ -383,7 +393,7 @@ def _forward_samples(x, w, bias, out, g, threads, keep_columns):
     in the loop.
     """
     x5 = x.reshape((g.n, g.c_in) + g.in3)
-    with blas_on_one_thread():
+    with g.blas_limit:
         if keep_columns:
             cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
             _im2col.conv_forward_samples(x5, w[0], bias, cols, out, g.kernel_geometry, threads)
@@ -427,7 +437,7 @@ def panel_rows(g, itemsize):
 
 def _forward_panels(x, w, bias, out, plan, relu):
     """Inference: im2col of a few output rows at a time into the thread's panel, then the GEMM."""
-    with plan._blas_limit:
+    with plan.g.blas_limit:
         _im2col.conv_forward_panels(x.reshape(plan._x5_shape), w[0], bias, out,
                                     plan._panel_rows, plan.g.kernel_geometry, plan.panel_threads,
                                     relu=relu)
@@ -459,7 +469,7 @@ DIRECT_MIN_TILE_POSITIONS = 6
 def _forward_tiles(x, w, bias, out, g, threads):
     """Few samples on many threads: im2col of every plane, then the GEMM by position tiles."""
     cols = np.empty((g.n, g.rows, g.positions), dtype=x.dtype)
-    with blas_on_one_thread():
+    with g.blas_limit:
         _im2col.conv_forward_tiles(x.reshape((g.n, g.c_in) + g.in3), w[0], bias, cols, out,
                                    position_tile(g.positions), g.kernel_geometry, threads)
     return cols
@@ -468,7 +478,7 @@ def _forward_tiles(x, w, bias, out, g, threads):
 def _forward_groups(x, weight, bias, out, g, threads):
     """Grouped: one nogil loop over (sample, group) tasks, each with its group's columns."""
     workspace = thread_workspace(threads, g.rows // g.groups * g.positions, x.dtype)
-    with blas_on_one_thread():
+    with g.blas_limit:
         _im2col.conv_forward_groups(x.reshape((g.n, g.c_in) + g.in3),
                                     weight.reshape(g.c_out, -1), bias, out, workspace, g.groups,
                                     g.kernel_geometry, threads)
@@ -477,7 +487,7 @@ def _forward_groups(x, weight, bias, out, g, threads):
 def _backward_groups(go, x, weight, grad_w, grad_x, g, threads):
     workspace = thread_workspace(threads, g.rows // g.groups * g.positions, x.dtype)
     gw = np.empty((g.c_out, g.rows // g.groups), dtype=x.dtype)
-    with blas_on_one_thread():
+    with g.blas_limit:
         _im2col.conv_backward_groups(
             x.reshape((g.n, g.c_in) + g.in3), go, weight.reshape(g.c_out, -1), gw,
             None if grad_x is None else grad_x.reshape((g.n, g.c_in) + g.in3), workspace,
@@ -514,7 +524,7 @@ def _backward_pointwise(go, x, w, grad_w, grad_x, g, threads):
     """The input is its own column matrix: grad_W from it, grad_x = W^T @ grad_out by tiles."""
     grad_w[0] = weight_grad(go, x, x.reshape(g.n, g.c_in, g.positions), g, threads)
     if grad_x is not None:
-        with blas_on_one_thread():
+        with g.blas_limit:
             _im2col.pointwise_products(w[0], True, go, grad_x.reshape(g.n, g.c_in, g.positions),
                                        None, False, pointwise_tile(g), threads)
 
@@ -537,7 +547,7 @@ def _backward_samples(go, x, w, grad_w, grad_x, g, threads, cols):
         grad_w[0] = weight_grad(go, x, cols, g, threads)
         if gx5 is None:
             return
-    with blas_on_one_thread():
+    with g.blas_limit:
         if cols is not None and block == g.c_in:
             # whole products: one loop makes each sample's share of grad_W and its
             # grad_x while grad_out[n] is in cache, the products of weight_grad
@@ -576,7 +586,7 @@ def _backward_tiles(go, x, w, grad_w, grad_x, g, threads, cols):
     grad_w[0] = weight_grad(go, x, cols, g, threads)
     if grad_x is None:
         return
-    with blas_on_one_thread():
+    with g.blas_limit:
         _im2col.conv_backward_tiles(
             cols, go, w[0], None, grad_x.reshape((n, g.c_in) + g.in3), np.empty_like(cols),
             row_block(g.rows), position_tile(g.positions), g.kernel_geometry, threads)
@@ -775,9 +785,6 @@ class ConvPlan:
         # what every forward call passes the kernels, worked out once
         self._x5_shape = (g.n, g.c_in) + g.in3
         self._panel_rows = panel_rows(g, self.dtype.itemsize)
-        # no product of a sample's (or group's) GEMMs exceeds this, forward or backward
-        self._blas_limit = (blas_on_one_thread() if g.c_out * g.rows * g.positions
-                            >= gemms_single_threaded_below() else contextlib.nullcontext())
 
     def _direct_runs(self):
         """Whether the direct kernel can run this plan's forward within the workspace limit."""

@@ -60,7 +60,7 @@ import threading
 import numpy as np
 
 from pyxconv._kernels import _im2col
-from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
+from pyxconv._parallel import map_blocks, waves
 from pyxconv._threads import get_num_threads, threads_for
 from pyxconv._workspace import get_workspace_limit, thread_workspace
 from pyxconv.functional._conv import (
@@ -283,7 +283,7 @@ def _transpose_forward(x, weight, bias, g):
     if g.is_pointwise and groups == 1 and sample_threads(g, 0, x.itemsize):
         # out[n] = W^T @ x[n]: the pointwise kernel, bias in its pass
         out = np.empty((n, g.c_in, g.positions), dtype=x.dtype)
-        with blas_on_one_thread():
+        with g.blas_limit:
             _im2col.pointwise_products(w[0], True, xs, out, None if bias is None
                                        else np.ascontiguousarray(bias), False,
                                        pointwise_tile(g), _pointwise_threads(g))
@@ -303,7 +303,7 @@ def _transpose_forward(x, weight, bias, g):
             out = np.empty((n, g.c_in) + g.in_spatial, dtype=x.dtype)
             workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
             b = None if bias is None else np.ascontiguousarray(bias)
-            with blas_on_one_thread():
+            with g.blas_limit:
                 _im2col.fold_samples(xs, w[0], b, out.reshape((n, g.c_in) + g.in3), workspace,
                                      g.kernel_geometry, threads)
             return out
@@ -352,7 +352,7 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
         # the weight gradient of the 1x1 convolution from x to grad_out
         threads = _pointwise_threads(g)
         if needs_input_grad:
-            with blas_on_one_thread():
+            with g.blas_limit:
                 _im2col.pointwise_products(w[0], False, go, grad_x, None, False,
                                            pointwise_tile(g), threads)
         conv = _Geometry(g.out_spatial, (1,) * g.nd, (1,) * g.nd, ((0, 0),) * g.nd,
@@ -374,7 +374,7 @@ def _transpose_backward(grad_out, x, weight, g, needs_input_grad):
         go5 = grad_out.reshape((n, g.c_in) + g.in3)
         workspace = thread_workspace(threads, g.rows * g.positions, x.dtype)
         channel_sums = np.empty((n, g.c_in), x.dtype)
-        with blas_on_one_thread():
+        with g.blas_limit:
             grad_w_t = weight_gradient_by_samples(go5, w[0], xs, g, threads, workspace,
                                                   grad_x if needs_input_grad else None,
                                                   channel_sums)
