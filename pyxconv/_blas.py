@@ -55,6 +55,13 @@ _state = {"enabled": os.environ.get("PYXCONV_DIRECT_GEMM", "1") != "0",
 #: for any threshold >= 1. Other BLASes document no such bound.
 OPENBLAS_SINGLE_THREAD_GEMM = 65536
 
+#: ... and a GEMV whose matrix has m*n below 2304 * GEMM_MULTITHREAD_THRESHOLD
+#: elements (``interface/gemv.c``); again the bound for a threshold of 1. Above
+#: it OpenBLAS splits a gemv's rows over its threads, and the rows at the end
+#: of each thread's range take other code: the bits could then follow the
+#: BLAS's thread count.
+OPENBLAS_SINGLE_THREAD_GEMV = 2304
+
 #: instruction sets of the own float32 GEMM, best first, as PYXCONV_ISA names them
 ISA_CHOICES = ("avx512", "avx2", "none")
 
@@ -171,6 +178,15 @@ def blas_thread_controls():
                     _state["single_thread_below"] = OPENBLAS_SINGLE_THREAD_GEMM
                 _state["controls"] = [_raw_thread_functions(lib) for lib in controllers]
     return _state["controls"]
+
+
+def gemvs_single_threaded_below():
+    """Matrix elements below which every BLAS loaded runs a GEMV on one thread, or 0.
+
+    :data:`OPENBLAS_SINGLE_THREAD_GEMV` where :func:`gemms_single_threaded_below`
+    finds only OpenBLAS; 0 otherwise.
+    """
+    return OPENBLAS_SINGLE_THREAD_GEMV if gemms_single_threaded_below() else 0
 
 
 def gemms_single_threaded_below():

@@ -22,7 +22,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from pyxconv._blas import blas_thread_controls, gemms_single_threaded_below
+from pyxconv._blas import (blas_thread_controls, gemms_single_threaded_below,
+                           gemvs_single_threaded_below)
 from pyxconv._threads import num_threads
 
 _lock = threading.Lock()
@@ -166,7 +167,7 @@ SMALL_PRODUCT_MULT_ADDS = 2**24
 _NO_LIMIT = contextlib.nullcontext()
 
 
-def small_product(mult_adds):
+def small_product(mult_adds, one_row=False):
     """Context for one matrix product: the BLAS on one thread if it is small.
 
     For a product of ``mult_adds`` multiply-adds below
@@ -174,8 +175,15 @@ def small_product(mult_adds):
     the products of fully connected layers we tried above that size (up to
     64x9216x4096), OpenBLAS gave the same bits on 1 and 2 threads, so this
     changed only speed there; it is not a guarantee of OpenBLAS's (see
-    :func:`blas_on_one_thread`).
+    :func:`blas_on_one_thread`). A product of ``one_row`` (batch 1: the
+    kernels make it a gemv) always runs on one thread, unless its matrix is
+    small enough that OpenBLAS keeps it there itself: a threaded gemv's bits
+    may follow the BLAS's thread count.
     """
+    if one_row:
+        if mult_adds < gemvs_single_threaded_below():
+            return _NO_LIMIT
+        return blas_on_one_thread()
     if mult_adds < gemms_single_threaded_below():
         return _NO_LIMIT  # OpenBLAS runs it on the calling thread anyway
     if mult_adds < SMALL_PRODUCT_MULT_ADDS:

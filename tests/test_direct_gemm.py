@@ -633,3 +633,13 @@ def test_blas_products_of_one_row_or_column_go_through_gemv_correctly(m, n, k, t
         _im2col.blas_product(a, b, c, transpose_a, transpose_b, accumulate)
         np.testing.assert_allclose(c, expected + (2.0 if accumulate else 0.0), rtol=tol,
                                    atol=tol * np.sqrt(k))
+    # leading dimensions past the widths (the kernels' panels pass ldc = positions):
+    # gemv's increments then step over whole rows; the padding is never touched
+    wide_a = np.full((a.shape[0], a.shape[1] + 5), np.nan, dtype)
+    wide_b = np.full((b.shape[0], b.shape[1] + 3), np.nan, dtype)
+    wide_c = np.full((m, n + 4), -7.0, dtype)
+    wide_a[:, :a.shape[1]], wide_b[:, :b.shape[1]] = a, b
+    _im2col.blas_product(wide_a[:, :a.shape[1]], wide_b[:, :b.shape[1]], wide_c[:, :n],
+                         transpose_a, transpose_b)
+    np.testing.assert_allclose(wide_c[:, :n], expected, rtol=tol, atol=tol * np.sqrt(k))
+    assert (wide_c[:, n:] == -7.0).all()

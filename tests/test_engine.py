@@ -582,3 +582,42 @@ def test_unfold_kernels_refuse_chunks_and_buffers_outside_their_arrays():
             call(kernel, rows=(2, 3))  # output rows 2 to 4 of 4
         with pytest.raises(ValueError, match="planes of 1 x 6 x 5"):
             call(kernel, planes=(6, 5))
+
+
+def test_unfold_kernels_refuse_arguments_whose_sums_would_wrap_or_overlap():
+    # (found in review) a check by addition lets n_start = 2**63 - 1 wrap negative
+    from pyxconv.functional._conv import _Geometry
+    g = _Geometry((6, 6), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, 2, 3, 1)
+    x = np.ones((2, 3, 1, 6, 6))
+    cols = np.zeros(2 * g.rows * g.positions)
+    per_sample = (g.rows * g.positions, g.positions)
+    for kernel in (_im2col.im2col, _im2col.col2im):
+        arrays = (x, cols) if kernel is _im2col.im2col else (cols, x)
+        with pytest.raises(ValueError, match="not all in"):
+            kernel(*arrays, *per_sample, 2**63 - 1, 1, 0, 4, g.kernel_geometry, 1)
+        with pytest.raises(ValueError, match="not all in"):
+            kernel(*arrays, *per_sample, 0, 2, 2**63 - 1, 1, g.kernel_geometry, 1)
+        with pytest.raises(ValueError, match="too small"):
+            kernel(*arrays, 2**62, g.positions, 0, 2, 0, 4, g.kernel_geometry, 1)
+        with pytest.raises(ValueError, match="overlap"):  # rows 8 values apart, 16 long
+            kernel(*arrays, g.rows * g.positions, 8, 0, 2, 0, 4, g.kernel_geometry, 1)
+
+
+def test_products_that_become_gemv_hold_the_blas_to_one_thread_above_its_gemv_bound():
+    # (found in review) OpenBLAS keeps a gemm under 65536 multiply-adds on the calling
+    # thread, but splits a gemv over its threads from 2304 * 4 matrix elements on
+    from pyxconv._blas import gemms_single_threaded_below, gemvs_single_threaded_below
+    from pyxconv._parallel import blas_on_one_thread, small_product
+    from pyxconv.functional._conv import _Geometry
+
+    if not gemms_single_threaded_below():
+        pytest.skip("not OpenBLAS alone: every product holds the BLAS to one thread")
+    limit = blas_on_one_thread()
+    assert gemvs_single_threaded_below() < 48000 < gemms_single_threaded_below()
+    assert small_product(48000, one_row=True) is limit  # LeNet's Linear at batch 1
+    assert small_product(48000) is not limit and small_product(100, one_row=True) is not limit
+    one_channel = _Geometry((16, 16), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 1, 4, 1)
+    assert one_channel.c_out * one_channel.rows * one_channel.positions < 65536
+    assert one_channel.blas_limit is limit  # (1 x 36) @ (36 x 256): a gemv of 9216
+    several = _Geometry((16, 16), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 1, 4, 4)
+    assert several.blas_limit is not limit

@@ -198,13 +198,20 @@ def sgemm_own(const float[:, :] a, const float[:, :] b, float[:, :] c,
                           &c[0, 0], c.strides[0] // sizeof(float), accumulate)
 
 
-def blas_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+def blas_product(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
                  bint transpose_a=False, bint transpose_b=False, bint accumulate=False):
     """``c = op(a) @ op(b)`` (``+=`` with accumulate) on the BLAS path of the kernels, for tests.
 
     op transposes with ``transpose_a`` / ``transpose_b``. One row or one column of
-    c goes to gemv, as in the kernels; the rest to gemm.
+    c goes to gemv, as in the kernels; the rest to gemm. Rows may be strided
+    (views of wider arrays: leading dimensions past the width), elements within a
+    row contiguous.
     """
+    if (a.strides[1] != sizeof(floating) or b.strides[1] != sizeof(floating)
+            or c.strides[1] != sizeof(floating) or a.strides[0] < a.shape[1] * sizeof(floating)
+            or b.strides[0] < b.shape[1] * sizeof(floating)
+            or c.strides[0] < c.shape[1] * sizeof(floating)):
+        raise ValueError("a, b and c need contiguous rows, in increasing order, not overlapping")
     cdef Py_ssize_t m = a.shape[1] if transpose_a else a.shape[0]
     cdef Py_ssize_t k = a.shape[0] if transpose_a else a.shape[1]
     cdef Py_ssize_t kb = b.shape[1] if transpose_b else b.shape[0]
@@ -221,8 +228,9 @@ def blas_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:,
             c[:, :] = 0
         return
     with nogil:
-        _blas_gemm(transpose_a, transpose_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
-                   b.shape[1], &c[0, 0], c.shape[1], accumulate)
+        _blas_gemm(transpose_a, transpose_b, m, n, k, &a[0, 0], a.strides[0] // sizeof(floating),
+                   &b[0, 0], b.strides[0] // sizeof(floating), &c[0, 0],
+                   c.strides[0] // sizeof(floating), accumulate)
 
 
 cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

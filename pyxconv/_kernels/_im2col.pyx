@@ -38,8 +38,10 @@ im2col writes disjoint rows of ``cols``; col2im adds into the disjoint input
 plane of its own (sample, channel), in a fixed order, so its result does not
 depend on the thread count, bit for bit.
 
-The callers guarantee: arrays C-contiguous, every size >= 1, strides and
-dilations >= 1, paddings >= 0, and ``cols`` large enough for the strides.
+The callers guarantee C-contiguous arrays; every kernel checks its arrays
+against its ``ConvGeometry`` (whose sizes, strides, dilations and paddings
+were checked when it was made), and im2col/col2im check that the chunk lies
+in the batch and that the column buffer holds its strides' disjoint ranges.
 
 Layout: this module is one extension built from the files it includes, one
 idea each, in this order (later parts use what earlier ones define):

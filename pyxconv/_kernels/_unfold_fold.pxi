@@ -307,23 +307,34 @@ cdef int _check_unfold_arguments(const conv_geometry* g, Py_ssize_t* shape, Py_s
                                  Py_ssize_t sample_stride, Py_ssize_t row_stride,
                                  Py_ssize_t n_start, Py_ssize_t n_count, Py_ssize_t row_start,
                                  Py_ssize_t row_count, int n_threads, str name) except -1:
-    """The chunk lies in the array and the column buffer holds every value it writes or reads."""
+    """The chunk lies in the array, and its columns in the buffer, one range per (sample,
+    column row), none overlapping another (tasks on other threads write them)."""
     _check_planes(g, shape, name)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if n_count <= 0 or row_count <= 0:
         return 0
-    if (n_start < 0 or n_start + n_count > shape[0] or row_start < 0
-            or row_start + row_count > g.out_d * g.out_h):
-        raise ValueError(f"samples [{n_start}, {n_start + n_count}) and output rows "
-                         f"[{row_start}, {row_start + row_count}) are not all in {name} "
-                         f"({shape[0]} samples, {g.out_d * g.out_h} output rows)")
-    cdef Py_ssize_t rows = shape[1] * g.kernel_volume
-    cdef Py_ssize_t last = ((n_count - 1) * sample_stride + (rows - 1) * row_stride
-                            + row_count * g.out_w)
+    cdef Py_ssize_t out_rows = g.out_d * g.out_h
+    # compared by subtraction: a sum of huge arguments would wrap past the check
+    if (n_start < 0 or n_start > shape[0] or n_count > shape[0] - n_start or row_start < 0
+            or row_start > out_rows or row_count > out_rows - row_start):
+        raise ValueError(f"samples [{n_start}, {n_start} + {n_count}) and output rows "
+                         f"[{row_start}, {row_start} + {row_count}) are not all in {name} "
+                         f"({shape[0]} samples, {out_rows} output rows)")
+    # in Python integers (typed object: Cython would infer C arithmetic), exact for any
+    # arguments
+    cdef object rows = <object>shape[1] * <object>g.kernel_volume
+    cdef object width = <object>row_count * <object>g.out_w
+    cdef object last = ((<object>n_count - 1) * <object>sample_stride
+                        + (rows - 1) * <object>row_stride + width)
     if sample_stride < 0 or row_stride < 0 or last > cols_size:
         raise ValueError(f"the column buffer of {cols_size} values is too small for strides "
                          f"({sample_stride}, {row_stride}): it needs {last}")
+    # disjoint ranges of `width` values: rows inside samples, or samples inside rows
+    if not ((row_stride >= width or rows == 1) and (sample_stride >= width or n_count == 1)
+            and (sample_stride >= rows * row_stride or row_stride >= n_count * sample_stride)):
+        raise ValueError(f"strides ({sample_stride}, {row_stride}) make the columns of "
+                         f"{n_count} samples x {rows} rows of {width} values overlap")
     return 0
 
 

@@ -25,7 +25,8 @@ import threading
 
 import numpy as np
 
-from pyxconv._blas import ensure_gemm, gemms_single_threaded_below, get_isa
+from pyxconv._blas import (ensure_gemm, gemms_single_threaded_below, gemvs_single_threaded_below,
+                           get_isa)
 from pyxconv._kernels import _direct, _im2col
 from pyxconv._kernels._geometry import ConvGeometry
 from pyxconv._parallel import blas_on_one_thread, map_blocks, waves
@@ -108,11 +109,17 @@ class _Geometry:
 
     @functools.cached_property
     def blas_limit(self):
-        """``blas_on_one_thread()``, or a no-op where no product of this convolution's
-        GEMMs, forward or backward, reaches :func:`~pyxconv._blas.gemms_single_threaded_below`
-        (an OpenBLAS runs those on the calling thread anyway; limiting and restoring
-        its threads took 6 us a call, a tiny layer's whole backward)."""
-        if self.c_out * self.rows * self.positions >= gemms_single_threaded_below():
+        """``blas_on_one_thread()``, or a no-op where every product of this convolution,
+        forward or backward, is one that OpenBLAS runs on the calling thread anyway
+        (limiting and restoring its threads took 6 us a call, a tiny layer's whole
+        backward): GEMMs below :func:`~pyxconv._blas.gemms_single_threaded_below`
+        multiply-adds, and, where a product can have one row or one column (the
+        kernels then call gemv), matrices below
+        :func:`~pyxconv._blas.gemvs_single_threaded_below` elements."""
+        one_row_or_column = 1 in (self.c_out // self.groups, self.out_w, self.positions)
+        if (self.c_out * self.rows * self.positions >= gemms_single_threaded_below()
+                or (one_row_or_column and self.rows * max(self.c_out, self.positions)
+                    >= gemvs_single_threaded_below())):
             return blas_on_one_thread()
         return contextlib.nullcontext()
 

@@ -56,7 +56,7 @@ def linear(x, weight, bias=None):
         raise ValueError(f"bias must have shape ({out_features},), got {bias.shape}")
     out = np.empty(x.shape[:-1] + (out_features,), x.dtype)
     rows = math.prod(x.shape[:-1])
-    with small_product(rows * in_features * out_features):
+    with small_product(rows * in_features * out_features, one_row=rows == 1):
         _im2col.linear_forward(np.ascontiguousarray(x).reshape(rows, in_features),
                                np.ascontiguousarray(weight),
                                None if bias is None else np.ascontiguousarray(bias), out)
@@ -103,7 +103,7 @@ def linear_backward(grad_out, x, weight, needs_input_grad=True):
     g2 = np.ascontiguousarray(grad_out).reshape(rows, out_features)
     grad_weight = np.empty(weight.shape, x.dtype)
     grad_x = np.empty(x.shape, x.dtype) if needs_input_grad else None
-    with small_product(rows * in_features * out_features):
+    with small_product(rows * in_features * out_features, one_row=rows == 1):
         _im2col.linear_backward(x2, np.ascontiguousarray(weight), g2, grad_weight,
                                 None if grad_x is None else grad_x.reshape(rows, in_features))
     return grad_x, grad_weight, g2.sum(axis=0)
@@ -145,7 +145,7 @@ def prepare_linear(input_shape, weight, bias=None, relu=False):
     bias = None if bias is None else np.ascontiguousarray(bias)
     out_shape, dtype = input_shape[:-1] + (out_features,), weight.dtype
     rows = math.prod(input_shape[:-1])
-    limit = small_product(rows * in_features * out_features)
+    limit = small_product(rows * in_features * out_features, one_row=rows == 1)
     kernel = _im2col.linear_forward
     matrix = len(input_shape) == 2  # else the kernel gets x as (rows, in_features)
 

@@ -275,7 +275,8 @@ class Linear(Module):
         if x.dtype != weight.dtype:
             # NumPy's promotion, which F.linear refuses: a float64 (or integer) input to a
             # float32 layer gives a float64 output, as it always has here
-            with small_product(x.size * self.out_features):
+            with small_product(x.size * self.out_features,
+                               one_row=x.size == self.in_features):
                 out = x @ weight.T
             if bias is not None:
                 out += bias
@@ -289,7 +290,7 @@ class Linear(Module):
         x2 = self._x.reshape(-1, self.in_features)
         g2 = grad_out.reshape(-1, self.out_features)
         weight = self.weight
-        with small_product(x2.size * self.out_features):
+        with small_product(x2.size * self.out_features, one_row=len(x2) == 1):
             if type(grad_out) is np.ndarray and x2.dtype == weight.data.dtype == g2.dtype:
                 # the BLAS the forward calls (scipy's), whatever NumPy's is
                 grad_x, grad_weight, _ = F.linear_backward(g2, x2, weight.data)
