@@ -44,8 +44,10 @@ def test_conv2d_training_path_matches_plain_loops(gemm_path, case, dtype):
     conv.requires_input_grad = input_grad
     x = rng.standard_normal((3, c_in) + hw).astype(dtype)
     out = conv(x)
-    # the columns kept for backward by the algorithms that make them whole
-    assert (conv._cols is not None) == (conv._plan.algorithm in ("samples", "tiles"))
+    # the columns kept for backward by the algorithms that make them whole, but where
+    # the direct kernel runs a batch's forward (ConvPlan.keeps_columns)
+    assert (conv._cols is not None) == (conv._plan.algorithm in ("samples", "tiles")
+                                        and conv._plan.keeps_columns)
     expected, backward = conv2d_by_loops(x, conv.weight.data, None if conv.bias is None
                                          else conv.bias.data, conv.stride, conv._pads,
                                          conv.dilation)

@@ -89,9 +89,10 @@ class _ConvNd(Module):
         x, w, b, plan = F.prepare_conv(x, w, b, self.stride, self._pads, self.dilation,
                                        self.groups, self._nd)
         # what backward needs: nothing under no_grad; the input, and in training
-        # mode the forward's columns too when they fit COLUMN_CACHE_BYTES
+        # mode the forward's columns too where the plan keeps them
+        # (ConvPlan.keeps_columns) and they fit COLUMN_CACHE_BYTES
         keep = is_grad_enabled()
-        keep_columns = (keep and self.training
+        keep_columns = (keep and self.training and plan.keeps_columns
                         and x.shape[0] * plan.g.rows * plan.g.positions * x.itemsize
                         <= COLUMN_CACHE_BYTES)
         out, cols = plan.forward(x, w, b, keep_columns=keep_columns)
