@@ -27,7 +27,7 @@ def config_info():
         "workspace limit (bytes)": get_workspace_limit(),
         "BLAS of the kernels (scipy.linalg.cython_blas)": gemm_library(),
         "float32 GEMM (convolutions)": float32_gemm(),
-        "own GEMM instruction set (PYXCONV_ISA)": (f"{get_isa()} (available: "
+        "kernels' instruction set (PYXCONV_ISA)": (f"{get_isa()} (available: "
                                                    f"{', '.join(available_isas())})"),
     }
     pools = []

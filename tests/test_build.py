@@ -175,7 +175,7 @@ def test_show_config_reports_the_wait_settings(capsys):
     assert f"GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', '(unset)')}" in text
     assert "BLAS of the kernels (scipy.linalg.cython_blas): " in text
     from pyxconv import _blas
-    assert f"own GEMM instruction set (PYXCONV_ISA): {_blas.get_isa()} (available: " in text
+    assert f"kernels' instruction set (PYXCONV_ISA): {_blas.get_isa()} (available: " in text
 
 
 @pytest.mark.skipif(not _openmp_helpers.openmp_enabled(), reason="built without OpenMP")
