@@ -28,7 +28,7 @@ cimport numpy as cnp
 
 from pyxconv._kernels._arrays cimport array_data
 
-from pyxconv._kernels._geometry cimport ConvGeometry, conv_geometry
+from pyxconv._kernels._geometry cimport ConvGeometry, check_planes, conv_geometry
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 
@@ -261,9 +261,7 @@ def conv_forward_direct(const float[:, :, :, :, ::1] x, const float[:, ::1] weig
     """
     cdef _direct_run r
     cdef const conv_geometry* g = &geometry.g
-    if x.shape[2] != g.in_d or x.shape[3] != g.in_h or x.shape[4] != g.in_w:
-        raise ValueError(f"x has planes of {x.shape[2]} x {x.shape[3]} x {x.shape[4]}; the "
-                         f"geometry's input is {g.in_d} x {g.in_h} x {g.in_w}")
+    check_planes(g, x.shape, "x")
     _prepare_run(&r, isa, x.shape[0], x.shape[1], out.shape[1], g, n_threads)
     if (weight.shape[0] != r.g.c_out or weight.shape[1] != r.k or out.shape[0] != r.n
             or out.shape[2] != r.g.positions

@@ -245,7 +245,7 @@ def fold_samples(const floating[:, :, ::1] x, const floating[:, ::1] weight,
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], positions = x.shape[2]
     cdef Py_ssize_t k = weight.shape[1], channels = out.shape[1]
     cdef Py_ssize_t in_h = g.in_h, in_w = g.in_w, stride_h = g.stride_h, stride_w = g.stride_w
-    _check_planes(g, out.shape, "out")
+    check_planes(g, out.shape, "out")
     _check_sample_arrays(n, channels, g, m, k, positions,
                          out.shape[0], weight.shape[0], n, k, positions, n_threads)
     if workspace.shape[0] < n_threads or workspace.shape[1] < k * positions:
@@ -356,7 +356,7 @@ def unfold_samples(const floating[:, :, :, :, ::1] y, const floating[:, ::1] wei
     cdef Py_ssize_t n = y.shape[0], channels = y.shape[1]
     cdef Py_ssize_t m = weight.shape[0], k = weight.shape[1]
     cdef Py_ssize_t positions = g.positions
-    _check_planes(g, y.shape, "y")
+    check_planes(g, y.shape, "y")
     cdef bint has_out = out is not None, has_products = products is not None
     _check_sample_arrays(n, channels, g, m, k, positions,
                          n, m, n, k, positions, n_threads)

@@ -43,8 +43,6 @@ cdef extern from "simd_kernels.h":
 
 
 cdef extern from "gemm_kernels.h":
-    int PYXCONV_ISA_NONE, PYXCONV_ISA_AVX2, PYXCONV_ISA_AVX512, PYXCONV_ISA_NEON
-    int pyxconv_cpu_has_isa(int isa) noexcept nogil
     void pyxconv_sgemm_isa(int isa, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
                            Py_ssize_t a_row, Py_ssize_t a_col, const float* b,
                            Py_ssize_t ldb, float* c, Py_ssize_t ldc,
@@ -56,21 +54,7 @@ cdef extern from "gemm_kernels.h":
 # picks a lower one; float64, small products and other CPUs use the BLAS. The
 # helpers of simd_kernels.h run their instance of the same instruction set
 # (the baseline under "none"): one switch for every kernel.
-_ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
-              "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
-
-
-cdef int _best_isa():
-    # typed: left to inference, Cython 3.3 once made `isa` a bint here, and every
-    # AVX-512 machine started on AVX2 (tests/test_direct_gemm.py checks the default)
-    cdef int isa
-    for isa in (PYXCONV_ISA_AVX512, PYXCONV_ISA_AVX2, PYXCONV_ISA_NEON):
-        if pyxconv_cpu_has_isa(isa):
-            return isa
-    return PYXCONV_ISA_NONE
-
-
-cdef int _gemm_isa = _best_isa()
+cdef int _gemm_isa = best_isa()
 
 
 cdef inline Py_ssize_t _aligned_count(Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
@@ -143,16 +127,12 @@ cdef inline bint _own_sgemm_serves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noe
 
 def isa_available(str isa):
     """Whether the own float32 GEMM can run on ``isa`` ("avx512", "avx2", "neon", "none") here."""
-    if isa not in _ISA_NAMES:
-        raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
-    return bool(pyxconv_cpu_has_isa(_ISA_NAMES[isa]))
+    return bool(pyxconv_cpu_has_isa(isa_number(isa)))
 
 
 def get_isa():
     """The instruction set the own float32 GEMM runs on ("none": every product on the BLAS)."""
-    for name, value in _ISA_NAMES.items():
-        if value == _gemm_isa:
-            return name
+    return isa_name(_gemm_isa)
 
 
 def set_isa(str isa):
@@ -161,7 +141,7 @@ def set_isa(str isa):
     if not isa_available(isa):
         raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
     previous = get_isa()
-    _gemm_isa = _ISA_NAMES[isa]
+    _gemm_isa = isa_number(isa)
     return previous
 
 
@@ -173,7 +153,7 @@ def sgemm_own(const float[:, :] a, const float[:, :] b, float[:, :] c,
     picks the instruction set (default: the one in use). Rows may be strided
     (views of wider arrays), elements within a row contiguous.
     """
-    cdef int chosen = _gemm_isa if isa is None else _ISA_NAMES.get(isa, -1)
+    cdef int chosen = _gemm_isa if isa is None else isa_number(isa)
     if chosen == PYXCONV_ISA_NONE or chosen < 0 or not pyxconv_cpu_has_isa(chosen):
         raise RuntimeError(f"pyxconv's own GEMM is not available here on {isa or get_isa()!r}")
     if a.strides[1] != sizeof(float) or b.strides[1] != sizeof(float) \

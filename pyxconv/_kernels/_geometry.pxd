@@ -20,3 +20,11 @@ cdef extern from "conv_geometry.h":
 
 cdef class ConvGeometry:
     cdef conv_geometry g
+
+
+cdef inline int check_planes(const conv_geometry* g, Py_ssize_t* shape, str name) except -1:
+    """ValueError unless an array's planes, shape[2:5] of (N, C, D, H, W), are g's input."""
+    if shape[2] != g.in_d or shape[3] != g.in_h or shape[4] != g.in_w:
+        raise ValueError(f"{name} has planes of {shape[2]} x {shape[3]} x {shape[4]}; the "
+                         f"geometry's input is {g.in_d} x {g.in_h} x {g.in_w}")
+    return 0

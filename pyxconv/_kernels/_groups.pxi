@@ -45,7 +45,7 @@ def conv_forward_groups(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t c_out = out.shape[1], k_g = weight.shape[1], positions = out.shape[2]
-    _check_planes(g, x.shape, "x")
+    check_planes(g, x.shape, "x")
     _check_group_arrays(n, channels, c_out, groups, g.kernel_volume, k_g, positions,
                         g.positions, weight.shape[0], workspace.shape[0],
                         workspace.shape[1], n_threads)
@@ -94,7 +94,7 @@ def conv_backward_groups(const floating[:, :, :, :, ::1] x, const floating[:, :,
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t c_out = grad_out.shape[1], k_g = weight.shape[1]
     cdef Py_ssize_t positions = grad_out.shape[2]
-    _check_planes(g, x.shape, "x")
+    check_planes(g, x.shape, "x")
     _check_group_arrays(n, channels, c_out, groups, g.kernel_volume, k_g, positions,
                         g.positions, weight.shape[0], workspace.shape[0],
                         workspace.shape[1], n_threads)

@@ -61,7 +61,9 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from pyxconv._kernels._geometry cimport ConvGeometry, conv_geometry
+from pyxconv._kernels._geometry cimport ConvGeometry, check_planes, conv_geometry
+from pyxconv._kernels._isa cimport (
+    PYXCONV_ISA_NONE, best_isa, isa_name, isa_number, pyxconv_cpu_has_isa)
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 

@@ -44,7 +44,7 @@ def conv_forward_samples(const floating[:, :, :, :, ::1] x, const floating[:, ::
     cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
-    _check_planes(g, x.shape, "x")
+    check_planes(g, x.shape, "x")
     _check_sample_arrays(n, channels, g, c_out, k, positions, out.shape[0], weight.shape[0],
                          cols.shape[0], cols.shape[1], cols.shape[2], n_threads)
     cdef bint has_bias = bias is not None
@@ -109,7 +109,7 @@ def conv_backward_samples(const floating[:, :, ::1] cols, const floating[:, :, :
     if needs_input_grad:
         if grad_x.shape[0] != n:
             raise ValueError(f"grad_x has {grad_x.shape[0]} samples, cols {n}")
-        _check_planes(g, grad_x.shape, "grad_x")
+        check_planes(g, grad_x.shape, "grad_x")
         channels = grad_x.shape[1]
     _check_sample_arrays(n, channels, g, c_out, k, positions, grad_out.shape[0],
                          weight.shape[0], n, weight.shape[1], grad_out.shape[2], n_threads)

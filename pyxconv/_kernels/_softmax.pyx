@@ -49,6 +49,7 @@ from libc.math cimport log
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from libc.stdint cimport int64_t
 
+from pyxconv._kernels._isa cimport best_isa, isa_name, isa_number, pyxconv_cpu_has_isa
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 
@@ -61,8 +62,6 @@ from pyxconv._kernels._interrupt cimport (
 # chose: Cython code is compiled for the baseline only. Every thread runs the
 # same instance, so results do not depend on the thread count.
 cdef extern from "softmax_kernels.h":
-    int PYXCONV_ISA_NONE, PYXCONV_ISA_AVX2, PYXCONV_ISA_AVX512, PYXCONV_ISA_NEON
-    int pyxconv_cpu_has_isa(int isa) noexcept nogil
     float pyxconv_row_max_f(int isa, const float* z, Py_ssize_t n) noexcept nogil
     float pyxconv_exp_sum_f(int isa, const float* z, float m, float* e,
                             Py_ssize_t n) noexcept nogil
@@ -72,38 +71,23 @@ cdef extern from "softmax_kernels.h":
     void pyxconv_exp_inplace_d(int isa, double* e, Py_ssize_t count) noexcept nogil
 
 
-_ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
-              "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
-
-
-cdef int _best_isa():
-    # typed: left to inference, Cython 3.3 once made `isa` a bint here, and every
-    # AVX-512 machine started on AVX2 (tests/test_direct_gemm.py checks the default)
-    cdef int isa
-    for isa in (PYXCONV_ISA_AVX512, PYXCONV_ISA_AVX2, PYXCONV_ISA_NEON):
-        if pyxconv_cpu_has_isa(isa):
-            return isa
-    return PYXCONV_ISA_NONE
-
-
-cdef int _isa = _best_isa()
+cdef int _isa = best_isa()
 
 
 def set_isa(str isa):
     """Run the row loops on ``isa`` (as pyxconv._blas.set_isa, which calls this); returns the old one."""
     global _isa
-    if isa not in _ISA_NAMES or not pyxconv_cpu_has_isa(_ISA_NAMES[isa]):
+    cdef int number = isa_number(isa)
+    if not pyxconv_cpu_has_isa(number):
         raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
     previous = get_isa()
-    _isa = _ISA_NAMES[isa]
+    _isa = number
     return previous
 
 
 def get_isa():
     """The instruction set the row loops run on."""
-    for name, value in _ISA_NAMES.items():
-        if value == _isa:
-            return name
+    return isa_name(_isa)
 
 
 # Rows shorter than SMALL_ROW are processed in blocks of about BLOCK_ELEMENTS

@@ -28,7 +28,7 @@ def conv_forward_tiles(const floating[:, :, :, :, ::1] x, const floating[:, ::1]
     cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
-    _check_planes(g, x.shape, "x")
+    check_planes(g, x.shape, "x")
     _check_sample_arrays(n, channels, g, c_out, k,
                          positions, out.shape[0], weight.shape[0], cols.shape[0],
                          cols.shape[1], cols.shape[2], n_threads)
@@ -96,7 +96,7 @@ def conv_backward_tiles(const floating[:, :, ::1] cols, const floating[:, :, ::1
         if (grad_cols is None or grad_cols.shape[0] != n or grad_cols.shape[1] != k
                 or grad_cols.shape[2] != positions):
             raise ValueError(f"grad_cols must be ({n}, {k}, {positions})")
-        _check_planes(g, grad_x.shape, "grad_x")
+        check_planes(g, grad_x.shape, "grad_x")
         channels = grad_x.shape[1]
     _check_sample_arrays(n, channels, g, c_out, k, positions,
                          grad_out.shape[0], weight.shape[0], n, weight.shape[1],
@@ -170,7 +170,7 @@ def conv_forward_panels(const floating[:, :, :, :, ::1] x, const floating[:, ::1
     cdef const conv_geometry* g = &geometry.g
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t c_out = out.shape[1], k = weight.shape[1], positions = out.shape[2]
-    _check_planes(g, x.shape, "x")
+    check_planes(g, x.shape, "x")
     _check_sample_arrays(n, channels, g, c_out, k,
                          positions, out.shape[0], weight.shape[0], n, k, positions, n_threads)
     cdef bint has_bias = bias is not None

@@ -295,21 +295,13 @@ cdef inline void _unfold_plane(const floating* plane, floating* cols, bint fold,
                         od = od + 1
 
 
-cdef inline int _check_planes(const conv_geometry* g, Py_ssize_t* shape, str name) except -1:
-    """ValueError unless the array's planes (D, H, W), shape[2:5], are the geometry's input."""
-    if shape[2] != g.in_d or shape[3] != g.in_h or shape[4] != g.in_w:
-        raise ValueError(f"{name} has planes of {shape[2]} x {shape[3]} x {shape[4]}; the "
-                         f"geometry's input is {g.in_d} x {g.in_h} x {g.in_w}")
-    return 0
-
-
 cdef int _check_unfold_arguments(const conv_geometry* g, Py_ssize_t* shape, Py_ssize_t cols_size,
                                  Py_ssize_t sample_stride, Py_ssize_t row_stride,
                                  Py_ssize_t n_start, Py_ssize_t n_count, Py_ssize_t row_start,
                                  Py_ssize_t row_count, int n_threads, str name) except -1:
     """The chunk lies in the array, and its columns in the buffer, one range per (sample,
     column row), none overlapping another (tasks on other threads write them)."""
-    _check_planes(g, shape, name)
+    check_planes(g, shape, name)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if n_count <= 0 or row_count <= 0:

@@ -48,7 +48,7 @@ def weight_grad_blocks(const floating[:, :, :, :, ::1] x, const floating[:, :, :
     cdef Py_ssize_t positions = grad_out.shape[2]
     cdef Py_ssize_t channels = x.shape[1]
     cdef Py_ssize_t kernel_volume = g.kernel_volume
-    _check_planes(g, x.shape, "x")
+    check_planes(g, x.shape, "x")
     cdef Py_ssize_t k = channels * kernel_volume
     cdef bint kept = cols is not None
     _check_sample_arrays(n, channels, g, c_out, k, positions,
