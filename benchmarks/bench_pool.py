@@ -8,6 +8,10 @@ medians. The ratio is ``torch_ms / pyxconv_ms``: above 1 pyxconv is faster.
 Throughput is in millions of input elements per second. Average pooling is
 timed too, for information.
 
+``PYXCONV_ISA=avx2`` in the environment times pyxconv's AVX2 row loops and
+restricts torch to its AVX2 kernels too (``ATEN_CPU_CAPABILITY``), so that an
+AVX-512 machine measures what an AVX2 machine would.
+
 Wait policy: torch and pyxconv share one OpenMP runtime here (libgomp,
 same soname), which reads its settings once. pyxconv is imported first, so
 both run with what ``import pyxconv`` sets (idle threads spin ~1.7 ms, see
@@ -18,7 +22,7 @@ jobs on the machine distort the 2-thread rows most.
 
 Usage::
 
-    python benchmarks/bench_pool.py [--repeats 7] [--threads 1 2]
+    [PYXCONV_ISA=avx2] python benchmarks/bench_pool.py [--repeats 7] [--threads 1 2]
         [--out benchmarks/results/pool.json] [--wait-policy pyxconv|passive]
 """
 import argparse
@@ -29,12 +33,15 @@ import platform
 import sys
 from pathlib import Path
 
-from _timing import WAIT_POLICY_HELP, median_time, wait_policy_from_argv, wait_settings
+from _timing import (WAIT_POLICY_HELP, median_time, restrict_torch_isa, wait_policy_from_argv,
+                     wait_settings)
 
 WAIT_POLICY = wait_policy_from_argv(sys.argv) if __name__ == "__main__" else "pyxconv"
+TORCH_ISA = restrict_torch_isa()
 import pyxconv  # noqa: E402  (first: its OpenMP settings hold for torch too)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from pyxconv._blas import available_isas, get_isa  # noqa: E402
 from pyxconv.functional import (  # noqa: E402
     avg_pool2d,
     avg_pool2d_backward,
@@ -125,8 +132,10 @@ def bench_case(op, case, threads, repeats):
             ours_times.append(median_time(ours, repeats))
             torch_times.append(median_time(theirs, repeats))
         ours_s, torch_s = min(ours_times), min(torch_times)
+        # rows timed on another instruction set than the best get tables of their own
+        shown = mode if get_isa() == available_isas()[0] else f"{mode}, {get_isa()}"
         records.append({
-            "op": op, "mode": mode, "case": "x".join(map(str, case)), "layer": case,
+            "op": op, "mode": shown, "isa": get_isa(), "case": "x".join(map(str, case)), "layer": case,
             "threads": threads, "pyxconv_ms": ours_s * 1e3, "torch_ms": torch_s * 1e3,
             "ratio": torch_s / ours_s, "pyxconv_melem_s": elements / ours_s / 1e6,
             "torch_melem_s": elements / torch_s / 1e6,
@@ -138,13 +147,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pool.json"))
+    parser.add_argument("--out", default=None,
+                        help="results file (default: benchmarks/results/pool.json, or "
+                             "pool_avx2.json under PYXCONV_ISA=avx2)")
     parser.add_argument("--wait-policy", choices=["pyxconv", "passive"], default="pyxconv",
                         help=WAIT_POLICY_HELP)
     args = parser.parse_args()
+    if args.out is None:
+        name = "pool_avx2.json" if os.environ.get("PYXCONV_ISA") == "avx2" else "pool.json"
+        args.out = str(Path(__file__).parent / "results" / name)
     results = {"machine": platform.processor() or platform.machine(),
                "torch": torch.__version__, "numpy": np.__version__,
-               "pyxconv": pyxconv.__version__,
+               "pyxconv": pyxconv.__version__, "isa": get_isa(),
+               "torch_isa": TORCH_ISA,
                "note": "shared 2-core machine, other developers compiling and testing: noisy",
                "wait_policy": WAIT_POLICY, **wait_settings(),
                # other jobs on the machine distort the 2-thread figures most
@@ -164,7 +179,7 @@ def main():
                               f"{r['pyxconv_melem_s']:7.0f} {r['torch_melem_s']:6.0f}")
             for mode in ("forward", "forward+backward"):
                 ratios = [r["ratio"] for r in results["records"] if r["threads"] == threads
-                          and r["mode"] == mode and r["op"] == "max_pool2d"]
+                          and r["mode"].split(",")[0] == mode and r["op"] == "max_pool2d"]
                 geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
                 print(f"max_pool2d geometric mean ratio, {mode}: {geo:.2f} "
                       f"(min {min(ratios):.2f})")

@@ -19,8 +19,9 @@ the AVX2 code; ``none`` leaves every product to the BLAS. Each element of an
 own-GEMM product is the same chain of fused multiply-adds on either
 instruction set, so the choice does not change a result's bits. The same
 switch picks the instance of the fold helpers (``_kernels/simd_kernels.h``:
-col2im by phases, its adds and interleaves), which give the same bits on
-every instruction set.
+col2im by phases, its adds and interleaves), of the softmax row loops and of
+the max-pool row loops (``_kernels/pool_kernels.h``), which give the same
+bits on every instruction set.
 
 ``PYXCONV_DIRECT_GEMM=0``, or :func:`allow_direct_gemm`, sends the callers
 down their NumPy path instead (chunks of ``numpy.matmul`` on Python threads),
@@ -32,7 +33,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from pyxconv._kernels import _im2col, _softmax
+from pyxconv._kernels import _im2col, _pool, _softmax
 
 _lock = threading.Lock()
 
@@ -105,8 +106,8 @@ def set_isa(isa):
     ``ValueError`` naming the ones available (:func:`available_isas`).
     Every other kernel with code per instruction set follows it: the fold
     helpers (col2im by phases; the same bits on each), the direct
-    convolution (planned per call) and the softmax and cross-entropy row
-    loops (``"none"``: the compiler's baseline).
+    convolution (planned per call), the softmax and cross-entropy row loops
+    and the max-pool row loops (``"none"``: the compiler's baseline).
     """
     if isa not in ISA_CHOICES:
         raise ValueError(f"isa must be one of {', '.join(ISA_CHOICES)}; got {isa!r}")
@@ -114,6 +115,7 @@ def set_isa(isa):
         raise ValueError(f"isa {isa!r} is not available on this CPU or build; "
                          f"available: {', '.join(available_isas())}")
     _softmax.set_isa(isa)
+    _pool.set_isa(isa)
     return _im2col.set_isa(isa)
 
 

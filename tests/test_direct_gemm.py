@@ -547,15 +547,16 @@ def test_weight_gradient_runs_sum_their_samples_in_the_kernel(samples_per_produc
 
 def test_without_pyxconv_isa_every_kernel_starts_on_the_best_instruction_set():
     # (a Cython type inference once left every AVX-512 machine on AVX2 by default)
-    code = ("from pyxconv import _blas\nfrom pyxconv._kernels import _im2col, _softmax\n"
-            "print(_blas.available_isas()[0], _im2col.get_isa(), _softmax.get_isa())")
+    code = ("from pyxconv import _blas\nfrom pyxconv._kernels import _im2col, _pool, _softmax\n"
+            "print(_blas.available_isas()[0], _im2col.get_isa(), _softmax.get_isa(), "
+            "_pool.get_isa())")
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYXCONV_ISA", "PYXCONV_AVX512")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    best, gemm, softmax = result.stdout.split()
-    assert gemm == best and softmax == best
+    best, gemm, softmax, pool = result.stdout.split()
+    assert gemm == best and softmax == best and pool == best
 
 
 @pytest.mark.parametrize("environment,expected", [

@@ -242,12 +242,40 @@ def test_max_pool2d_matches_plain_loops(n, c, h, w, kh, kw, sh, sw, dh, dw, ceil
     ((1, 2, 5, 6), 2, 2, 0, (2, 1), False),  # dilated 2x2/2: must not take the 2x2 fast path
     ((1, 2, 6, 5), 2, 2, 0, (1, 2), False),
 ])
-def test_max_pool2d_fixed_geometries_match_plain_loops(shape, k, s, p, d, ceil_mode):
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_fixed_geometries_match_plain_loops(shape, k, s, p, d, ceil_mode, dtype, isa):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     out, idx = max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)
     ref_out, ref_idx = ref_max_pool2d(x, pair(k), pair(s), pair(p), pair(d), ceil_mode)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(idx, ref_idx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, k, s, p, d", [
+    ((2, 2, 6, 75), 2, 2, 0, 1),            # the 2x2 loop: 37 columns, vector body and tail
+    ((1, 3, 7, 70), 3, 2, 1, 1),            # stride 2: de-interleaving loads
+    ((1, 2, 5, 41), 3, 1, 1, 1),            # stride 1
+    ((1, 2, 6, 80), (2, 3), (1, 3), (0, 1), (1, 2)),  # stride 3, dilated columns
+])
+def test_max_pool_row_loops_of_every_instruction_set_match_plain_loops(shape, k, s, p, d,
+                                                                       dtype, isa):
+    # rows wide enough for each instance's vector loop and its scalar tail, with ties
+    # (small integers, +0 against -0), NaN and -inf, which the selects must order as
+    # the reference scan does; the switch-free loop gives the same bits
+    from pyxconv._kernels import _pool
+    assert _pool.get_isa() == isa
+    x = np.random.default_rng(5).integers(-3, 4, size=shape).astype(dtype)
+    x.reshape(-1)[3::11] = -0.0
+    x.reshape(-1)[::29] = np.nan
+    x.reshape(-1)[7::13] = -np.inf
+    out, idx = max_pool2d(x, k, s, p, d, return_indices=True)
+    ref_out, ref_idx = ref_max_pool2d(x, pair(k), pair(s), pair(p), pair(d), False)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(idx, ref_idx)
+    assert np.array_equal(np.signbit(out), np.signbit(ref_out))
+    values = max_pool2d(x, k, s, p, d)
+    assert values.tobytes() == out.tobytes()
 
 
 @settings(deadline=None)
@@ -299,7 +327,7 @@ def test_max_pool_all_minus_inf_window_points_at_its_first_element():
 
 
 @pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
-def test_max_pool_propagates_nan_and_points_at_it(k, s, p):
+def test_max_pool_propagates_nan_and_points_at_it(k, s, p, isa):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2, 9, 9)).astype(np.float32)
     x[0, 0, 3, 4] = np.nan

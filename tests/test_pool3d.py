@@ -145,7 +145,7 @@ GEOMETRIES_3D = [
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k, s, p, d, ceil_mode", GEOMETRIES_3D)
-def test_max_pool3d_matches_plain_loops(dtype, k, s, p, d, ceil_mode):
+def test_max_pool3d_matches_plain_loops(dtype, k, s, p, d, ceil_mode, isa):
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 6, 7)).astype(dtype)
     out, idx = F.max_pool3d(x, k, s, p, d, ceil_mode, return_indices=True)
     r_out, r_idx = ref_max_pool(x, k, s, p, d, ceil_mode)

@@ -17,13 +17,15 @@ replaces it when ``v > m`` or ``v`` is NaN. Hence ties keep the first
 maximum in row-major scan order, padding (never read) acts as -inf, and a
 window holding NaN outputs NaN with its switch on the last NaN of the scan.
 
-Speed: the inner loops run across output columns with branch-free selects
-(``best = v if take else best``), so that the compiler vectorises them even
-for the baseline x86-64 target; the running maxima and winning tap numbers
-of a row live in scratch rows that each OpenMP thread mallocs at the start
-of the parallel block and frees at its end (scratch rows handed in from
-NumPy, side by side in one array, made two threads slower than one). The
-2x2, stride 2, unpadded case has its own loop. Average pooling sums in
+Speed: the max-pool row loops (``pool_kernels_template.h``) run across
+output columns with branch-free selects (bit masks, not ``?:``), which the
+compiler vectorises, scalar tails included. They are compiled once per
+instruction set and run on the one ``pyxconv._blas.set_isa``
+(``PYXCONV_ISA``) picks for every kernel. The running maxima and winning tap
+numbers of a row live in scratch rows that each OpenMP thread mallocs at the
+start of the parallel block and frees at its end (scratch rows handed in
+from NumPy, side by side in one array, made two threads slower than one).
+The 2x2, stride 2, unpadded case has its own loop. Average pooling sums in
 float64.
 
 Parallelism, and why results never depend on the thread count:
@@ -55,7 +57,6 @@ here).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -63,6 +64,7 @@ import numpy as np
 cimport numpy as cnp
 
 from pyxconv._kernels._arrays cimport array_data
+from pyxconv._kernels._isa cimport best_isa, isa_name, isa_number, pyxconv_cpu_has_isa
 
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
@@ -86,206 +88,75 @@ cdef inline Py_ssize_t _row_depth(Py_ssize_t row, Py_ssize_t out_d, Py_ssize_t o
     return 0 if out_d == 1 else row // out_h
 
 
-cdef inline Py_ssize_t _first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcept nogil:
-    """Smallest tap j >= 0 with start + j * dilation >= 0."""
-    if start >= 0:
-        return 0
-    if dilation == 1:  # the common case, without a division
-        return -start
-    return (-start + dilation - 1) // dilation
+cdef extern from "pool_kernels.h" nogil:
+    # The max-pool row loops, written once in C and compiled per instruction set
+    # (pool_kernels_template.h), as the fold helpers and softmax loops are.
+    ctypedef struct pyxconv_pool_sizes:
+        Py_ssize_t planes, in_d, in_h, in_w, out_d, out_h, out_w
+        Py_ssize_t k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w, d_d, d_h, d_w
+        int n_threads
+    ctypedef struct pyxconv_pool_taps:
+        const int64_t* tap_offset
+        const int64_t* col_lo
+        const int64_t* col_hi
+        const int* first_col_tap
+    Py_ssize_t pyxconv_pool_first_tap(Py_ssize_t start, Py_ssize_t dilation) noexcept
+    Py_ssize_t pyxconv_pool_end_tap(Py_ssize_t start, Py_ssize_t dilation, Py_ssize_t kernel,
+                                    Py_ssize_t size) noexcept
+    void pyxconv_max_pool_rows_f32(int isa, const float* x, float* out, int64_t* switches,
+                                   const pyxconv_pool_sizes* z, const pyxconv_pool_taps* taps,
+                                   float* best, int* tap, Py_ssize_t first,
+                                   Py_ssize_t end) noexcept
+    void pyxconv_max_pool_rows_f64(int isa, const double* x, double* out, int64_t* switches,
+                                   const pyxconv_pool_sizes* z, const pyxconv_pool_taps* taps,
+                                   double* best, int* tap, Py_ssize_t first,
+                                   Py_ssize_t end) noexcept
 
 
-cdef inline Py_ssize_t _end_tap(Py_ssize_t start, Py_ssize_t dilation, Py_ssize_t kernel,
-                                Py_ssize_t size) noexcept nogil:
-    """One past the largest tap j < kernel with start + j * dilation < size."""
-    cdef Py_ssize_t last = size - 1 - start
-    if last < 0:
-        return 0
-    last = last + 1 if dilation == 1 else last // dilation + 1
-    return last if last < kernel else kernel
+# the instruction set of the max-pool row loops: the best one here, until
+# pyxconv._blas.set_isa (PYXCONV_ISA) picks another for every kernel
+cdef int _isa = best_isa()
 
 
-cdef inline void _max_row_generic(const floating* plane, Py_ssize_t in_d, Py_ssize_t in_h,
-                                  Py_ssize_t in_w, floating* out, int64_t* switches,
-                                  Py_ssize_t od, Py_ssize_t oh, Py_ssize_t out_w,
-                                  Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
-                                  Py_ssize_t s_d, Py_ssize_t s_h, Py_ssize_t s_w,
-                                  Py_ssize_t p_d, Py_ssize_t p_h, Py_ssize_t p_w,
-                                  Py_ssize_t d_d, Py_ssize_t d_h, Py_ssize_t d_w,
-                                  const int64_t* tap_offset, const int64_t* col_lo,
-                                  const int64_t* col_hi, const int* first_col_tap,
-                                  floating* best, int* tap) noexcept nogil:
-    """One output row (od, oh) of a max pool with any geometry.
-
-    The taps (c, a, b) of the window (depth, row, column) are the outer
-    loops, in row-major scan order, and the output columns the inner one:
-    each column keeps its running maximum in ``best`` and the number
-    ``(c * k_h + a) * k_w + b`` of its winning tap in ``tap`` (per-thread
-    scratch of ``out_w`` entries), a loop without branches that the compiler
-    vectorises. Tap column b lies inside the input for the output columns
-    ``[col_lo[b], col_hi[b])``; depth slices and rows outside the input are
-    skipped as a whole. A column starts from its first valid tap (c0, a0,
-    ``first_col_tap[ow]``) at -inf, as PyTorch's kernel does. The window
-    origin plus ``tap_offset[tap]`` then gives the switch.
-    """
-    cdef Py_ssize_t start_d = od * s_d - p_d
-    cdef Py_ssize_t c0 = _first_tap(start_d, d_d)
-    cdef Py_ssize_t c1 = _end_tap(start_d, d_d, k_d, in_d)
-    cdef Py_ssize_t start_h = oh * s_h - p_h
-    cdef Py_ssize_t a0 = _first_tap(start_h, d_h)
-    cdef Py_ssize_t a1 = _end_tap(start_h, d_h, k_h, in_h)
-    cdef Py_ssize_t ow, a, b, c, lo, hi
-    cdef int t
-    cdef const floating* src
-    cdef floating v, cur
-    cdef bint take
-    cdef int64_t origin
-    t = <int>((c0 * k_h + a0) * k_w)
-    for ow in range(out_w):
-        best[ow] = -INFINITY
-        tap[ow] = t + first_col_tap[ow]
-    for c in range(c0, c1):
-        for a in range(a0, a1):
-            for b in range(k_w):
-                t = <int>((c * k_h + a) * k_w + b)
-                lo = col_lo[b]
-                hi = col_hi[b]
-                src = (plane + ((start_d + c * d_d) * in_h + start_h + a * d_h) * in_w
-                       - p_w + b * d_w)
-                if s_w == 1:
-                    for ow in range(lo, hi):
-                        v = src[ow]
-                        cur = best[ow]
-                        take = (v > cur) | (v != v)
-                        best[ow] = v if take else cur
-                        tap[ow] = t if take else tap[ow]
-                elif s_w == 2:
-                    for ow in range(lo, hi):
-                        v = src[2 * ow]
-                        cur = best[ow]
-                        take = (v > cur) | (v != v)
-                        best[ow] = v if take else cur
-                        tap[ow] = t if take else tap[ow]
-                else:
-                    for ow in range(lo, hi):
-                        v = src[ow * s_w]
-                        cur = best[ow]
-                        take = (v > cur) | (v != v)
-                        best[ow] = v if take else cur
-                        tap[ow] = t if take else tap[ow]
-    origin = (start_d * in_h + start_h) * in_w - p_w
-    for ow in range(out_w):
-        out[ow] = best[ow]
-    if switches != NULL:
-        for ow in range(out_w):
-            switches[ow] = origin + ow * s_w + tap_offset[tap[ow]]
+def set_isa(str isa):
+    """Run the max-pool row loops on ``isa`` (as pyxconv._blas.set_isa, which calls this); returns the old one."""
+    global _isa
+    cdef int number = isa_number(isa)
+    if not pyxconv_cpu_has_isa(number):
+        raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
+    previous = get_isa()
+    _isa = number
+    return previous
 
 
-cdef inline void _max_row_2x2(const floating* plane, Py_ssize_t in_w, floating* out,
-                              int64_t* switches, Py_ssize_t oh, Py_ssize_t out_w,
-                              int* tap) noexcept nogil:
-    """One output row of the common 2x2, stride 2, unpadded max pool (windows all inside).
-
-    The same rule and scan order as _max_row_generic, written as branch-free
-    selects on a small tap code (0..3) so that the compiler vectorises it;
-    a second loop turns the codes into switches.
-    """
-    cdef const floating* r0 = plane + 2 * oh * in_w
-    cdef const floating* r1 = r0 + in_w
-    cdef int64_t base = 2 * oh * in_w
-    cdef Py_ssize_t ow
-    cdef floating m, v
-    cdef int k, mask
-    for ow in range(out_w):
-        m = r0[2 * ow]
-        k = 0
-        v = r0[2 * ow + 1]
-        mask = -((v > m) | (v != v))
-        m = v if mask else m
-        k = (k & ~mask) | (1 & mask)
-        v = r1[2 * ow]
-        mask = -((v > m) | (v != v))
-        m = v if mask else m
-        k = (k & ~mask) | (2 & mask)
-        v = r1[2 * ow + 1]
-        mask = -((v > m) | (v != v))
-        m = v if mask else m
-        k = (k & ~mask) | (3 & mask)
-        out[ow] = m
-        tap[ow] = k
-    for ow in range(out_w):
-        switches[ow] = base + 2 * ow + (tap[ow] & 1) + (tap[ow] >> 1) * in_w
+def get_isa():
+    """The instruction set the max-pool row loops run on."""
+    return isa_name(_isa)
 
 
-cdef inline void _max_row_2x2_values(const floating* plane, Py_ssize_t in_w, floating* out,
-                                     Py_ssize_t oh, Py_ssize_t out_w) noexcept nogil:
-    """_max_row_2x2 without the switches: the same selects, in the same order, on values."""
-    cdef const floating* r0 = plane + 2 * oh * in_w
-    cdef const floating* r1 = r0 + in_w
-    cdef Py_ssize_t ow
-    cdef floating m, v
-    for ow in range(out_w):
-        m = r0[2 * ow]
-        v = r0[2 * ow + 1]
-        m = v if (v > m) | (v != v) else m
-        v = r1[2 * ow]
-        m = v if (v > m) | (v != v) else m
-        v = r1[2 * ow + 1]
-        m = v if (v > m) | (v != v) else m
-        out[ow] = m
-
-
-cdef struct _pool_sizes:
-    # one max pool's sizes and window geometry (see max_pool_forward)
-    Py_ssize_t planes, in_d, in_h, in_w, out_d, out_h, out_w
-    Py_ssize_t k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w, d_d, d_h, d_w
-    int n_threads
-
-
-cdef inline void _max_pool_task(const floating* x, floating* out, int64_t* switches,
-                                const _pool_sizes* z, const int64_t* tap_offset,
-                                const int64_t* col_lo, const int64_t* col_hi,
-                                const int* first_col_tap, floating* best, int* tap,
-                                Py_ssize_t task) noexcept nogil:
-    """Output row ``task`` (plane, output depth, output row) of the max pool of ``z``."""
-    cdef Py_ssize_t in_d = z.in_d, in_h = z.in_h, in_w = z.in_w
-    cdef Py_ssize_t out_d = z.out_d, out_h = z.out_h, out_w = z.out_w
-    cdef Py_ssize_t rows = out_d * out_h, plane = in_d * in_h * in_w
-    cdef bint keep = switches != NULL
-    cdef bint fast = (z.k_d == 1 and z.s_d == 1 and z.p_d == 0 and z.d_d == 1
-                      and z.k_h == 2 and z.k_w == 2 and z.s_h == 2 and z.s_w == 2
-                      and z.p_h == 0 and z.p_w == 0 and z.d_h == 1 and z.d_w == 1
-                      and 2 * out_h <= in_h and 2 * out_w <= in_w)
-    cdef Py_ssize_t p = task // rows
-    cdef Py_ssize_t r = task - p * rows
-    cdef Py_ssize_t od = _row_depth(r, out_d, out_h)
-    cdef Py_ssize_t oh = r - od * out_h
-    cdef Py_ssize_t i
-    cdef floating* out_row = out + task * out_w
-    cdef int64_t* switch_row = switches + task * out_w if keep else NULL
-    if fast and not keep:
-        _max_row_2x2_values(x + p * plane + od * in_h * in_w, in_w, out_row, oh, out_w)
-    elif fast:
-        _max_row_2x2(x + p * plane + od * in_h * in_w, in_w, out_row, switch_row, oh, out_w,
-                     tap)
-        if od != 0:
-            for i in range(out_w):
-                switch_row[i] += od * in_h * in_w
+cdef inline void _max_pool_rows(const floating* x, floating* out, int64_t* switches,
+                                const pyxconv_pool_sizes* z, const pyxconv_pool_taps* taps,
+                                floating* best, int* tap, Py_ssize_t first,
+                                Py_ssize_t end) noexcept nogil:
+    """Output rows [first, end) of the max pool of ``z`` (see pool_kernels_template.h)."""
+    if floating is float:
+        pyxconv_max_pool_rows_f32(_isa, x, out, switches, z, taps, best, tap, first, end)
     else:
-        _max_row_generic(x + p * plane, in_d, in_h, in_w, out_row, switch_row,
-                         od, oh, out_w, z.k_d, z.k_h, z.k_w, z.s_d, z.s_h, z.s_w,
-                         z.p_d, z.p_h, z.p_w, z.d_d, z.d_h, z.d_w,
-                         tap_offset, col_lo, col_hi, first_col_tap, best, tap)
+        pyxconv_max_pool_rows_f64(_isa, x, out, switches, z, taps, best, tap, first, end)
 
 
 cdef int _max_pool_run(const floating* x, floating* out, int64_t* switches,
-                       const _pool_sizes* z, const int64_t* tap_offset, const int64_t* col_lo,
-                       const int64_t* col_hi, const int* first_col_tap,
+                       const pyxconv_pool_sizes* z, const pyxconv_pool_taps* taps,
                        pyxconv_interrupt* stp) noexcept nogil:
-    """The max pool of ``z`` (switches NULL: values only); 1 when a scratch malloc failed."""
+    """The max pool of ``z`` (switches NULL: values only); 1 when a scratch malloc failed.
+
+    Tasks are output rows (plane, output depth, output row), handed out in
+    dynamic chunks of consecutive rows.
+    """
     cdef Py_ssize_t n_tasks = z.planes * z.out_d * z.out_h
     cdef Py_ssize_t chunk = _chunk(n_tasks, z.n_threads)
-    cdef Py_ssize_t task
+    cdef Py_ssize_t n_chunks = (n_tasks + chunk - 1) // chunk
+    cdef Py_ssize_t i, first, end
     cdef floating* best = NULL
     cdef int* tap = NULL
     cdef int failed = 0
@@ -296,11 +167,12 @@ cdef int _max_pool_run(const floating* x, floating* out, int64_t* switches,
         if best == NULL or tap == NULL:
             failed = 1
         else:
-            for task in range(n_tasks):
+            for i in range(n_chunks):
                 if pyxconv_interrupt_poll(stp):
                     break
-                _max_pool_task(x, out, switches, z, tap_offset, col_lo, col_hi,
-                               first_col_tap, best, tap, task)
+                first = i * chunk
+                end = first + chunk if first + chunk < n_tasks else n_tasks
+                _max_pool_rows(x, out, switches, z, taps, best, tap, first, end)
         free(best)
         free(tap)
         return failed
@@ -309,16 +181,32 @@ cdef int _max_pool_run(const floating* x, floating* out, int64_t* switches,
         tap = <int*>malloc(z.out_w * sizeof(int))
         if best == NULL or tap == NULL:
             failed_flag[0] = 1
-        for task in prange(n_tasks, schedule="dynamic", chunksize=chunk):
+        for i in prange(n_chunks, schedule="dynamic"):
             if pyxconv_interrupt_poll(stp):
                 continue
             if best == NULL or tap == NULL:
                 continue
-            _max_pool_task(x, out, switches, z, tap_offset, col_lo, col_hi, first_col_tap,
-                           best, tap, task)
+            first = i * chunk
+            end = first + chunk if first + chunk < n_tasks else n_tasks
+            _max_pool_rows(x, out, switches, z, taps, best, tap, first, end)
         free(best)
         free(tap)
     return failed
+
+
+cdef inline pyxconv_pool_sizes _pool_sizes(
+        Py_ssize_t planes, Py_ssize_t in_d, Py_ssize_t in_h, Py_ssize_t in_w, Py_ssize_t out_d,
+        Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t k_d, Py_ssize_t k_h, Py_ssize_t k_w,
+        Py_ssize_t s_d, Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t p_d, Py_ssize_t p_h,
+        Py_ssize_t p_w, Py_ssize_t d_d, Py_ssize_t d_h, Py_ssize_t d_w, int n_threads) noexcept:
+    """The sizes struct of one max pool, field by field."""
+    cdef pyxconv_pool_sizes z
+    z.planes, z.in_d, z.in_h, z.in_w = planes, in_d, in_h, in_w
+    z.out_d, z.out_h, z.out_w = out_d, out_h, out_w
+    z.k_d, z.k_h, z.k_w, z.s_d, z.s_h, z.s_w = k_d, k_h, k_w, s_d, s_h, s_w
+    z.p_d, z.p_h, z.p_w, z.d_d, z.d_h, z.d_w = p_d, p_h, p_w, d_d, d_h, d_w
+    z.n_threads = n_threads
+    return z
 
 
 cdef int _check_tap_tables(const int64_t[::1] tap_offset, const int64_t[::1] col_lo,
@@ -347,7 +235,7 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     ``tap_offset[(c * k_h + a) * k_w + b] = c * d_d * H * W + a * d_h * W +
     b * d_w``: where tap (c, a, b) lies from the window's origin in the flat
     plane. ``col_lo``, ``col_hi`` (k_w entries) and ``first_col_tap`` (OW
-    entries): see _max_row_generic. Tasks are (plane, output depth, output
+    entries): see pyxconv_max_row_generic in pool_kernels_template.h. Tasks are (plane, output depth, output
     row) triples. Each OpenMP thread allocates its own rows of running
     maxima and winning taps (``OW`` entries each); raises MemoryError if it
     cannot.
@@ -361,20 +249,24 @@ def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
         raise ValueError("switches must have the output's shape")
     _check_tap_tables(tap_offset, col_lo, col_hi, first_col_tap, k_d * k_h * k_w, k_w,
                       out.shape[3])
-    cdef _pool_sizes z = _pool_sizes(x.shape[0], x.shape[1], x.shape[2], x.shape[3],
-                                     out.shape[1], out.shape[2], out.shape[3],
-                                     k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w,
-                                     d_d, d_h, d_w, n_threads)
+    cdef pyxconv_pool_sizes z = _pool_sizes(x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                            out.shape[1], out.shape[2], out.shape[3],
+                                            k_d, k_h, k_w, s_d, s_h, s_w, p_d, p_h, p_w,
+                                            d_d, d_h, d_w, n_threads)
     if z.planes == 0 or z.out_d * z.out_h * z.out_w == 0:
         return
+    cdef pyxconv_pool_taps taps
+    taps.tap_offset = &tap_offset[0]
+    taps.col_lo = &col_lo[0]
+    taps.col_hi = &col_hi[0]
+    taps.first_col_tap = &first_col_tap[0]
     cdef pyxconv_interrupt st
     pyxconv_interrupt_init(&st)
     cdef int failed
     with nogil:
         failed = _max_pool_run(&x[0, 0, 0, 0], &out[0, 0, 0, 0],
                                &switches[0, 0, 0, 0] if switches is not None else NULL, &z,
-                               &tap_offset[0], &col_lo[0], &col_hi[0], &first_col_tap[0],
-                               &st)
+                               &taps, &st)
     pyxconv_interrupt_raise(&st)
     if failed:
         raise MemoryError("max_pool: no memory for the per-thread scratch rows")
@@ -391,7 +283,8 @@ cdef class MaxPoolValues:
     microseconds less per call than the function, which takes seven
     memoryviews.
     """
-    cdef _pool_sizes z
+    cdef pyxconv_pool_sizes z
+    cdef pyxconv_pool_taps taps  # points into the four tables below, which it keeps alive
     cdef int typenum
     cdef const int64_t[::1] tap_offset, col_lo, col_hi
     cdef const int[::1] first_col_tap
@@ -423,9 +316,13 @@ cdef class MaxPoolValues:
                              p_d, p_h, p_w, d_d, d_h, d_w, n_threads)
         self.tap_offset, self.col_lo, self.col_hi = tap_offset, col_lo, col_hi
         self.first_col_tap = first_col_tap
+        self.taps.tap_offset = &self.tap_offset[0]
+        self.taps.col_lo = &self.col_lo[0]
+        self.taps.col_hi = &self.col_hi[0]
+        self.taps.first_col_tap = &self.first_col_tap[0]
 
     def __call__(self, x, out):
-        cdef const _pool_sizes* z = &self.z
+        cdef const pyxconv_pool_sizes* z = &self.z
         cdef void* xd = array_data(x, "x", self.typenum, z.planes * z.in_d * z.in_h * z.in_w)
         cdef void* od = array_data(out, "out", self.typenum,
                                    z.planes * z.out_d * z.out_h * z.out_w, True)
@@ -437,12 +334,10 @@ cdef class MaxPoolValues:
         with nogil:
             if self.typenum == cnp.NPY_FLOAT32:
                 failed = _max_pool_run(<const float*>xd, <float*>od, <int64_t*>NULL, z,
-                                       &self.tap_offset[0], &self.col_lo[0], &self.col_hi[0],
-                                       &self.first_col_tap[0], &st)
+                                       &self.taps, &st)
             else:
                 failed = _max_pool_run(<const double*>xd, <double*>od, <int64_t*>NULL, z,
-                                       &self.tap_offset[0], &self.col_lo[0], &self.col_hi[0],
-                                       &self.first_col_tap[0], &st)
+                                       &self.taps, &st)
         pyxconv_interrupt_raise(&st)
         if failed:
             raise MemoryError("max_pool: no memory for the per-thread scratch rows")
@@ -699,11 +594,11 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
             od = _row_depth(r, out_d, out_h)
             oh = r - od * out_h
             start_d = od * s_d - p_d
-            c0 = _first_tap(start_d, d_d)
-            c1 = _end_tap(start_d, d_d, k_d, in_d)
+            c0 = pyxconv_pool_first_tap(start_d, d_d)
+            c1 = pyxconv_pool_end_tap(start_d, d_d, k_d, in_d)
             start_h = oh * s_h - p_h
-            a0 = _first_tap(start_h, d_h)
-            a1 = _end_tap(start_h, d_h, k_h, in_h)
+            a0 = pyxconv_pool_first_tap(start_h, d_h)
+            a1 = pyxconv_pool_end_tap(start_h, d_h, k_h, in_h)
             for w in range(in_w):
                 colsum[w] = 0
             for c in range(c0, c1):
@@ -732,8 +627,8 @@ def avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
             else:
                 for ow in range(out_w):
                     start_w = ow * s_w - p_w
-                    b0 = _first_tap(start_w, d_w)
-                    b1 = _end_tap(start_w, d_w, k_w, in_w)
+                    b0 = pyxconv_pool_first_tap(start_w, d_w)
+                    b1 = pyxconv_pool_end_tap(start_w, d_w, k_w, in_w)
                     total = 0
                     for b in range(b0, b1):
                         total = total + colsum[start_w + b * d_w]
