@@ -34,6 +34,14 @@ cdef inline int isa_number(str name) except -1:
     raise ValueError(f"unknown instruction set {name!r}; known: none, avx2, avx512, neon")
 
 
+cdef inline int available_isa_number(str name) except -1:
+    """:func:`isa_number` of ``name``; ValueError unless this CPU and build run it."""
+    cdef int number = isa_number(name)
+    if not pyxconv_cpu_has_isa(number):
+        raise ValueError(f"instruction set {name!r} is not available on this CPU or build")
+    return number
+
+
 cdef inline str isa_name(int number):
     """The name of instruction set ``number``, as :func:`isa_number` takes it."""
     if number == PYXCONV_ISA_AVX512:

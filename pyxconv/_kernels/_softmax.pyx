@@ -49,7 +49,7 @@ from libc.math cimport log
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from libc.stdint cimport int64_t
 
-from pyxconv._kernels._isa cimport best_isa, isa_name, isa_number, pyxconv_cpu_has_isa
+from pyxconv._kernels._isa cimport available_isa_number, best_isa, isa_name
 from pyxconv._kernels._interrupt cimport (
     pyxconv_interrupt, pyxconv_interrupt_init, pyxconv_interrupt_poll, pyxconv_interrupt_raise)
 
@@ -77,11 +77,8 @@ cdef int _isa = best_isa()
 def set_isa(str isa):
     """Run the row loops on ``isa`` (as pyxconv._blas.set_isa, which calls this); returns the old one."""
     global _isa
-    cdef int number = isa_number(isa)
-    if not pyxconv_cpu_has_isa(number):
-        raise ValueError(f"instruction set {isa!r} is not available on this CPU or build")
-    previous = get_isa()
-    _isa = number
+    previous = isa_name(_isa)
+    _isa = available_isa_number(isa)
     return previous
 
 

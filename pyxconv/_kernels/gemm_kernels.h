@@ -38,6 +38,15 @@
 #include <stddef.h>
 #include <string.h>
 
+/* restrict, for the loops of every header built on this one */
+#if defined(__GNUC__) || defined(__clang__)
+#define PYXCONV_RESTRICT __restrict__
+#elif defined(_MSC_VER)
+#define PYXCONV_RESTRICT __restrict
+#else
+#define PYXCONV_RESTRICT
+#endif
+
 /* Values of p per pass over C: a panel of B (DEPTH x 2W floats) then stays in
  * L1 while every tile of its columns reads it, even when B's rows lie 4 KiB
  * apart and map to the same cache sets. */

@@ -14,14 +14,6 @@
 
 #include "gemm_kernels.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define PYXCONV_RESTRICT __restrict__
-#elif defined(_MSC_VER)
-#define PYXCONV_RESTRICT __restrict
-#else
-#define PYXCONV_RESTRICT
-#endif
-
 /* One max pool's sizes and window geometry: planes of in_d x in_h x in_w pooled to
  * out_d x out_h x out_w by k_* windows at strides s_*, paddings p_*, dilations d_*. */
 typedef struct {

@@ -27,14 +27,6 @@
 #include "conv_geometry.h"
 #include "gemm_kernels.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define PYXCONV_RESTRICT __restrict__
-#elif defined(_MSC_VER)
-#define PYXCONV_RESTRICT __restrict
-#else
-#define PYXCONV_RESTRICT
-#endif
-
 #define PYXCONV_ATTR
 #define PYXCONV_T float
 #define PYXCONV_SUFFIX f32_base
