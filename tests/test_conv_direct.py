@@ -173,9 +173,21 @@ def test_the_planner_picks_the_direct_kernel_for_few_output_channels():
     assert plan(8, 8, (14, 14), 3, groups=2).inference_algorithm == "groups"
     assert plan(1, 64, (14, 14), 1, pad=1).inference_algorithm == "panels"  # K = 1
     assert plan(64, 64, (14, 14), 1).inference_algorithm == "pointwise"
-    wide = plan(64, 64, (14, 14), 3, pad=1)  # direct where the tiles hold 6 positions
+    wide = plan(64, 64, (14, 14), 5, pad=2)  # direct where the tiles hold 6 positions
     want = "direct" if _direct.tile_positions(isa, 64) >= 6 else "panels"
     assert wide.inference_algorithm == want
+    # 3x3 of stride 1 with at least WINOGRAD_MIN_CHANNELS channels in and out: Winograd,
+    # in training too (it keeps no columns)
+    assert plan(64, 64, (14, 14), 3, pad=1).inference_algorithm == "winograd"
+    assert not plan(64, 64, (14, 14), 3, pad=1).keeps_columns
+    assert plan(32, 32, (14, 14), 3, pad=1).inference_algorithm == "winograd"
+    assert plan(31, 64, (14, 14), 3, pad=1).inference_algorithm != "winograd"
+    assert plan(256, 257, (14, 14), 3, pad=1).inference_algorithm != "winograd"
+    assert plan(64, 64, (7, 7), 3, pad=1).inference_algorithm != "winograd"  # 16 tiles
+    one = conv_plan((14, 14), (3, 3), (1, 1), ((1, 1),) * 2, (1, 1), 1, 1, 64, 64,
+                    np.float32)  # 49 tiles in the batch: the weights' transform dominates
+    assert one.inference_algorithm != "winograd"
+    assert plan(64, 64, (14, 14), 3, pad=1, dtype=np.float64).inference_algorithm == "panels"
     previous = set_isa("none")
     try:
         assert plan(6, 16, (14, 14), 5).inference_algorithm == "panels"  # a plan per ISA

@@ -27,6 +27,11 @@ GEOMETRIES = [
     (2, 4, 5, (13, 16), (3, 2), (2, 1), ((2, 0), (0, 1)), (1, 2)),  # asymmetric, dilated
     (3, 2, 3, (11, 12), (2, 2), (3, 3), ((0, 0), (1, 1)), (1, 1)),  # stride > kernel
     (1, 5, 7, (9, 9), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),  # pointwise
+    # 3x3 of stride 1 (Winograd's): odd sizes (a last tile half outside), asymmetric and
+    # wide padding, none, and a batch
+    (2, 3, 5, (9, 8), (3, 3), (1, 1), ((2, 0), (0, 1)), (1, 1)),
+    (1, 2, 3, (7, 10), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    (3, 4, 2, (4, 5), (3, 3), (1, 1), ((3, 2), (1, 4)), (1, 1)),
 ]
 # (..., groups): depthwise with a channel multiplier, and two groups
 GROUPED = [
@@ -53,6 +58,9 @@ def _runnable(algorithm, geometry, dtype):
     if algorithm == "direct":
         return (dtype == np.float32 and not grouped
                 and _direct.channel_width(get_isa(), geometry[2]) > 0)
+    if algorithm == "winograd":
+        return (dtype == np.float32 and not grouped and kernel == (3, 3) and stride == (1, 1)
+                and geometry[7] == (1, 1) and get_isa() != "none")
     if algorithm in ("samples", "tiles"):
         return not grouped
     if algorithm == "groups":
@@ -130,8 +138,12 @@ def test_a_forced_algorithm_that_cannot_run_is_refused_with_the_reason():
         conv2d(x, np.ones((4, 2, 3, 3), np.float32), groups=2)
     with conv_algorithm("groups"), pytest.raises(ValueError, match="groups=1"):
         conv2d(x, np.ones((4, 4, 3, 3), np.float32))
+    with conv_algorithm("winograd"), pytest.raises(ValueError, match="3x3 kernels of stride 1"):
+        conv2d(x, np.ones((4, 4, 3, 3), np.float32), stride=2)
+    with conv_algorithm("winograd"), pytest.raises(ValueError, match="float32"):
+        conv2d(x.astype(np.float64), np.ones((4, 4, 3, 3)))
     with pytest.raises(ValueError, match="name must be one of"):
-        with conv_algorithm("winograd"):
+        with conv_algorithm("fft"):
             pass
 
 
