@@ -465,6 +465,17 @@ def _forward_winograd(x, w, bias, out, plan, relu):
                            relu=relu)
 
 
+def _input_grad_winograd(go, weight, grad_x, plan):
+    """grad_x by Winograd: grad_out correlated with the kernel flipped in both spatial
+    axes and its channel axes swapped, padded by 2 - p on each side."""
+    g = plan.g
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    u = _winograd.transform_weights(flipped, plan.winograd_threads)
+    _winograd.conv_forward(go.reshape((g.n, g.c_out) + g.out_spatial), u, None, grad_x,
+                           2 - g.pads[0][0], 2 - g.pads[1][0], plan.isa,
+                           plan.winograd_threads)
+
+
 #: Winograd's F(2x2, 3x3) runs a 3x3, stride-1 forward without columns when both the
 #: input and the output channels number at least this many: 16 products of C_out x
 #: C_in replace one of C_out x 9 C_in, and the transforms, which cost about C_in +
@@ -838,6 +849,7 @@ class ConvPlan:
                     f"and a padded sample per thread within the workspace limit")
             forced = None
         self.algorithm, self.threads = self._choose(forced)
+        self.winograd_input_grad = self._winograd_input_grad(_forced_algorithm == "winograd")
         # the forward without kept columns runs panel by panel (see forward)
         panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
         self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
@@ -873,15 +885,30 @@ class ConvPlan:
                 and 4 * self.winograd_threads * _winograd.workspace_floats(
                     g.c_in, g.c_out, *g.out_spatial) <= get_workspace_limit())
 
+    def _winograd_sizes_pay(self, c_in, c_out, out_spatial):
+        """Whether Winograd pays for n samples of ``c_in`` -> ``c_out`` channels and
+        ``out_spatial`` outputs (the forward's, or the input gradient's)."""
+        tiles = -(-out_spatial[0] // 2) * -(-out_spatial[1] // 2)
+        return (min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS
+                and c_in + c_out <= WINOGRAD_MAX_CHANNELS and tiles >= WINOGRAD_MIN_TILES
+                and self.g.n * tiles >= WINOGRAD_MIN_BATCH_TILES)
+
     def _winograd_pays(self):
         """Whether the planner picks Winograd for forwards without columns."""
         g = self.g
-        if g.nd != 2:
-            return False
-        tiles = -(-g.out_spatial[0] // 2) * -(-g.out_spatial[1] // 2)
-        return (min(g.c_in, g.c_out) >= WINOGRAD_MIN_CHANNELS
-                and g.c_in + g.c_out <= WINOGRAD_MAX_CHANNELS and tiles >= WINOGRAD_MIN_TILES
-                and g.n * tiles >= WINOGRAD_MIN_BATCH_TILES and self._winograd_runs())
+        return (g.nd == 2 and self._winograd_sizes_pay(g.c_in, g.c_out, g.out_spatial)
+                and self._winograd_runs())
+
+    def _winograd_input_grad(self, forced):
+        """Whether the backward makes the input gradient by Winograd too: the full
+        correlation of grad_out with the flipped kernel, a 3x3 stride-1 convolution
+        of C_out -> C_in channels with paddings 2 - p (so every p must be <= 2)."""
+        g = self.g
+        return (self.winograd and all(p <= 2 for pair in g.pads for p in pair)
+                and self.algorithm in ("samples", "tiles")
+                and (forced or self._winograd_sizes_pay(g.c_out, g.c_in, g.in_spatial))
+                and 4 * self.winograd_threads * _winograd.workspace_floats(
+                    g.c_out, g.c_in, *g.in_spatial) <= get_workspace_limit())
 
     def _direct_runs(self):
         """Whether the direct kernel can run this plan's forward within the workspace limit."""
@@ -1091,7 +1118,10 @@ class ConvPlan:
         grad_bias = go.sum(axis=(0, 2))
         grad_w = np.zeros(w.shape, dtype=x.dtype)
         grad_x = np.empty(x.shape, dtype=x.dtype) if needs_input_grad else None
-        if self.algorithm == "pointwise":
+        if self.winograd_input_grad and grad_x is not None:
+            grad_w[0] = weight_grad(go, x, columns, g, self.threads)
+            _input_grad_winograd(go, weight, grad_x, self)
+        elif self.algorithm == "pointwise":
             _backward_pointwise(go, x, w, grad_w, grad_x, g, self.threads)
         elif self.algorithm == "samples":
             _backward_samples(go, x, w, grad_w, grad_x, g, self.threads, columns)
