@@ -388,6 +388,29 @@ def test_the_fused_eval_sequential_gives_the_unfused_outputs(dtype):
     np.testing.assert_allclose(fused, unfused, rtol=tol, atol=tol)
 
 
+def test_the_fused_eval_sequential_on_winograd_gives_the_unfused_outputs():
+    # a 3x3 layer of 32 channels, which the planner gives to Winograd's F(2x2, 3x3):
+    # the folded BatchNorm and the ReLU go into its output transform
+    nn.manual_seed(8)
+    model = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+    rng = np.random.default_rng(9)
+    model[1].running_mean[...] = rng.standard_normal(32)
+    model[1].running_var[...] = rng.uniform(0.5, 2.0, 32)
+    model.eval()
+    x = rng.standard_normal((8, 32, 12, 12)).astype(np.float32)
+    plan = conv_plan((12, 12), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, 8, 32, 32,
+                     np.float32)
+    if get_isa() != "none":
+        assert plan.inference_algorithm == "winograd"
+    assert len(model.fused_steps()) == 1
+    fused = model(x)
+    unfused = x
+    for layer in model:
+        unfused = layer.forward(unfused)
+    assert (unfused == 0).any() and (unfused > 0).any()
+    np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_linear_relu_fused_in_eval_gives_the_same_bits(dtype):
     nn.manual_seed(6)

@@ -154,3 +154,29 @@ def test_the_planner_runs_it_in_training_and_inference_and_the_backward_is_right
     np.testing.assert_allclose(conv.bias.grad, g.sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-3)
     conv.eval()
     assert conv(x).tobytes() == trained.tobytes() == conv2d(x, w, b, padding=1).tobytes()
+
+
+@needs_own_gemm
+def test_forward_and_backward_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 48, 18, 15)).astype(np.float32)
+    w = (rng.standard_normal((40, 48, 3, 3)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    pads = ((1, 2), (0, 1))
+    plan = conv_plan((18, 15), (3, 3), (1, 1), pads, (1, 1), 1, 4, 48, 40, np.float32)
+    assert plan.inference_algorithm == "winograd" and plan.winograd_input_grad
+    out = conv2d(x, w, b, padding=pads)
+    g = np.sin(out)
+    gx, gw, gb = conv2d_backward(g, x, w, padding=pads)
+    tx = torch.from_numpy(x).requires_grad_()
+    tw = torch.from_numpy(w).requires_grad_()
+    tb = torch.from_numpy(b).requires_grad_()
+    # torch pads symmetrically only: pad the input by hand (left, right, top, bottom)
+    padded = torch.nn.functional.pad(tx, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+    tout = torch.nn.functional.conv2d(padded, tw, tb)
+    tout.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(gb, tb.grad.numpy(), rtol=1e-4, atol=1e-3)
