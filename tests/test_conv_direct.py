@@ -185,8 +185,8 @@ def test_the_planner_picks_the_direct_kernel_for_few_output_channels():
     assert plan(256, 257, (14, 14), 3, pad=1).inference_algorithm != "winograd"
     assert plan(64, 64, (7, 7), 3, pad=1).inference_algorithm != "winograd"  # 16 tiles
     one = conv_plan((14, 14), (3, 3), (1, 1), ((1, 1),) * 2, (1, 1), 1, 1, 64, 64,
-                    np.float32)  # 49 tiles in the batch: the weights' transform dominates
-    assert one.inference_algorithm != "winograd"
+                    np.float32)  # one image of 49 tiles
+    assert one.inference_algorithm == "winograd"
     assert plan(64, 64, (14, 14), 3, pad=1, dtype=np.float64).inference_algorithm == "panels"
     previous = set_isa("none")
     try:

@@ -38,27 +38,44 @@ typedef struct {
 } pyxconv_winograd_geometry;
 
 /* u[(e * c_out + o) * c_in + c] = (G g G^T)[e] for g = w[o, c] (c_out, c_in, 3, 3),
- * e = 4 * row + column of the 4x4 transformed kernel, for output channel o; the loop
- * runs across input channels, each of the 16 values a contiguous row of u */
+ * e = 4 * row + column of the 4x4 transformed kernel, for output channel o. The
+ * kernels of a block of input channels are first copied tap by tap, so that the
+ * arithmetic runs across input channels with unit strides and vectorises (read in
+ * place, nine values apart, it did not: 0.43 ms for 128 x 128 kernels). */
 static void pyxconv_winograd_weights(const float* w, float* u, ptrdiff_t c_out,
                                      ptrdiff_t c_in, ptrdiff_t o) {
+    enum { BLOCK = 64 };
+    float g[9][BLOCK];
     float* uo = u + o * c_in;
     const ptrdiff_t e_stride = c_out * c_in;
-    for (ptrdiff_t c = 0; c < c_in; c++) {
-        const float* g = w + (o * c_in + c) * 9;
-        float t[4][3];
-        for (int j = 0; j < 3; j++) {  /* G g: down each kernel column */
-            t[0][j] = g[j];
-            t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-            t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-            t[3][j] = g[6 + j];
+    for (ptrdiff_t c0 = 0; c0 < c_in; c0 += BLOCK) {
+        const ptrdiff_t n = c_in - c0 < BLOCK ? c_in - c0 : BLOCK;
+        const float* wo = w + (o * c_in + c0) * 9;
+        for (ptrdiff_t i = 0; i < n; i++)
+            for (int j = 0; j < 9; j++)
+                g[j][i] = wo[i * 9 + j];
+        float* PYXCONV_RESTRICT row[16];
+        for (int e = 0; e < 16; e++)
+            row[e] = uo + e * e_stride + c0;
+        /* row r of G g is (t0, t1, t2) = A + sign B + C of kernel rows A, B, C (halved),
+         * or kernel row 0 or 2 itself; times G^T along it, it gives u[4 r .. 4 r + 3] */
+#define PYXCONV_WINOGRAD_ROW(R, T0, T1, T2)                                               \
+        for (ptrdiff_t i = 0; i < n; i++) {                                               \
+            const float t0 = (T0), t1 = (T1), t2 = (T2);                                  \
+            row[4 * (R)][i] = t0;                                                         \
+            row[4 * (R) + 1][i] = 0.5f * (t0 + t1 + t2);                                  \
+            row[4 * (R) + 2][i] = 0.5f * (t0 - t1 + t2);                                  \
+            row[4 * (R) + 3][i] = t2;                                                     \
         }
-        for (int i = 0; i < 4; i++) {  /* (G g) G^T: along each row */
-            uo[(4 * i + 0) * e_stride + c] = t[i][0];
-            uo[(4 * i + 1) * e_stride + c] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-            uo[(4 * i + 2) * e_stride + c] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-            uo[(4 * i + 3) * e_stride + c] = t[i][2];
-        }
+        PYXCONV_WINOGRAD_ROW(0, g[0][i], g[1][i], g[2][i])
+        PYXCONV_WINOGRAD_ROW(1, 0.5f * (g[0][i] + g[3][i] + g[6][i]),
+                             0.5f * (g[1][i] + g[4][i] + g[7][i]),
+                             0.5f * (g[2][i] + g[5][i] + g[8][i]))
+        PYXCONV_WINOGRAD_ROW(2, 0.5f * (g[0][i] - g[3][i] + g[6][i]),
+                             0.5f * (g[1][i] - g[4][i] + g[7][i]),
+                             0.5f * (g[2][i] - g[5][i] + g[8][i]))
+        PYXCONV_WINOGRAD_ROW(3, g[6][i], g[7][i], g[8][i])
+#undef PYXCONV_WINOGRAD_ROW
     }
 }
 
