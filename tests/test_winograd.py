@@ -180,3 +180,53 @@ def test_forward_and_backward_match_torch():
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(gb, tb.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@needs_own_gemm
+@pytest.mark.parametrize("shape", [(1, 4, 5, (13, 21), ((2, 0), (0, 1))),
+                                   (16, 3, 2, (9, 8), ((1, 1), (1, 1)))],
+                         ids=["one-run", "several-runs"])
+def test_weight_gradient_matches_the_loops_and_keeps_its_bits(shape):
+    # the batch's tiles go in runs fixed by the shapes (more than one for the second),
+    # each summed apart and added in order: the same bits at every thread count and ISA
+    n, c_in, c_out, hw, pads = shape
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, c_in) + hw).astype(np.float32)
+    w = rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32)
+    out_hw = tuple(s + sum(p) - 2 for s, p in zip(hw, pads))
+    gy = rng.standard_normal((n, c_out) + out_hw).astype(np.float32)
+    tiles = n * -(-out_hw[0] // 2) * -(-out_hw[1] // 2)
+    runs = _winograd.weight_grad_runs(c_in, c_out, tiles)
+    assert (runs > 1) == (n == 16)
+    _, ref_backward = conv2d_by_loops(x.astype(np.float64), w.astype(np.float64),
+                                      np.zeros(c_out), (1, 1), pads, (1, 1))
+    _, ref_gw, _ = ref_backward(gy.astype(np.float64))
+    results = []
+    for isa in _own_gemm_isas():
+        for threads in (1, 2):
+            with pyxconv.num_threads(threads), conv_algorithm("winograd"):
+                plan = conv_plan(hw, (3, 3), (1, 1), pads, (1, 1), 1, n, c_in, c_out,
+                                 np.float32)
+                assert plan.winograd_weight_grad
+                _, gw, _ = plan.backward(gy, x, w, needs_input_grad=False)
+            np.testing.assert_allclose(gw, ref_gw, rtol=1e-4, atol=1e-4 * np.abs(ref_gw).max())
+            results.append(gw)
+    for other in results[1:]:
+        assert other.tobytes() == results[0].tobytes()
+
+
+@needs_own_gemm
+def test_weight_gradient_kernel_refuses_bad_arguments():
+    x = np.ones((2, 3, 6, 6), np.float32)
+    gy = np.ones((2, 4, 4, 4), np.float32)
+    du = np.empty((1, 16, 3, 4), np.float32)
+    isa = _own_gemm_isas()[0]
+    with pytest.raises(ValueError, match="do not match"):
+        _winograd.conv_weight_grad(x, gy[:1], du, 0, 0, isa, 1)
+    with pytest.raises(ValueError, match="do not match"):
+        _winograd.conv_weight_grad(x, gy, du[:, :, :2], 0, 0, isa, 1)
+    with pytest.raises(ValueError, match="own-GEMM"):
+        _winograd.conv_weight_grad(x, gy, du, 0, 0, "none", 1)
+    with pytest.raises(ValueError, match="read-only"):
+        du.setflags(write=False)
+        _winograd.conv_weight_grad(x, gy, du, 0, 0, isa, 1)

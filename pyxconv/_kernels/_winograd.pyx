@@ -14,6 +14,7 @@ again what would otherwise read or write out of bounds.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 cimport numpy as cnp
 
@@ -35,6 +36,10 @@ cdef extern from "winograd_kernels.h" nogil:
     void pyxconv_winograd_tiles(int isa, const pyxconv_winograd_geometry* g, const float* x,
                                 const float* u, const float* bias, int relu, float* out,
                                 Py_ssize_t first, Py_ssize_t count, float* scratch) noexcept
+    void pyxconv_winograd_weight_grad_tiles(int isa, const pyxconv_winograd_geometry* g,
+                                            const float* x, const float* gy, float* du,
+                                            Py_ssize_t first, Py_ssize_t count,
+                                            float* scratch, int accumulate) noexcept
 
 
 cnp.import_array()
@@ -158,6 +163,100 @@ def conv_forward(x, u, bias, out, Py_ssize_t pad_top, Py_ssize_t pad_left, str i
             count = tiles - first if tiles - first < block else block
             pyxconv_winograd_tiles(number, &g, xd + s * c_in * in_h * in_w, ud, bd, relu,
                                    od + s * c_out * out_h * out_w, first, count, v)
+        free(v)
+    pyxconv_interrupt_raise(&st)
+    if failed:
+        raise MemoryError(f"winograd: no memory for {scratch * 4} bytes of scratch per thread")
+
+
+#: the weight gradient's partial sums, one per run of tiles, take at most this many
+#: bytes together (as pyxconv.functional's WEIGHT_GRAD_PARTIAL_BYTES)
+PARTIAL_BYTES = 16 * 2**20
+
+
+def weight_grad_runs(Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t total_tiles):
+    """Runs of consecutive tiles (over the whole batch) whose weight-gradient sums are
+    made apart and added in order: up to 8, fewer where their partial sums would pass
+    :data:`PARTIAL_BYTES`, at least 64 tiles each; fixed by the shapes, never by the
+    thread count, so the bits are too."""
+    cdef Py_ssize_t most = PARTIAL_BYTES // (64 * c_in * c_out)
+    return int(max(1, min(8, most, total_tiles // 64)))
+
+
+def conv_weight_grad(x, gy, du, Py_ssize_t pad_top, Py_ssize_t pad_left, str isa,
+                     int n_threads):
+    """du (R, 16, C_in, C_out): run r's sum over its tiles of V_e @ M'_e (see
+    winograd_kernels.h), for x (N, C_in, H, W) and the output gradient gy (N, C_out,
+    OH, OW) of a 3x3 stride-1 convolution padded by ``pad_top`` and ``pad_left``
+    before the input. Run r takes the batch's tiles [r T / R, (r + 1) T / R), T =
+    N x tiles per sample, in order; the caller adds the runs in order and transforms
+    the sum back (G^T dU G). Raises MemoryError if a thread's scratch cannot be
+    allocated.
+    """
+    for name, array, ndim in (("x", x, 4), ("gy", gy, 4), ("du", du, 4)):
+        if not isinstance(array, cnp.ndarray) or array.ndim != ndim:
+            raise TypeError(f"{name} must be a {ndim}-D ndarray")
+    cdef Py_ssize_t n = x.shape[0], c_in = x.shape[1], in_h = x.shape[2], in_w = x.shape[3]
+    cdef Py_ssize_t c_out = gy.shape[1], out_h = gy.shape[2], out_w = gy.shape[3]
+    cdef Py_ssize_t runs = du.shape[0]
+    if (gy.shape[0] != n or du.shape[1] != 16 or du.shape[2] != c_in or du.shape[3] != c_out
+            or runs < 1):
+        raise ValueError(f"x {x.shape}, gy {gy.shape} and du {du.shape} do not match")
+    if min(pad_top, pad_left) < 0 or out_h < 1 or out_w < 1:
+        raise ValueError(f"paddings ({pad_top}, {pad_left}) and output {gy.shape} must be "
+                         f">= 0 and >= 1")
+    cdef int number = isa_number(isa)
+    if number == 0 or not pyxconv_cpu_has_isa(number):
+        raise ValueError(f"the Winograd kernel needs an own-GEMM instruction set; got {isa!r}")
+    cdef const float* xd = <const float*>array_data(x, "x", cnp.NPY_FLOAT32,
+                                                    n * c_in * in_h * in_w)
+    cdef const float* gd = <const float*>array_data(gy, "gy", cnp.NPY_FLOAT32,
+                                                    n * c_out * out_h * out_w)
+    cdef float* dd = <float*>array_data(du, "du", cnp.NPY_FLOAT32, runs * 16 * c_in * c_out,
+                                        True)
+    cdef pyxconv_winograd_geometry g
+    g.c_in, g.c_out, g.in_h, g.in_w, g.out_h, g.out_w = c_in, c_out, in_h, in_w, out_h, out_w
+    g.pad_top, g.pad_left = pad_top, pad_left
+    g.tiles_h, g.tiles_w = (out_h + 1) // 2, (out_w + 1) // 2
+    cdef Py_ssize_t tiles = g.tiles_h * g.tiles_w
+    cdef Py_ssize_t total = n * tiles
+    cdef Py_ssize_t block = tile_block(c_in, c_out, tiles)
+    cdef Py_ssize_t scratch = pyxconv_winograd_scratch(&g, block)
+    cdef Py_ssize_t share = 16 * c_in * c_out
+    if n == 0:
+        du[...] = 0
+        return
+    cdef pyxconv_interrupt st
+    pyxconv_interrupt_init(&st)
+    cdef pyxconv_interrupt* stp = &st
+    cdef int failed = 0
+    cdef int* failed_flag = &failed  # variables assigned in a parallel block are private
+    cdef float* v = NULL
+    cdef Py_ssize_t r, t, hi, s, first, count
+    cdef int accumulate
+    if n_threads < 1:
+        n_threads = 1
+    with nogil, parallel(num_threads=n_threads):
+        v = <float*>malloc(scratch * sizeof(float))
+        if v == NULL:
+            failed_flag[0] = 1
+        for r in prange(runs, schedule="dynamic"):
+            if v == NULL or pyxconv_interrupt_poll(stp):
+                continue
+            t = r * total // runs
+            hi = (r + 1) * total // runs
+            accumulate = 0
+            while t < hi:
+                s = t // tiles
+                first = t - s * tiles
+                count = min(block, tiles - first, hi - t)
+                pyxconv_winograd_weight_grad_tiles(
+                    number, &g, xd + s * c_in * in_h * in_w, gd + s * c_out * out_h * out_w,
+                    dd + r * share, first, count, v, accumulate)
+                accumulate = 1
+                t = t + count
+            if accumulate == 0:  # an empty run (never: runs <= total // 64)
+                memset(dd + r * share, 0, share * sizeof(float))
         free(v)
     pyxconv_interrupt_raise(&st)
     if failed:

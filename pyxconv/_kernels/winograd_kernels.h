@@ -150,4 +150,40 @@ static void pyxconv_winograd_tiles(int isa, const pyxconv_winograd_geometry* g,
         pyxconv_winograd_output_base(g, m, m_stride, bias, relu, first, count, out);
 }
 
+/* The weight gradient's share of tiles [first, first + count) of one sample: dU^T
+ * (16, c_in, c_out), value e of channels (c, o) at du[(e * c_in + c) * c_out + o],
+ * += V_e (c_in x count) @ M'_e (count x c_out), where V is the input transform of x
+ * (as the forward's) and M' that of the output gradient gy (c_out, out_h, out_w):
+ * the gradient of U = G g G^T, summed over tiles. accumulate 0 starts the sums. The
+ * caller's scratch holds pyxconv_winograd_scratch(g, count) floats. Each element of
+ * dU^T continues one chain of multiply-adds over the tiles, in the order the
+ * calls come. */
+static void pyxconv_winograd_weight_grad_tiles(int isa, const pyxconv_winograd_geometry* g,
+                                               const float* x, const float* gy, float* du,
+                                               ptrdiff_t first, ptrdiff_t count,
+                                               float* scratch, int accumulate) {
+    const ptrdiff_t v_stride = pyxconv_winograd_stride(g->c_in, count);
+    const ptrdiff_t m_stride = pyxconv_winograd_stride(g->c_out, count);
+    float* v = scratch;
+    float* m = v + 16 * v_stride;
+    float* rows = m + 16 * m_stride;
+#if defined(PYXCONV_GEMM_X86)
+    if (isa == PYXCONV_ISA_AVX512) {
+        pyxconv_winograd_input_avx512(g, x, first, count, v, v_stride, rows);
+        pyxconv_winograd_grad_output_avx512(g, gy, first, count, m, m_stride);
+    } else if (isa == PYXCONV_ISA_AVX2) {
+        pyxconv_winograd_input_avx2(g, x, first, count, v, v_stride, rows);
+        pyxconv_winograd_grad_output_avx2(g, gy, first, count, m, m_stride);
+    } else
+#endif
+    {
+        pyxconv_winograd_input_base(g, x, first, count, v, v_stride, rows);
+        pyxconv_winograd_grad_output_base(g, gy, first, count, m, m_stride);
+    }
+    for (int e = 0; e < 16; e++)
+        pyxconv_sgemm_isa(isa, g->c_in, g->c_out, count, v + e * v_stride, count, 1,
+                          m + e * m_stride, g->c_out, du + e * g->c_in * g->c_out, g->c_out,
+                          accumulate);
+}
+
 #endif  /* PYXCONV_WINOGRAD_KERNELS_H */

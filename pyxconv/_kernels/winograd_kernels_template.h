@@ -168,6 +168,39 @@ static PYXCONV_ATTR void PYXCONV_WFN(pyxconv_winograd_output)(
     }
 }
 
+/* M' for the weight gradient: A dY A^T of the 2x2 output-gradient tile dY of each
+ * tile k in [first, first + count) and output channel o, value e at
+ * m[e * stride + k * c_out + o] (tile-major: the products read it as a row-major
+ * count x c_out matrix). Outputs past the last row or column are zeros. With A^T =
+ * [1 1 1 0; 0 1 -1 -1], the rows of A dY are dY0, dY0 + dY1, dY0 - dY1, -dY1, and
+ * each row (r0, r1) times A^T gives r0, r0 + r1, r0 - r1, -r1. */
+static PYXCONV_ATTR void PYXCONV_WFN(pyxconv_winograd_grad_output)(
+        const pyxconv_winograd_geometry* g, const float* gy, ptrdiff_t first,
+        ptrdiff_t count, float* PYXCONV_RESTRICT m, ptrdiff_t stride) {
+    const ptrdiff_t out_h = g->out_h, out_w = g->out_w, plane = out_h * out_w;
+    const ptrdiff_t c_out = g->c_out;
+    for (ptrdiff_t k = 0; k < count; k++) {
+        const ptrdiff_t t = first + k, ty = t / g->tiles_w, tx = t - ty * g->tiles_w;
+        const ptrdiff_t r = 2 * ty, q = 2 * tx;
+        const int down = r + 1 < out_h, right = q + 1 < out_w;
+        const float* y0 = gy + r * out_w + q;
+        float* mk = m + k * c_out;
+        for (ptrdiff_t o = 0; o < c_out; o++) {
+            const float* yo = y0 + o * plane;
+            const float a = yo[0], b = right ? yo[1] : 0.0f;
+            const float c = down ? yo[out_w] : 0.0f, d = down && right ? yo[out_w + 1] : 0.0f;
+            /* rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d) */
+            const float z[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+            for (int i = 0; i < 4; i++) {
+                mk[(4 * i) * stride + o] = z[i][0];
+                mk[(4 * i + 1) * stride + o] = z[i][0] + z[i][1];
+                mk[(4 * i + 2) * stride + o] = z[i][0] - z[i][1];
+                mk[(4 * i + 3) * stride + o] = -z[i][1];
+            }
+        }
+    }
+}
+
 #undef PYXCONV_WFN
 #undef PYXCONV_WCAT
 #undef PYXCONV_WCAT_

@@ -476,6 +476,28 @@ def _input_grad_winograd(go, weight, grad_x, plan):
                            plan.winograd_threads)
 
 
+def _weight_grad_winograd(go, x, grad_w, plan):
+    """grad_W by Winograd: dU = sum over tiles of (A dY A^T) (.) (B^T d B), the
+    gradient of U = G g G^T, then dg = G^T dU G (the forward's transforms, transposed).
+
+    The batch's tiles go in :func:`~pyxconv._kernels._winograd.weight_grad_runs`
+    runs, fixed by the shapes; their sums are added in order."""
+    g = plan.g
+    total = g.n * -(-g.out_spatial[0] // 2) * -(-g.out_spatial[1] // 2)
+    runs = _winograd.weight_grad_runs(g.c_in, g.c_out, total)
+    du = np.empty((runs, 16, g.c_in, g.c_out), np.float32)
+    _winograd.conv_weight_grad(x, go.reshape((g.n, g.c_out) + g.out_spatial), du,
+                               g.pads[0][0], g.pads[1][0], plan.isa, plan.winograd_threads)
+    d = du[0] if runs == 1 else du.sum(axis=0)
+    d = d.reshape(4, 4, g.c_in, g.c_out)
+    # G^T (3 x 4) = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1], down the rows, then along
+    half_sum, half_diff = 0.5 * (d[1] + d[2]), 0.5 * (d[1] - d[2])
+    t = np.stack([d[0] + half_sum, half_diff, half_sum + d[3]])  # (3, 4, C_in, C_out)
+    half_sum, half_diff = 0.5 * (t[:, 1] + t[:, 2]), 0.5 * (t[:, 1] - t[:, 2])
+    dg = np.stack([t[:, 0] + half_sum, half_diff, half_sum + t[:, 3]], axis=1)
+    grad_w[0] = dg.transpose(3, 2, 0, 1).reshape(g.c_out, g.rows)
+
+
 #: Winograd's F(2x2, 3x3) runs a 3x3, stride-1 forward without columns when both the
 #: input and the output channels number at least this many: 16 products of C_out x
 #: C_in replace one of C_out x 9 C_in, and the transforms, which cost about C_in +
@@ -846,6 +868,10 @@ class ConvPlan:
             forced = None
         self.algorithm, self.threads = self._choose(forced)
         self.winograd_input_grad = self._winograd_input_grad(_forced_algorithm == "winograd")
+        self.winograd_weight_grad = (self.winograd and self.algorithm in ("samples", "tiles")
+                                     and 4 * self.winograd_threads * _winograd.workspace_floats(
+                                         g.c_in, g.c_out, *g.out_spatial)
+                                     <= get_workspace_limit())
         # the forward without kept columns runs panel by panel (see forward)
         panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
         self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
@@ -865,9 +891,9 @@ class ConvPlan:
         forward + backward; 3x3 layers of 64-128 channels within 4%), and the
         training forward then has the direct kernel's bits, as inference has.
         Nor where Winograd's F(2x2, 3x3) runs the forward (:data:`WINOGRAD_MIN_CHANNELS`):
-        it makes no columns, and unfolding them for the backward only costs what
-        the forward saved in part; training and inference forwards again agree
-        to the bit.
+        it makes no columns, and its backward makes both gradients by Winograd
+        too where every padding is at most 2 (otherwise both from the columns
+        unfolded again); training and inference forwards again agree to the bit.
         """
         return not (self.winograd or (self.direct and self.algorithm == "samples"))
 
@@ -1113,7 +1139,11 @@ class ConvPlan:
         grad_bias = go.sum(axis=(0, 2))
         grad_w = np.zeros(w.shape, dtype=x.dtype)
         grad_x = np.empty(x.shape, dtype=x.dtype) if needs_input_grad else None
-        if self.winograd_input_grad and grad_x is not None:
+        if self.winograd_weight_grad and (grad_x is None or self.winograd_input_grad):
+            _weight_grad_winograd(go, x, grad_w, self)
+            if grad_x is not None:
+                _input_grad_winograd(go, weight, grad_x, self)
+        elif self.winograd_input_grad and grad_x is not None:
             grad_w[0] = weight_grad(go, x, columns, g, self.threads)
             _input_grad_winograd(go, weight, grad_x, self)
         elif self.algorithm == "pointwise":
