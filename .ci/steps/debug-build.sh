@@ -28,6 +28,6 @@ PY
 # (test_nn: the layers call kernels themselves; test_direct_gemm: the per-sample loops)
 kernel_tests=$(ls tests/test_conv.py tests/test_conv_transpose.py tests/test_pool.py \
     tests/test_loss.py tests/test_bad_input.py tests/test_build.py tests/test_nn.py \
-    tests/test_direct_gemm.py 2>/dev/null)
+    tests/test_direct_gemm.py tests/test_winograd.py 2>/dev/null)
 python -m pytest -q -p no:cacheprovider $kernel_tests
 echo "debug-build: passed in $(( $(date +%s) - start )) s"
