@@ -21,7 +21,8 @@ SHAPES = [
     (3, 2, 5, (4, 5), ((3, 2), (1, 4))),     # padding wider than the kernel
     (1, 4, 2, (3, 3), ((0, 0), (0, 0))),     # one output
     (2, 6, 7, (13, 21), ((2, 0), (0, 1))),   # asymmetric
-    (1, 3, 2, (6, 70), ((1, 1), (1, 1))),    # a tile row longer than one chunk (64)
+    (1, 3, 2, (6, 70), ((1, 1), (1, 1))),    # 35 tiles a row
+    (1, 2, 3, (5, 300), ((1, 1), (0, 2))),   # 150 tiles a row: three chunks of the transform
 ]
 
 
