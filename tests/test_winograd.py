@@ -114,8 +114,10 @@ def test_bad_arguments_are_refused_before_the_kernel_runs():
     isa = _own_gemm_isas()[0]
     with pytest.raises(ValueError, match="own-GEMM instruction set"):
         _winograd.conv_forward(x, u, None, out, 0, 0, "none", 1)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"does not match .* \(16, 3, 2\) wanted"):
         _winograd.conv_forward(x, u[:, :2], None, out, 0, 0, isa, 1)
+    with pytest.raises(ValueError, match="x .* and out .* do not match"):
+        _winograd.conv_forward(x, u, None, out[:0], 0, 0, isa, 1)
     with pytest.raises(TypeError, match="float32"):
         _winograd.conv_forward(x.astype(np.float64), u, None, out, 0, 0, isa, 1)
     with pytest.raises(ValueError, match=">= 0"):
@@ -224,7 +226,7 @@ def test_weight_gradient_kernel_refuses_bad_arguments():
     isa = _own_gemm_isas()[0]
     with pytest.raises(ValueError, match="do not match"):
         _winograd.conv_weight_grad(x, gy[:1], du, 0, 0, isa, 1)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"does not match .* \(runs, 16, 3, 4\) wanted"):
         _winograd.conv_weight_grad(x, gy, du[:, :, :2], 0, 0, isa, 1)
     with pytest.raises(ValueError, match="own-GEMM"):
         _winograd.conv_weight_grad(x, gy, du, 0, 0, "none", 1)

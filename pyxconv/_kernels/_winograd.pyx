@@ -101,6 +101,28 @@ def transform_weights(weight, int n_threads=1):
     return u
 
 
+cdef int _prepare(object x, object y, str y_name, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                  str isa, pyxconv_winograd_geometry* g) except -1:
+    """Check x (N, C_in, H, W), y (N, C_out, OH, OW: the output or its gradient), the
+    paddings and the instruction set; fill ``g``; return the ISA number."""
+    for name, array in (("x", x), (y_name, y)):
+        if not isinstance(array, cnp.ndarray) or array.ndim != 4:
+            raise TypeError(f"{name} must be a 4-D ndarray")
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"x {x.shape} and {y_name} {y.shape} do not match")
+    if min(pad_top, pad_left) < 0 or y.shape[2] < 1 or y.shape[3] < 1:
+        raise ValueError(f"paddings ({pad_top}, {pad_left}) and output {y.shape} must be "
+                         f">= 0 and >= 1")
+    cdef int number = isa_number(isa)
+    if number == 0 or not pyxconv_cpu_has_isa(number):
+        raise ValueError(f"the Winograd kernel needs an own-GEMM instruction set; got {isa!r}")
+    g.c_in, g.in_h, g.in_w = x.shape[1], x.shape[2], x.shape[3]
+    g.c_out, g.out_h, g.out_w = y.shape[1], y.shape[2], y.shape[3]
+    g.pad_top, g.pad_left = pad_top, pad_left
+    g.tiles_h, g.tiles_w = (g.out_h + 1) // 2, (g.out_w + 1) // 2
+    return number
+
+
 def conv_forward(x, u, bias, out, Py_ssize_t pad_top, Py_ssize_t pad_left, str isa,
                  int n_threads, bint relu=False):
     """out (N, C_out, OH, OW) = the 3x3 stride-1 convolution of x (N, C_in, H, W), + bias.
@@ -111,31 +133,21 @@ def conv_forward(x, u, bias, out, Py_ssize_t pad_top, Py_ssize_t pad_left, str i
     set (not "none"). ``relu`` applies ``0 if y < 0 else y`` after the bias.
     Raises MemoryError if a thread's scratch cannot be allocated.
     """
-    for name, array, ndim in (("x", x, 4), ("u", u, 3), ("out", out, 4)):
-        if not isinstance(array, cnp.ndarray) or array.ndim != ndim:
-            raise TypeError(f"{name} must be a {ndim}-D ndarray")
-    cdef Py_ssize_t n = x.shape[0], c_in = x.shape[1], in_h = x.shape[2], in_w = x.shape[3]
-    cdef Py_ssize_t c_out = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
-    if out.shape[0] != n or u.shape[0] != 16 or u.shape[1] != c_out or u.shape[2] != c_in:
-        raise ValueError(f"x {x.shape}, u {u.shape} and out {out.shape} do not match")
-    if min(pad_top, pad_left) < 0 or out_h < 1 or out_w < 1:
-        raise ValueError(f"paddings ({pad_top}, {pad_left}) and output {out.shape} must be "
-                         f">= 0 and >= 1")
-    cdef int number = isa_number(isa)
-    if number == 0 or not pyxconv_cpu_has_isa(number):
-        raise ValueError(f"the Winograd kernel needs an own-GEMM instruction set; got {isa!r}")
+    cdef pyxconv_winograd_geometry g
+    cdef int number = _prepare(x, out, "out", pad_top, pad_left, isa, &g)
+    cdef Py_ssize_t n = x.shape[0], c_in = g.c_in, c_out = g.c_out
+    if not isinstance(u, cnp.ndarray) or u.shape != (16, c_out, c_in):
+        raise ValueError(f"u {getattr(u, 'shape', type(u).__name__)} does not match x "
+                         f"{x.shape} and out {out.shape}: (16, {c_out}, {c_in}) wanted")
     cdef const float* xd = <const float*>array_data(x, "x", cnp.NPY_FLOAT32,
-                                                    n * c_in * in_h * in_w)
+                                                    n * c_in * g.in_h * g.in_w)
     cdef const float* ud = <const float*>array_data(u, "u", cnp.NPY_FLOAT32, 16 * c_out * c_in)
     cdef float* od = <float*>array_data(out, "out", cnp.NPY_FLOAT32,
-                                        n * c_out * out_h * out_w, True)
+                                        n * c_out * g.out_h * g.out_w, True)
     cdef const float* bd = NULL
     if bias is not None:
         bd = <const float*>array_data(bias, "bias", cnp.NPY_FLOAT32, c_out)
-    cdef pyxconv_winograd_geometry g
-    g.c_in, g.c_out, g.in_h, g.in_w, g.out_h, g.out_w = c_in, c_out, in_h, in_w, out_h, out_w
-    g.pad_top, g.pad_left = pad_top, pad_left
-    g.tiles_h, g.tiles_w = (out_h + 1) // 2, (out_w + 1) // 2
+    cdef Py_ssize_t in_h = g.in_h, in_w = g.in_w, out_h = g.out_h, out_w = g.out_w
     cdef Py_ssize_t tiles = g.tiles_h * g.tiles_w
     if n_threads < 1:
         n_threads = 1
@@ -193,31 +205,21 @@ def conv_weight_grad(x, gy, du, Py_ssize_t pad_top, Py_ssize_t pad_left, str isa
     the sum back (G^T dU G). Raises MemoryError if a thread's scratch cannot be
     allocated.
     """
-    for name, array, ndim in (("x", x, 4), ("gy", gy, 4), ("du", du, 4)):
-        if not isinstance(array, cnp.ndarray) or array.ndim != ndim:
-            raise TypeError(f"{name} must be a {ndim}-D ndarray")
-    cdef Py_ssize_t n = x.shape[0], c_in = x.shape[1], in_h = x.shape[2], in_w = x.shape[3]
-    cdef Py_ssize_t c_out = gy.shape[1], out_h = gy.shape[2], out_w = gy.shape[3]
+    cdef pyxconv_winograd_geometry g
+    cdef int number = _prepare(x, gy, "gy", pad_top, pad_left, isa, &g)
+    cdef Py_ssize_t n = x.shape[0], c_in = g.c_in, c_out = g.c_out
+    if (not isinstance(du, cnp.ndarray) or du.ndim != 4 or du.shape[0] < 1
+            or du.shape[1:] != (16, c_in, c_out)):
+        raise ValueError(f"du {getattr(du, 'shape', type(du).__name__)} does not match x "
+                         f"{x.shape} and gy {gy.shape}: (runs, 16, {c_in}, {c_out}) wanted")
     cdef Py_ssize_t runs = du.shape[0]
-    if (gy.shape[0] != n or du.shape[1] != 16 or du.shape[2] != c_in or du.shape[3] != c_out
-            or runs < 1):
-        raise ValueError(f"x {x.shape}, gy {gy.shape} and du {du.shape} do not match")
-    if min(pad_top, pad_left) < 0 or out_h < 1 or out_w < 1:
-        raise ValueError(f"paddings ({pad_top}, {pad_left}) and output {gy.shape} must be "
-                         f">= 0 and >= 1")
-    cdef int number = isa_number(isa)
-    if number == 0 or not pyxconv_cpu_has_isa(number):
-        raise ValueError(f"the Winograd kernel needs an own-GEMM instruction set; got {isa!r}")
+    cdef Py_ssize_t in_h = g.in_h, in_w = g.in_w, out_h = g.out_h, out_w = g.out_w
     cdef const float* xd = <const float*>array_data(x, "x", cnp.NPY_FLOAT32,
                                                     n * c_in * in_h * in_w)
     cdef const float* gd = <const float*>array_data(gy, "gy", cnp.NPY_FLOAT32,
                                                     n * c_out * out_h * out_w)
     cdef float* dd = <float*>array_data(du, "du", cnp.NPY_FLOAT32, runs * 16 * c_in * c_out,
                                         True)
-    cdef pyxconv_winograd_geometry g
-    g.c_in, g.c_out, g.in_h, g.in_w, g.out_h, g.out_w = c_in, c_out, in_h, in_w, out_h, out_w
-    g.pad_top, g.pad_left = pad_top, pad_left
-    g.tiles_h, g.tiles_w = (out_h + 1) // 2, (out_w + 1) // 2
     cdef Py_ssize_t tiles = g.tiles_h * g.tiles_w
     cdef Py_ssize_t total = n * tiles
     cdef Py_ssize_t block = tile_block(c_in, c_out, tiles)
