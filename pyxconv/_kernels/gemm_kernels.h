@@ -266,4 +266,25 @@ static inline void pyxconv_sgemm_isa(int isa, ptrdiff_t m, ptrdiff_t n, ptrdiff_
 #endif
 }
 
+/* name_avx512(...), name_avx2(...) or name_base(...) by the ISA number: the dispatch of
+ * every kernel written once per instruction set (the baseline for an ISA this build
+ * lacks, and off x86-64) */
+#if defined(PYXCONV_GEMM_X86)
+#define PYXCONV_CALL_BY_ISA(isa, name, ...)                                              \
+    do {                                                                                 \
+        if ((isa) == PYXCONV_ISA_AVX512)                                                 \
+            name##_avx512(__VA_ARGS__);                                                  \
+        else if ((isa) == PYXCONV_ISA_AVX2)                                              \
+            name##_avx2(__VA_ARGS__);                                                    \
+        else                                                                             \
+            name##_base(__VA_ARGS__);                                                    \
+    } while (0)
+#else
+#define PYXCONV_CALL_BY_ISA(isa, name, ...)                                              \
+    do {                                                                                 \
+        (void)(isa);                                                                     \
+        name##_base(__VA_ARGS__);                                                        \
+    } while (0)
+#endif
+
 #endif  /* PYXCONV_GEMM_KERNELS_H */

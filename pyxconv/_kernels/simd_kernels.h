@@ -66,24 +66,10 @@
 #undef PYXCONV_T
 #undef PYXCONV_SUFFIX
 #undef PYXCONV_ATTR
-
-/* The instance of `isa`: AVX-512F, AVX2 or the baseline */
-#define PYXCONV_BY_ISA(isa, name, type, ...)                                             \
-    do {                                                                                 \
-        if ((isa) == PYXCONV_ISA_AVX512)                                                 \
-            name##_##type##_avx512(__VA_ARGS__);                                         \
-        else if ((isa) == PYXCONV_ISA_AVX2)                                              \
-            name##_##type##_avx2(__VA_ARGS__);                                           \
-        else                                                                             \
-            name##_##type##_base(__VA_ARGS__);                                           \
-    } while (0)
-#else
-#define PYXCONV_BY_ISA(isa, name, type, ...)                                             \
-    do {                                                                                 \
-        (void)(isa);                                                                     \
-        name##_##type##_base(__VA_ARGS__);                                               \
-    } while (0)
 #endif
+
+/* The instance of `isa` of fold helper `name` for element type `type` (f32, f64) */
+#define PYXCONV_BY_ISA(isa, name, type, ...) PYXCONV_CALL_BY_ISA(isa, name##_##type, __VA_ARGS__)
 
 static inline void pyxconv_fold_plane_f32(int isa, const float* cols, float* plane,
                                           float* buffer, int has_bias, float bias, ptrdiff_t c,

@@ -100,25 +100,6 @@ static void pyxconv_winograd_weights(const float* w, float* u, ptrdiff_t c_out,
 #undef PYXCONV_ATTR
 #endif
 
-/* The transforms' instances, by ISA number (the baseline for any other) */
-#if defined(PYXCONV_GEMM_X86)
-#define PYXCONV_WINOGRAD_BY_ISA(isa, name, ...)                                          \
-    do {                                                                                 \
-        if ((isa) == PYXCONV_ISA_AVX512)                                                 \
-            name##_avx512(__VA_ARGS__);                                                  \
-        else if ((isa) == PYXCONV_ISA_AVX2)                                              \
-            name##_avx2(__VA_ARGS__);                                                    \
-        else                                                                             \
-            name##_base(__VA_ARGS__);                                                    \
-    } while (0)
-#else
-#define PYXCONV_WINOGRAD_BY_ISA(isa, name, ...)                                          \
-    do {                                                                                 \
-        (void)(isa);                                                                     \
-        name##_base(__VA_ARGS__);                                                        \
-    } while (0)
-#endif
-
 /* Distance between the 16 matrices of V (or M) for products of `rows` rows and
  * `count` columns: rows * count, plus 16 floats where that is a multiple of 1 KiB,
  * so that the 16 streams the transforms write and read do not share cache sets
@@ -148,12 +129,12 @@ static void pyxconv_winograd_tiles(int isa, const pyxconv_winograd_geometry* g,
     float* v = scratch;
     float* m = v + 16 * v_stride;
     float* rows = m + 16 * m_stride;
-    PYXCONV_WINOGRAD_BY_ISA(isa, pyxconv_winograd_input, g, x, first, count, v, v_stride,
+    PYXCONV_CALL_BY_ISA(isa, pyxconv_winograd_input, g, x, first, count, v, v_stride,
                             rows);
     for (int e = 0; e < 16; e++)
         pyxconv_sgemm_isa(isa, g->c_out, count, g->c_in, u + e * g->c_out * g->c_in, g->c_in,
                           1, v + e * v_stride, count, m + e * m_stride, count, 0);
-    PYXCONV_WINOGRAD_BY_ISA(isa, pyxconv_winograd_output, g, m, m_stride, bias, relu, first,
+    PYXCONV_CALL_BY_ISA(isa, pyxconv_winograd_output, g, m, m_stride, bias, relu, first,
                             count, out);
 }
 
@@ -174,9 +155,9 @@ static void pyxconv_winograd_weight_grad_tiles(int isa, const pyxconv_winograd_g
     float* v = scratch;
     float* m = v + 16 * v_stride;
     float* rows = m + 16 * m_stride;
-    PYXCONV_WINOGRAD_BY_ISA(isa, pyxconv_winograd_input, g, x, first, count, v, v_stride,
+    PYXCONV_CALL_BY_ISA(isa, pyxconv_winograd_input, g, x, first, count, v, v_stride,
                             rows);
-    PYXCONV_WINOGRAD_BY_ISA(isa, pyxconv_winograd_grad_output, g, gy, first, count, m,
+    PYXCONV_CALL_BY_ISA(isa, pyxconv_winograd_grad_output, g, gy, first, count, m,
                             m_stride);
     for (int e = 0; e < 16; e++)
         pyxconv_sgemm_isa(isa, g->c_in, g->c_out, count, v + e * v_stride, count, 1,
