@@ -868,10 +868,8 @@ class ConvPlan:
             forced = None
         self.algorithm, self.threads = self._choose(forced)
         self.winograd_input_grad = self._winograd_input_grad(_forced_algorithm == "winograd")
-        self.winograd_weight_grad = (self.winograd and self.algorithm in ("samples", "tiles")
-                                     and 4 * self.winograd_threads * _winograd.workspace_floats(
-                                         g.c_in, g.c_out, *g.out_spatial)
-                                     <= get_workspace_limit())
+        # its scratch is the forward's, which _winograd_runs checked
+        self.winograd_weight_grad = self.winograd and self.algorithm in ("samples", "tiles")
         # the forward without kept columns runs panel by panel (see forward)
         panels = g.n * -(-g.out_rows // panel_rows(g, self.dtype.itemsize))
         self.panel_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
@@ -903,9 +901,13 @@ class ConvPlan:
         return (self.dtype == np.float32 and g.nd == 2 and g.groups == 1
                 and tuple(g.kernel) == (3, 3) and tuple(g.stride) == (1, 1)
                 and tuple(g.dilation) == (1, 1) and self.isa != "none" and ensure_gemm()
-                and g.positions > 0
-                and 4 * self.winograd_threads * _winograd.workspace_floats(
-                    g.c_in, g.c_out, *g.out_spatial) <= get_workspace_limit())
+                and g.positions > 0 and self._winograd_fits(g.c_in, g.c_out, g.out_spatial))
+
+    def _winograd_fits(self, c_in, c_out, out_spatial):
+        """Whether every thread's Winograd scratch for ``c_in`` -> ``c_out`` channels and
+        ``out_spatial`` outputs stays within the workspace limit."""
+        return (4 * self.winograd_threads * _winograd.workspace_floats(c_in, c_out, *out_spatial)
+                <= get_workspace_limit())
 
     def _winograd_sizes_pay(self, c_in, c_out, out_spatial):
         """Whether Winograd pays for n samples of ``c_in`` -> ``c_out`` channels and
@@ -928,8 +930,7 @@ class ConvPlan:
         return (self.winograd and all(p <= 2 for pair in g.pads for p in pair)
                 and self.algorithm in ("samples", "tiles")
                 and (forced or self._winograd_sizes_pay(g.c_out, g.c_in, g.in_spatial))
-                and 4 * self.winograd_threads * _winograd.workspace_floats(
-                    g.c_out, g.c_in, *g.in_spatial) <= get_workspace_limit())
+                and self._winograd_fits(g.c_out, g.c_in, g.in_spatial))
 
     def _direct_runs(self):
         """Whether the direct kernel can run this plan's forward within the workspace limit."""
