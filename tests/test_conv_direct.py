@@ -17,7 +17,8 @@ from pyxconv._blas import available_isas, get_isa, set_isa
 from pyxconv._kernels import _direct, _im2col
 from pyxconv._kernels._geometry import ConvGeometry
 from pyxconv.functional import conv_algorithm
-from pyxconv.functional._conv import DIRECT_MIN_ROWS_PER_CHANNEL, _Geometry, conv_plan
+from pyxconv.functional._conv import (DIRECT_MIN_ROWS_PER_CHANNEL,
+                                     DIRECT_SHORT_TILE_MAX_WEIGHT_BYTES, _Geometry, conv_plan)
 from reference import conv2d_by_loops
 
 DIRECT_ISAS = [isa for isa in available_isas() if _direct.channel_width(isa, 1)]
@@ -101,16 +102,19 @@ def test_the_direct_kernel_matches_the_loops(geometry, relu):
 
 
 @needs_direct
-def test_relu_in_the_direct_kernel_keeps_nan_and_turns_negatives_to_plus_zero():
-    x = np.zeros((1, 1, 6, 6), np.float32)
-    x[0, 0, 0, 0], x[0, 0, 5, 5] = 1.0, np.nan
+@pytest.mark.parametrize("isa", DIRECT_ISAS)
+@pytest.mark.parametrize("width", [6, 64])  # channel tiles; row tiles stored as vectors
+def test_relu_in_the_direct_kernel_keeps_nan_and_turns_negatives_to_plus_zero(isa, width):
+    x = np.zeros((1, 1, 2, width), np.float32)
+    x[0, 0, 0, 0], x[0, 0, 1, -1] = 1.0, np.nan
     w = np.zeros((3, 1, 1, 1), np.float32)
     w[:, 0, 0, 0] = (1.0, -1.0, 0.0)
-    geometry = (1, 1, (6, 6), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1))
-    out, _ = _direct_forward(x, w, np.zeros(3, np.float32), geometry, DIRECT_ISAS[0], 1,
-                             relu=True)
+    geometry = (1, 1, (2, width), (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1))
+    out, _ = _direct_forward(x, w, None, geometry, isa, 1, relu=True)
     assert out[0, 0, 0] == 1.0 and out[0, 1, 0] == 0.0 and not np.signbit(out[0, 1, 0])
     assert np.isnan(out[0, :, -1]).all()
+    want = _columns_through_own_gemm(x, w, np.zeros(3, np.float32), geometry, isa, relu=True)
+    np.testing.assert_array_equal(out, want)
 
 
 @needs_direct
@@ -160,15 +164,24 @@ def test_the_planner_picks_the_direct_kernel_for_few_output_channels():
     if not _direct.channel_width(isa, 1):
         pytest.skip(f"no direct kernel on {isa}")
 
-    def plan(c_in, c_out, hw, k, pad=0, dtype=np.float32, groups=1):
-        return conv_plan(hw, (k, k), (1, 1), ((pad, pad),) * 2, (1, 1), groups, 8, c_in,
-                         c_out, dtype)
+    def plan(c_in, c_out, hw, k, pad=0, dtype=np.float32, groups=1, stride=1, n=8):
+        return conv_plan(hw, (k, k), (stride, stride), ((pad, pad),) * 2, (1, 1), groups, n,
+                         c_in, c_out, dtype)
 
     assert plan(6, 16, (14, 14), 5).inference_algorithm == "direct"  # LeNet's second layer
     assert plan(6, 16, (14, 14), 5).algorithm == "samples"  # what training runs
-    # fewer column rows per output channel than DIRECT_MIN_ROWS_PER_CHANNEL: panels
-    assert 3 * 9 < DIRECT_MIN_ROWS_PER_CHANNEL * 32
-    assert plan(3, 32, (32, 32), 3, pad=1).inference_algorithm == "panels"
+    # stride 2, fewer column rows per output channel than DIRECT_MIN_ROWS_PER_CHANNEL
+    # times a block of at least 16 channels: panels
+    assert 3 * 9 < DIRECT_MIN_ROWS_PER_CHANNEL * 16
+    assert plan(3, 32, (32, 32), 3, pad=1, stride=2).inference_algorithm == "panels"
+    # at stride 1 the same rows get the row tiles (blocks of 6 channels): direct
+    assert _direct.channel_width(isa, 32, 1, 32, 27) == 6
+    assert plan(3, 32, (32, 32), 3, pad=1).inference_algorithm == "direct"
+    # a 7x7 stride-2 stem: its blocks' packed weights stay in the L1 cache, so direct
+    # however few positions the tile holds
+    assert 4 * 3 * 49 * _direct.channel_width(isa, 64, 2, 112, 147) \
+        <= DIRECT_SHORT_TILE_MAX_WEIGHT_BYTES
+    assert plan(3, 64, (224, 224), 7, pad=3, stride=2, n=1).inference_algorithm == "direct"
     assert plan(6, 16, (14, 14), 5, dtype=np.float64).inference_algorithm == "panels"
     assert plan(8, 8, (14, 14), 3, groups=2).inference_algorithm == "groups"
     assert plan(1, 64, (14, 14), 1, pad=1).inference_algorithm == "panels"  # K = 1

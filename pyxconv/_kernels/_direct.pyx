@@ -44,7 +44,7 @@ cdef extern from "direct_kernels.h":
         Py_ssize_t c_out
     int pyxconv_direct_variant(int isa, Py_ssize_t c_out) noexcept nogil
     int pyxconv_direct_variant_for(int isa, Py_ssize_t c_out, Py_ssize_t stride_w,
-                                   Py_ssize_t out_w) noexcept nogil
+                                   Py_ssize_t out_w, Py_ssize_t k) noexcept nogil
     Py_ssize_t pyxconv_direct_width(int variant) noexcept nogil
     Py_ssize_t pyxconv_direct_tile(int variant) noexcept nogil
     Py_ssize_t pyxconv_direct_reads_past_sample(const pyxconv_direct_geometry* g,
@@ -62,27 +62,31 @@ _ISA_NAMES = {"none": PYXCONV_ISA_NONE, "avx2": PYXCONV_ISA_AVX2,
               "avx512": PYXCONV_ISA_AVX512, "neon": PYXCONV_ISA_NEON}
 
 
-cdef int _variant(str isa, Py_ssize_t c_out, Py_ssize_t stride_w, Py_ssize_t out_w) except -1:
+cdef int _variant(str isa, Py_ssize_t c_out, Py_ssize_t stride_w, Py_ssize_t out_w,
+                  Py_ssize_t rows) except -1:
     if isa not in _ISA_NAMES:
         raise ValueError(f"unknown instruction set {isa!r}; known: {', '.join(_ISA_NAMES)}")
-    return pyxconv_direct_variant_for(_ISA_NAMES[isa], c_out, stride_w, out_w)
+    return pyxconv_direct_variant_for(_ISA_NAMES[isa], c_out, stride_w, out_w, rows)
 
 
-def channel_width(str isa, Py_ssize_t c_out, Py_ssize_t stride_w=0, Py_ssize_t out_w=0):
+def channel_width(str isa, Py_ssize_t c_out, Py_ssize_t stride_w=0, Py_ssize_t out_w=0,
+                  Py_ssize_t rows=0):
     """Output channels per block of the direct kernel for ``c_out`` channels on ``isa``.
 
     The kernel runs the output channels in blocks of this many (one, two or
-    four vectors, or 6 rows of the row-vectorised tile that few channels at
-    ``stride_w`` 1 get); 0 when there is no direct kernel on ``isa`` (the
-    instruction set is missing from this CPU or build, or is "none").
-    ``stride_w`` and ``out_w`` (0: unknown) are the output row's.
+    four vectors, or 6 rows of the row-vectorised tile that stride-1 layers
+    with few channels or few column ``rows`` get); 0 when there is no direct
+    kernel on ``isa`` (the instruction set is missing from this CPU or build,
+    or is "none"). ``stride_w`` and ``out_w`` (0: unknown) are the output
+    row's; ``rows`` (0: unknown) is K, input channels times kernel volume.
     """
-    return pyxconv_direct_width(_variant(isa, c_out, stride_w, out_w))
+    return pyxconv_direct_width(_variant(isa, c_out, stride_w, out_w, rows))
 
 
-def tile_positions(str isa, Py_ssize_t c_out, Py_ssize_t stride_w=0, Py_ssize_t out_w=0):
+def tile_positions(str isa, Py_ssize_t c_out, Py_ssize_t stride_w=0, Py_ssize_t out_w=0,
+                   Py_ssize_t rows=0):
     """Output positions per tile of the direct kernel, as for :func:`channel_width` (0: none)."""
-    return pyxconv_direct_tile(_variant(isa, c_out, stride_w, out_w))
+    return pyxconv_direct_tile(_variant(isa, c_out, stride_w, out_w, rows))
 
 
 cdef inline Py_ssize_t _extent(Py_ssize_t out, Py_ssize_t kernel, Py_ssize_t stride,
@@ -147,7 +151,7 @@ cdef struct _direct_run:
 cdef int _prepare_run(_direct_run* r, str isa, Py_ssize_t n, Py_ssize_t channels,
                       Py_ssize_t c_out, const conv_geometry* g, int n_threads) except -1:
     """Fill ``r`` for these sizes; ValueError for sizes no kernel can run."""
-    cdef int variant = _variant(isa, c_out, g.stride_w, g.out_w)
+    cdef int variant = _variant(isa, c_out, g.stride_w, g.out_w, channels * g.kernel_volume)
     r.row_kernel = pyxconv_direct_kernel(variant)
     if r.row_kernel == NULL:
         raise ValueError(f"no direct kernel for {c_out} output channels on {isa!r} here")
@@ -336,8 +340,8 @@ def workspace_bytes(Py_ssize_t n, Py_ssize_t channels, Py_ssize_t c_out, str isa
     The packed weights and one padded sample buffer per thread (at most one
     per sample), as the kernel computes them.
     """
-    if pyxconv_direct_kernel(_variant(isa, c_out, geometry.g.stride_w,
-                                      geometry.g.out_w)) == NULL:
+    if pyxconv_direct_kernel(_variant(isa, c_out, geometry.g.stride_w, geometry.g.out_w,
+                                      channels * geometry.g.kernel_volume)) == NULL:
         return 0
     cdef _direct_run r
     _prepare_run(&r, isa, n, channels, c_out, &geometry.g, n_threads)

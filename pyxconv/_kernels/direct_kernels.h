@@ -69,8 +69,9 @@ typedef struct {
  * one broadcast). Either way each output is one FMA chain over p in (c, a, b, e)
  * order. The tile is stored as ROWS rows of NVEC * W values. */
 #define PYXCONV_DIRECT_TILE(NAME, ATTR, V, VU, W, ROWS, NVEC, POSITIONS, STRIDE_ONE)       \
-static inline ATTR void NAME(const pyxconv_direct_geometry* g, const float* row,           \
-                             const float* wt, float* tile) {                                \
+static inline __attribute__((always_inline)) ATTR void NAME(                               \
+        const pyxconv_direct_geometry* g, const float* row, const float* wt, float* tile,  \
+        const ptrdiff_t k_w) {                                                              \
     V acc[ROWS][NVEC];                                                                      \
     const ptrdiff_t sw = STRIDE_ONE ? 1 : g->stride_w;                                      \
     const ptrdiff_t slice = g->hp * g->wp, plane = g->dp * slice;                           \
@@ -84,7 +85,7 @@ static inline ATTR void NAME(const pyxconv_direct_geometry* g, const float* row,
         for (a = 0; a < g->k_d; a++)                                                        \
             for (b = 0; b < g->k_h; b++) {                                                  \
                 const float* q = row + c * plane + a * g->dil_d * slice + b * g->dil_h * g->wp; \
-                for (e = 0; e < g->k_w; e++, wt += POSITIONS ? ROWS : NVEC * W) {          \
+                for (e = 0; e < k_w; e++, wt += POSITIONS ? ROWS : NVEC * W) {             \
                     const float* qe = q + e * g->dil_w;                                     \
                     V vec[NVEC];                                                            \
                     for (j = 0; j < NVEC; j++)                                              \
@@ -120,18 +121,37 @@ static ATTR void NAME(const pyxconv_direct_geometry* g, const float* xp, const f
     const ptrdiff_t first = (od * g->out_h + oh) * g->out_w;                                \
     const ptrdiff_t k = g->channels * g->k_d * g->k_h * g->k_w;                             \
     ptrdiff_t c0, c1, ow0, o, r, count;                                                     \
+    int j;                                                                                  \
     for (c0 = 0; c0 < g->c_out; c0 += BLOCK) {                                              \
         const float* wt_block = wt + c0 * k;                                                \
         c1 = g->c_out - c0 < BLOCK ? g->c_out : c0 + BLOCK;                                 \
         for (ow0 = 0; ow0 < g->out_w; ow0 += SPAN) {                                        \
             count = g->out_w - ow0 < SPAN ? g->out_w - ow0 : SPAN;                          \
-            if (POSITIONS || g->stride_w == 1)                                              \
-                NAME##_tile_1(g, xp + start + ow0, wt_block, tile);                         \
+            /* rows of 3 and 5 taps as constants, for their loops to unroll */              \
+            if ((POSITIONS || g->stride_w == 1) && g->k_w == 3)                             \
+                NAME##_tile_1(g, xp + start + ow0, wt_block, tile, 3);                      \
+            else if ((POSITIONS || g->stride_w == 1) && g->k_w == 5)                        \
+                NAME##_tile_1(g, xp + start + ow0, wt_block, tile, 5);                      \
+            else if (POSITIONS || g->stride_w == 1)                                         \
+                NAME##_tile_1(g, xp + start + ow0, wt_block, tile, g->k_w);                 \
             else                                                                            \
-                NAME##_tile_s(g, xp + start + ow0 * g->stride_w, wt_block, tile);           \
+                NAME##_tile_s(g, xp + start + ow0 * g->stride_w, wt_block, tile, g->k_w);   \
             for (o = c0; o < c1; o++) {                                                     \
                 float* dst = out + o * g->positions + first + ow0;                          \
                 float bias_o = bias ? bias[o] : 0.0f;                                       \
+                if (POSITIONS && count == SPAN) {  /* whole vectors, as below */            \
+                    for (j = 0; j < NVEC; j++) {                                            \
+                        V value = *(const V*)(tile + (o - c0) * SPAN + j * W);              \
+                        if (bias)                                                           \
+                            value = value + bias_o;                                         \
+                        if (relu) {  /* zero where value < 0: NaN and -0.0 stay */          \
+                            __typeof__(value < value) below = value < (V){0};               \
+                            value = (V)((__typeof__(below))value & ~below);                 \
+                        }                                                                   \
+                        *(VU*)(dst + j * W) = value;                                        \
+                    }                                                                       \
+                    continue;                                                               \
+                }                                                                           \
                 for (r = 0; r < count; r++) {                                               \
                     float value = POSITIONS ? tile[(o - c0) * SPAN + r]                     \
                                             : tile[r * BLOCK + o - c0];                     \
@@ -217,14 +237,20 @@ static inline ptrdiff_t pyxconv_direct_tile(int variant) {
     }
 }
 
-/* The variant for a convolution: the row-vectorised one for at most 8 output channels
- * at stride 1 with rows of at least half its tile (6 channels fill its rows; 8 fill
- * 8 of 12, as the 8-lane channel tile fills 6 of 8 with LeNet's 6), else the above. */
+/* The variant for a convolution of k column rows (C_in x kernel volume; 0: unknown):
+ * the row-vectorised one at stride 1 with rows of at least half its tile, for at most 8
+ * output channels (6 channels fill its rows; 8 fill 8 of 12, as the 8-lane channel
+ * tile fills 6 of 8 with LeNet's 6), or for any number when k is below twice the
+ * channel tile's width: the channel tile's results are transposed into the output
+ * one value at a time, about width / k of its multiply-adds, where the row tile
+ * stores whole vectors. Else the above. */
 static inline int pyxconv_direct_variant_for(int isa, ptrdiff_t c_out, ptrdiff_t stride_w,
-                                             ptrdiff_t out_w) {
+                                             ptrdiff_t out_w, ptrdiff_t k) {
     int by_channels = pyxconv_direct_variant(isa, c_out);
     int by_rows = PYXCONV_DIRECT_NONE;
-    if (by_channels == PYXCONV_DIRECT_NONE || stride_w != 1 || c_out > 8)
+    if (by_channels == PYXCONV_DIRECT_NONE || stride_w != 1)
+        return by_channels;
+    if (c_out > 8 && !(k > 0 && k < 2 * pyxconv_direct_width(by_channels)))
         return by_channels;
 #if defined(PYXCONV_GEMM_X86)
     by_rows = isa == PYXCONV_ISA_AVX512 ? PYXCONV_DIRECT_AVX512_ROW : PYXCONV_DIRECT_AVX2_ROW;

@@ -537,6 +537,14 @@ DIRECT_MIN_ROWS_PER_CHANNEL = 2
 #: reached 81. AVX-512's 6-position tile for 64 channels ran at 94 (panels 78).
 DIRECT_MIN_TILE_POSITIONS = 6
 
+#: ... unless one block's packed weights (K x block floats) take at most this many
+#: bytes: then they stay in the first-level cache however few positions a tile
+#: reuses them for. LeNet-style stems and 7x7 stride-2 layers on few input channels
+#: qualify; (1, 3, 224, 224) -> 64 7x7 stride 2 (18 KiB a block) ran 10-35% faster
+#: than AVX2's panels, while 1 x 512 x 7 x 7 -> 512 3x3 (576 KiB a block) took
+#: twice the panels' time and a 64 -> 128 3x3 stride-2 layer (72 KiB) 12% more.
+DIRECT_SHORT_TILE_MAX_WEIGHT_BYTES = 32 * 1024
+
 
 def _forward_tiles(x, w, bias, out, g, threads):
     """Few samples on many threads: im2col of every plane, then the GEMM by position tiles."""
@@ -829,7 +837,8 @@ class ConvPlan:
     A forward that keeps no columns (inference) runs ``"direct"`` instead
     (float32, one group, not pointwise) when the column rows are at least
     :data:`DIRECT_MIN_ROWS_PER_CHANNEL` times the kernel's block of output
-    channels and its tiles hold :data:`DIRECT_MIN_TILE_POSITIONS` positions,
+    channels and its tiles hold :data:`DIRECT_MIN_TILE_POSITIONS` positions
+    (or a block's weights fit in :data:`DIRECT_SHORT_TILE_MAX_WEIGHT_BYTES`),
     and ``"winograd"`` (Winograd's F(2x2, 3x3), in training too) for 3x3
     stride-1 layers within :data:`WINOGRAD_MIN_CHANNELS`,
     :data:`WINOGRAD_MAX_CHANNELS` and :data:`WINOGRAD_MIN_TILES`:
@@ -842,8 +851,8 @@ class ConvPlan:
         self.direct_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions),
                                          g.n * g.out_rows))
         # the direct kernel's block of output channels and tile of positions (0: none)
-        self._direct_width = _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w)
-        self._direct_tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w)
+        self._direct_width = _direct.channel_width(self.isa, g.c_out, g.s3[2], g.out_w, g.rows)
+        self._direct_tile = _direct.tile_positions(self.isa, g.c_out, g.s3[2], g.out_w, g.rows)
         forced = _forced_algorithm
         self.winograd_threads = max(1, min(threads, threads_for(g.n * g.rows * g.positions)))
         self.winograd = forced == "winograd" or (forced is None and self._winograd_pays())
@@ -945,8 +954,10 @@ class ConvPlan:
         """Whether the planner picks the direct kernel for forwards without columns."""
         g = self.g
         block = min(g.c_out, self._direct_width)
+        weights_cached = 4 * g.rows * self._direct_width <= DIRECT_SHORT_TILE_MAX_WEIGHT_BYTES
         return (not g.is_pointwise and g.rows >= DIRECT_MIN_ROWS_PER_CHANNEL * block
-                and self._direct_tile >= DIRECT_MIN_TILE_POSITIONS and self._direct_runs())
+                and (self._direct_tile >= DIRECT_MIN_TILE_POSITIONS or weights_cached)
+                and self._direct_runs())
 
     @property
     def inference_algorithm(self):
