@@ -98,6 +98,23 @@ def test_tile_blocks_split_one_image_without_changing_the_bits():
     np.testing.assert_allclose(one, im2col, rtol=1e-4, atol=1e-4)
 
 
+@needs_own_gemm
+def test_one_image_splits_into_a_whole_number_of_rounds_over_the_threads():
+    # 64 -> 64 channels, 56 x 56 (784 tiles): 7 runs fill the scratch; on 2 threads
+    # that would be 4 runs against 3, so it takes 8, with the same bits as one run
+    assert -(-784 // _winograd.tile_block(64, 64, 784, 1, 1)) == 7
+    block = _winograd.tile_block(64, 64, 784, 1, 2)
+    assert -(-784 // block) % 2 == 0
+    assert 16 * 128 * block <= _winograd.SCRATCH_FLOATS
+    assert -(-784 // _winograd.tile_block(64, 64, 784, 16, 2)) == 7  # enough tasks already
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) * 0.1).astype(np.float32)
+    isa = _own_gemm_isas()[0]
+    one, two = (_run(x, w, None, ((1, 1), (1, 1)), t, isa) for t in (1, 2))
+    assert one.tobytes() == two.tobytes()
+
+
 def test_tile_blocks_hold_the_scratch_near_its_target():
     for c_in, c_out, tiles in ((64, 64, 784), (128, 128, 64), (256, 256, 49), (3, 5, 7)):
         block = _winograd.tile_block(c_in, c_out, tiles)

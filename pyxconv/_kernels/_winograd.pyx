@@ -53,9 +53,11 @@ def tile_block(Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t tiles, Py_ssize_t n
     """Tiles per task: runs that keep a thread's scratch near :data:`SCRATCH_FLOATS`
     (and of at least 32 tiles, two of the AVX-512 GEMM's panels of columns, where a
     sample has them), evened out over each sample's tiles, and split further so that
-    ``n`` samples give every one of ``n_threads`` threads a task. The block does not
-    change a result's bits: each output tile is its own column of the 16 products and
-    its own transforms."""
+    ``n`` samples give every one of ``n_threads`` threads a task; with fewer than 8
+    tasks per thread, split until the tasks are a multiple of the threads (one image's
+    7 runs on 2 threads would run 4 against 3). The block does not change a result's
+    bits: each output tile is its own column of the 16 products and its own
+    transforms."""
     cdef Py_ssize_t most = SCRATCH_FLOATS // (16 * (c_in + c_out)) // 32 * 32
     if most < 32:
         most = 32
@@ -63,6 +65,9 @@ def tile_block(Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t tiles, Py_ssize_t n
     cdef Py_ssize_t wanted = (n_threads + n - 1) // n if n > 0 else 1
     if runs < wanted:
         runs = max(runs, min(wanted, tiles // 32))
+    if n > 0 and n * runs < 8 * n_threads:
+        while (n * runs) % n_threads and runs < tiles // 32:
+            runs += 1
     return max(1, (tiles + runs - 1) // runs)
 
 
